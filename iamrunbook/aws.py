@@ -1,0 +1,86 @@
+"""The boto3 edge: sessions, clients, pagination and error classification.
+
+Every function that talks to AWS takes a client as its first argument, so notebooks, tests and the
+embedded demo pass in whatever session they built. Credentials never travel through here as values:
+they come from a profile or the environment (boto3's default chain).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+T = TypeVar("T")
+
+#: botocore's standard retry mode retries throttling and transient 5xx with backoff.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+def make_session(aws_profile: str | None = None, aws_region: str = "us-east-1") -> boto3.Session:
+    """A session from the default credential chain, or from a named profile."""
+    return boto3.Session(profile_name=aws_profile, region_name=aws_region)
+
+
+def client(session: boto3.Session, service: str):
+    """A client with standard retries; honours AWS_ENDPOINT_URL* from the environment."""
+    return session.client(service, config=CLIENT_CONFIG)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code on the wire ('NoSuchEntity', 'Throttling', ...), or '' for other errors."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "")
+    return ""
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return error_code(exc) == "NoSuchEntity"
+
+
+def paginate(iam, operation: str, key: str, **kwargs: Any) -> list[dict]:
+    """All items of a paginated list operation."""
+    paginator = iam.get_paginator(operation)
+    items: list[dict] = []
+    for page in paginator.paginate(**kwargs):
+        items.extend(page.get(key, []))
+    return items
+
+
+def retry_not_found(call: Callable[[], T], attempts: int = 5, delay: float = 0.5) -> T:
+    """Run `call`, retrying briefly on NoSuchEntity: IAM is eventually consistent after a create."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ClientError as exc:
+            if not is_not_found(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(delay * (2**attempt))
+    raise AssertionError("unreachable")
+
+
+def ignore_not_found(call: Callable[[], T]) -> T | None:
+    """Run `call`; a NoSuchEntity means the thing is already gone, which is what we wanted."""
+    try:
+        return call()
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def caller_identity(session: boto3.Session) -> dict:
+    """STS GetCallerIdentity: Arn and Account of whoever runs the runbook."""
+    ident = client(session, "sts").get_caller_identity()
+    return {"Arn": ident["Arn"], "Account": ident["Account"], "UserId": ident.get("UserId", "")}
+
+
+def mask_key_id(key_id: str) -> str:
+    """Access key ids are shown as first 4 and last 4 characters only."""
+    if not key_id or len(key_id) <= 8:
+        return "****"
+    return f"{key_id[:4]}{'*' * (len(key_id) - 8)}{key_id[-4:]}"
