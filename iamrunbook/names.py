@@ -41,9 +41,7 @@ def policy_document(account_id: str, role_name: str) -> dict:
     """The one statement an Assume*Policy holds: sts:AssumeRole on one role, nothing else."""
     return {
         "Version": POLICY_VERSION,
-        "Statement": [
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn(account_id, role_name)}
-        ],
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn(account_id, role_name)}],
     }
 
 

@@ -56,9 +56,7 @@ class Spec:
 
     def to_mapping(self) -> dict[str, dict[str, Any]]:
         """The `iam_users` mapping, as it would be written back to a file."""
-        return {
-            u.name: {"description": u.description, "roles": list(u.roles)} for u in self.users.values()
-        }
+        return {u.name: {"description": u.description, "roles": list(u.roles)} for u in self.users.values()}
 
 
 # --- reading files -------------------------------------------------------------------------------
@@ -156,9 +154,7 @@ def tag_value_problem(value: str) -> str | None:
     """Why AWS would refuse `value` as a tag value, or None. Pattern [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*."""
     if len(value) > MAX_DESCRIPTION:
         return f"is {len(value)} characters long; at most {MAX_DESCRIPTION} allowed"
-    bad = sorted(
-        {c for c in value if c not in _TAG_VALUE_EXTRA and unicodedata.category(c)[0] not in "LZN"}
-    )
+    bad = sorted({c for c in value if c not in _TAG_VALUE_EXTRA and unicodedata.category(c)[0] not in "LZN"})
     if bad:
         shown = " ".join(repr(c) for c in bad)
         return f"contains {shown}; allowed: letters, digits, spaces and _ . : / = + - @"
@@ -169,9 +165,7 @@ def iam_name_problem(name: Any, kind: str = "user name") -> str | None:
     if not isinstance(name, str):
         return f"{kind} must be a string, got {type(name).__name__}"
     if not 1 <= len(name) <= 64 or not _IAM_NAME.fullmatch(name):
-        return (
-            f"invalid {kind} {name!r}; allowed: 1-64 characters of letters, digits and + = , . @ _ -"
-        )
+        return f"invalid {kind} {name!r}; allowed: 1-64 characters of letters, digits and + = , . @ _ -"
     return None
 
 
@@ -188,8 +182,7 @@ def validate_roles(roles: Any) -> list[str]:
     for key, name in roles.items():
         if not isinstance(key, str) or not _ROLE_KEY.fullmatch(key):
             problems.append(
-                f"roles: invalid role key {key!r}; allowed: lower-case letters, digits and _, "
-                "starting with a letter"
+                f"roles: invalid role key {key!r}; allowed: lower-case letters, digits and _, starting with a letter"
             )
         problem = iam_name_problem(name, "role name")
         if problem:
@@ -201,10 +194,7 @@ def validate_roles(roles: Any) -> list[str]:
 
 def validate_users(iam_users: Any, roles: Mapping[str, str]) -> list[str]:
     if not isinstance(iam_users, Mapping):
-        return [
-            f"iam_users: must be a mapping of username -> {{description, roles}}, "
-            f"got {type(iam_users).__name__}"
-        ]
+        return [f"iam_users: must be a mapping of username -> {{description, roles}}, got {type(iam_users).__name__}"]
     valid = sorted(roles)
     valid_text = ", ".join(valid)
     problems = []
@@ -243,9 +233,7 @@ def validate_users(iam_users: Any, roles: Mapping[str, str]) -> list[str]:
             if not isinstance(key, str):
                 problems.append(f"{name}: role {key!r} must be a string; valid roles: {valid_text}")
             elif key not in roles:
-                problems.append(
-                    f"{name}: unknown role {key!r}{_suggest(key, valid)}; valid roles: {valid_text}"
-                )
+                problems.append(f"{name}: unknown role {key!r}{_suggest(key, valid)}; valid roles: {valid_text}")
         dups = sorted({k for k in user_roles if isinstance(k, str) and list(user_roles).count(k) > 1})
         if dups:
             problems.append(f"{name}: role(s) listed twice: {', '.join(dups)}")
@@ -260,9 +248,7 @@ def load_spec(
 ) -> Spec:
     """Build a validated Spec from exactly one of `iam_users` or `iam_users_file`."""
     if iam_users is not None and iam_users_file:
-        raise SpecError(
-            "give either iam_users or iam_users_file, not both: one source of truth for the spec"
-        )
+        raise SpecError("give either iam_users or iam_users_file, not both: one source of truth for the spec")
     source = None
     if iam_users_file:
         iam_users, source = read_users_file(iam_users_file, base_dir)
