@@ -22,6 +22,9 @@ from .inventory import Inventory, read_inventory
 from .params import from_namespace, validate_params
 from .spec import Spec, load_spec
 
+READ_ACTIONS = ("sts:GetCallerIdentity",)
+WRITE_ACTIONS: tuple[str, ...] = ()
+
 RUN_DIR_ENV = "IAMRUNBOOK_RUN_DIR"
 HEADLESS_ENV = "IAMRUNBOOK_HEADLESS"
 START_DIR_ENV = "IAMRUNBOOK_START_DIR"
