@@ -6,6 +6,7 @@ names and types are checked here, by the runner before any kernel starts and aga
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ def validate_params(params: Mapping[str, Any]) -> dict[str, Any]:
     problems = check_params(params)
     if problems:
         raise SpecError(problems)
-    merged = {name: default for name, (default, _, _) in PARAMETERS.items()}
+    # Deep copies: a run that edits its `roles` must not change the default for the next run.
+    merged = {name: copy.deepcopy(default) for name, (default, _, _) in PARAMETERS.items()}
     merged.update(params)
     return merged
 

@@ -63,19 +63,28 @@ class Spec:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML keeps the last of duplicate keys silently; a spec must not."""
+    """YAML keeps the last of duplicate keys silently; a spec must not. Every duplicate is recorded."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.duplicates: list[str] = []
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise SpecError(
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: SafeLoader reports it below
+            continue
+        if first is not None:
+            loader.duplicates.append(
                 f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
-                f"(first at line {seen[key] + 1}): each user and setting may appear once"
+                f"(first at line {first + 1}): each user and setting may appear once"
             )
-        seen[key] = key_node.start_mark.line
+        else:
+            seen[key] = key_node.start_mark.line
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
@@ -83,13 +92,17 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def load_yaml(text: str, source: str = "<yaml>") -> Any:
-    """Parse YAML, refusing duplicate keys, with errors that name the file and line."""
+    """Parse YAML, refusing duplicate keys (all of them reported), with errors that name the file and line."""
+    loader = _StrictLoader(text)
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
-    except SpecError as exc:
-        raise SpecError(f"{source}: {exc}") from None
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: malformed YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise SpecError([f"{source}: {d}" for d in loader.duplicates])
+    return data
 
 
 def _hcl_key(node: Tree) -> str:
@@ -169,6 +182,11 @@ def iam_name_problem(name: Any, kind: str = "user name") -> str | None:
     return None
 
 
+def _shown(value: str, limit: int = 60) -> str:
+    """A value quoted for a message, shortened so a 300-character description stays one readable line."""
+    return repr(value) if len(value) <= limit else repr(value[: limit - 3] + "...")
+
+
 def _suggest(value: str, allowed: list[str]) -> str:
     normal = value.strip().lower().replace("-", "_").replace(" ", "_")
     match = difflib.get_close_matches(normal, allowed, n=1, cutoff=0.6)
@@ -215,13 +233,15 @@ def validate_users(iam_users: Any, roles: Mapping[str, str]) -> list[str]:
             continue
         for extra in sorted(set(entry) - set(USER_FIELDS), key=str):
             problems.append(f"{name}: unknown field {extra!r}; allowed: {', '.join(USER_FIELDS)}")
-        description = entry.get("description", "")
+        description = entry.get("description")
+        if description is None:  # absent, or `description:` left empty in YAML: no description
+            description = ""
         if not isinstance(description, str):
             problems.append(f"{name}: description must be a string, got {type(description).__name__}")
         else:
             problem = tag_value_problem(description)
             if problem:
-                problems.append(f"{name}: description {description!r} {problem}")
+                problems.append(f"{name}: description {_shown(description)} {problem}")
         user_roles = entry.get("roles", [])
         if not isinstance(user_roles, (list, tuple)):
             problems.append(
