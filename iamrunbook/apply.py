@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws import error_code, ignore_not_found, retry_not_found
 from .errors import AwsActionError, SafetyError
@@ -55,15 +55,30 @@ class ApplyError(AwsActionError):
 
     def __init__(self, change: Change, cause: Exception, result: ApplyResult):
         super().__init__(f"{change.kind} {change.address}", cause)
+        self.change = change
         self.result = result
 
     def __str__(self) -> str:
         r = self.result
-        return (
-            f"{self.step} failed: {self.cause}\n"
-            f"{len(r.done)} change(s) done, {len(r.not_done) + 1} not done. "
-            "Fix the cause and run again: every change is idempotent, the rerun converges."
-        )
+        lines = [
+            f"{self.step} failed: {self.cause}",
+            f"{len(r.done)} change(s) done, {len(r.not_done) + 1} not done "
+            f"(the failed one and {len(r.not_done)} after it).",
+        ]
+        lines += _listed("done", r.done)
+        lines += _listed("not done", [self.change, *r.not_done])
+        lines.append("Fix the cause and run again: every change is idempotent, the rerun converges.")
+        return "\n".join(lines)
+
+
+def _listed(label: str, changes: list[Change], limit: int = 20) -> list[str]:
+    """The addresses of `changes`, one per line, so the operator sees exactly where the run stopped."""
+    if not changes:
+        return []
+    shown = [f"  {c.symbol:>2} {c.address}" for c in changes[:limit]]
+    if len(changes) > limit:
+        shown.append(f"  ... and {len(changes) - limit} more")
+    return [f"{label}:", *shown]
 
 
 def check_safety(plan: Plan, max_deletions: int) -> None:
@@ -169,7 +184,8 @@ def apply_plan(iam, plan: Plan, *, max_deletions: int = 3, progress: bool = Fals
     for i, change in enumerate(steps):
         try:
             HANDLERS[change.kind](iam, change)
-        except ClientError as exc:
+        # AwsActionError: a user deletion stopped part-way (offboard names its own step).
+        except (ClientError, BotoCoreError, AwsActionError) as exc:
             result.failed, result.error = change, str(exc)
             result.not_done = changes[i + 1 :]
             logger.error("apply stopped at %s: %s", change.address, exc)

@@ -119,6 +119,7 @@ class Plan:
             {
                 "account_id": self.account_id,
                 "caller_arn": self.caller_arn,
+                "roles": dict(self.roles),
                 "summary": self.summary(),
                 "changes": [c.as_dict() for c in self.changes],
             },
@@ -133,7 +134,7 @@ class Plan:
             raw = dict(raw)
             raw["tags"] = tuple(raw.get("tags", {}).items())
             changes.append(Change(**raw))
-        return cls(tuple(changes), data["account_id"], data["caller_arn"])
+        return cls(tuple(changes), data["account_id"], data["caller_arn"], dict(data.get("roles", {})))
 
 
 def _canonical(doc: dict) -> str:
@@ -142,6 +143,13 @@ def _canonical(doc: dict) -> str:
     statements = doc.get("Statement", [])
     doc["Statement"] = [statements] if isinstance(statements, dict) else statements
     return json.dumps(doc, sort_keys=True)
+
+
+def _version_age(version: dict) -> tuple:
+    """Sort key, oldest first: CreateDate, then the version number (v2 before v10; ids only grow)."""
+    number = version["VersionId"].lstrip("v")
+    created = version.get("CreateDate")
+    return (created is None, created, int(number) if number.isdigit() else 0, version["VersionId"])
 
 
 def check_roles_exist(spec: Spec, inventory: Inventory) -> None:
@@ -180,10 +188,7 @@ def _policy_changes(spec: Spec, inv: Inventory) -> tuple[list[Change], dict[str,
         if _canonical(default_document(existing)) != _canonical(wanted):
             versions = existing.get("PolicyVersionList", [])
             if len(versions) >= MAX_POLICY_VERSIONS:
-                oldest = min(
-                    (v for v in versions if not v.get("IsDefaultVersion")),
-                    key=lambda v: (v.get("CreateDate") is None, v.get("CreateDate"), v["VersionId"]),
-                )
+                oldest = min((v for v in versions if not v.get("IsDefaultVersion")), key=_version_age)
                 changes.append(
                     Change(
                         "prune_policy_version",
