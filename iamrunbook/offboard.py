@@ -777,6 +777,7 @@ def recent_events(
         status = f"CloudTrail not available from this endpoint: {_short_reason(exc)}"
         logger.warning(status)
         return status, pd.DataFrame(columns=_EVENT_COLUMNS)
-    status = f"{len(rows)} write events by {user_name} in the last {days} days ({scanned} events scanned"
+    period = f"{days} day" if days == 1 else f"{days} days"
+    status = f"{len(rows)} write events by {user_name} in the last {period} ({scanned} events scanned"
     status += ", older events not read)" if stopped else ")"
     return status, pd.DataFrame(rows, columns=_EVENT_COLUMNS)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
@@ -407,11 +410,31 @@ def test_check_offboard_allows_another_caller(caller):
 # --- CloudTrail --------------------------------------------------------------------------------------
 
 
-def test_recent_events_reports_an_endpoint_without_cloudtrail(session):
-    status, table = offboard.recent_events(session, "alice")
-    assert status.startswith("CloudTrail not available from this endpoint: ")
-    assert "<" not in status
+@pytest.mark.parametrize(
+    ("code", "status"), [("NotImplemented", 501), ("AccessDeniedException", 400), ("InternalFailure", 500)]
+)
+def test_recent_events_reports_an_endpoint_without_cloudtrail(aws, session, code, status):
+    aws.inject_fault(action="LookupEvents", code=code, status=status, times=None)
+    text, table = offboard.recent_events(session, "alice")
+    assert text.startswith(f"CloudTrail not available from this endpoint: {code}")
     assert table.empty and "event_name" in table.columns
+
+
+def test_recent_events_from_the_embedded_trail(iam, session):
+    """The embedded server answers LookupEvents from its call log; every call there is by `moto`."""
+    iam.create_user(UserName="erin")
+    iam.list_users()
+    iam.tag_user(UserName="erin", Tags=[{"Key": "Team", "Value": "data"}])
+    iam.get_user(UserName="erin")
+
+    text, table = offboard.recent_events(session, "moto", days=1)
+
+    assert text == "2 write events by moto in the last 1 day (4 events scanned)"
+    assert list(table["event_name"]) == ["TagUser", "CreateUser"]
+    assert list(table["resources"]) == ["erin", "erin"]
+    assert offboard.recent_events(session, "erin")[0].startswith("0 write events by erin")
+    limited_text, limited = offboard.recent_events(session, "moto", max_events=1)
+    assert list(limited["event_name"]) == ["TagUser"] and "events scanned" in limited_text
 
 
 def test_recent_events_keeps_write_events_and_masks_keys(session, monkeypatch):
@@ -457,8 +480,15 @@ def test_recent_events_keeps_write_events_and_masks_keys(session, monkeypatch):
     assert table["time"].iloc[0] == "2026-01-05T09:00:00+00:00"
 
 
-def test_least_privilege_lists_name_every_action():
-    assert "cloudtrail:LookupEvents" in offboard.READ_ACTIONS
-    assert "iam:ListServiceSpecificCredentials" in offboard.READ_ACTIONS
-    assert "iam:DeleteUser" in offboard.WRITE_ACTIONS and "iam:PutRolePolicy" in offboard.WRITE_ACTIONS
+def test_least_privilege_lists_name_exactly_the_actions_called():
+    source = Path(offboard.__file__).read_text()
+    iam_methods = set(re.findall(r"\biam\.([a-z_]+)\(", source)) - {"get_paginator"}
+    iam_methods |= set(re.findall(r'\(iam, "([a-z_]+)"', source))
+    to_api = boto3.client("iam", region_name="us-east-1").meta.method_to_api_mapping
+    called = {f"iam:{to_api[m]}" for m in iam_methods} | {"cloudtrail:LookupEvents"}
+    assert 'get_paginator("lookup_events")' in source
+
+    assert set(offboard.READ_ACTIONS) | set(offboard.WRITE_ACTIONS) == called
     assert not set(offboard.READ_ACTIONS) & set(offboard.WRITE_ACTIONS)
+    assert {"cloudtrail:LookupEvents", "iam:ListServiceSpecificCredentials"} <= set(offboard.READ_ACTIONS)
+    assert all(a.split(":")[1].startswith(("Get", "List", "Lookup")) for a in offboard.READ_ACTIONS)
