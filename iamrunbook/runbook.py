@@ -117,5 +117,9 @@ def start(namespace: Mapping[str, Any]) -> Runbook:
     params = validate_params(from_namespace(namespace))
     session = aws.make_session(params["aws_profile"], params["aws_region"])
     identity = aws.caller_identity(session)
+    folder = run_dir()
+    # Who ran it, for the run record (run.json) — written even when the account check refuses below.
+    record = {"caller_arn": identity["Arn"], "account_id": identity["Account"]}
+    (folder / "identity.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     check_account(identity, params["expected_account_id"])
-    return Runbook(params, session, identity, run_dir())
+    return Runbook(params, session, identity, folder)

@@ -1,0 +1,7 @@
+"""`python -m iamrunbook` is the `iamrunbook` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

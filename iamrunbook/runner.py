@@ -1,0 +1,437 @@
+"""Run the runbook notebooks headless with papermill; one run folder per run is the audit record.
+
+The flow of `run`: check the parameters (before any kernel, so a typo never reaches AWS), make a new
+run folder, execute each notebook in order with papermill (stopping at the first failure), export each
+executed notebook to HTML, and write `run.json` with what ran, against which account, the outcome and
+the sha256 of every file. Exit codes follow `terraform plan -detailed-exitcode`: 0 converged,
+2 plan-only with pending changes, 1 error.
+
+Kernels learn the run folder from the environment they inherit (IAMRUNBOOK_RUN_DIR, IAMRUNBOOK_HEADLESS,
+IAMRUNBOOK_START_DIR), the same way they find AWS: nothing run-specific is injected into a notebook
+except its parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+from .params import check_params, load_params_file, validate_params
+from .runbook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV, utc_stamp
+from .spec import load_yaml
+
+READ_ACTIONS: tuple[str, ...] = ()  # the notebooks call AWS; the runner itself never does
+WRITE_ACTIONS: tuple[str, ...] = ()
+
+NOTEBOOKS_ENV = "IAMRUNBOOK_NOTEBOOKS"
+CHAIN = ("01_gather_user_info", "02_delete_legacy_policy", "03_import_and_apply", "04_verify")
+RUN_RECORD = "run.json"
+
+#: side files the runner reads to tell "converged" from "changes pending"
+IDENTITY_FILE = "identity.json"
+PLAN_FILE = "plan.json"
+VERIFICATION_FILE = "verification.json"
+OFFBOARD_FILE = "offboard.json"
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+NOT_RUN = "not run"
+INTERRUPTED = "interrupted"
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_PENDING = 2
+
+
+# --- finding notebooks -------------------------------------------------------------------------------
+def notebooks_dir() -> Path:
+    """IAMRUNBOOK_NOTEBOOKS if set, else the repository's `notebooks/` next to the package."""
+    override = os.environ.get(NOTEBOOKS_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def available_notebooks() -> list[str]:
+    folder = notebooks_dir()
+    return sorted(p.stem for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+
+
+def resolve_notebook(ref: str | Path) -> Path:
+    """A notebook by name (`01_gather_user_info`, with or without .ipynb) or by path."""
+    path = Path(ref)
+    if path.suffix == ".ipynb" and path.is_file():
+        return path.resolve()
+    name = path.name if path.suffix == ".ipynb" else f"{path.name}.ipynb"
+    candidate = notebooks_dir() / name
+    if len(path.parts) == 1 and candidate.is_file():
+        return candidate
+    known = ", ".join(available_notebooks()) or f"none in {notebooks_dir()}"
+    raise SpecError(f"no notebook {str(ref)!r}; known notebooks: {known} (or give a path to an .ipynb file)")
+
+
+# --- parameters --------------------------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """A `-p NAME VALUE` value, read as YAML like the parameters file (`true`, `3`, `{a: b}`, `null`)."""
+    return load_yaml(text, "-p value")
+
+
+def gather_params(
+    params_file: str | Path | None = None,
+    overrides: Iterable[tuple[str, str]] = (),
+    apply: bool = False,
+) -> dict[str, Any]:
+    """The parameters as given: the file, then each -p (YAML), then --apply. Raises SpecError if invalid."""
+    params = load_params_file(params_file) if params_file is not None else {}
+    for name, text in overrides:
+        params[name] = parse_value(text)
+    if apply:
+        params["apply"] = True
+    problems = check_params(params)
+    if problems:
+        raise SpecError(problems)
+    return params
+
+
+def kernel_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter, defaults filled in: a notebook's own example defaults never mix into a run."""
+    return validate_params(params)
+
+
+# --- the run folder ----------------------------------------------------------------------------------
+def run_label(notebooks: Sequence[Path], apply: bool) -> str:
+    mode = "apply" if apply else "plan"
+    stems = [p.stem for p in notebooks]
+    if tuple(stems) == CHAIN:
+        return mode
+    label = "+".join(stems) + f"-{mode}"
+    return re.sub(r"[^\w.+-]", "_", label)[:100]
+
+
+def new_run_dir(out: str | Path, label: str) -> Path:
+    """`<out>/<UTC timestamp>-<label>/`, created; an existing folder is never reused (suffix -2, -3 ...)."""
+    base = Path(out)
+    base.mkdir(parents=True, exist_ok=True)
+    stem = f"{utc_stamp()}-{label}"
+    for n in range(1, 1000):
+        path = base / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path.resolve()
+    raise RuntimeError(f"could not create a new run folder under {base}")
+
+
+@contextlib.contextmanager
+def kernel_env(run_dir: Path, start_dir: Path) -> Iterator[None]:
+    """The environment kernels inherit (papermill starts them from this process), restored afterwards."""
+    wanted = {RUN_DIR_ENV: str(run_dir), HEADLESS_ENV: "1", START_DIR_ENV: str(start_dir)}
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# --- executing one notebook --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CellFailure:
+    """Where a notebook stopped and why, in the words an operator needs (not the traceback)."""
+
+    notebook: str
+    exec_count: int | None
+    cell_index: int | None
+    first_line: str
+    ename: str
+    evalue: str
+
+    def message(self) -> str:
+        where = f"cell In [{self.exec_count}]" if self.exec_count is not None else "a cell"
+        if self.first_line:
+            where += f" ({self.first_line})"
+        return f"{self.notebook}: {where} failed\n{self.ename}: {self.evalue}".rstrip()
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    name: str
+    status: str
+    seconds: float = 0.0
+    output: str | None = None
+    html: str | None = None
+    failure: CellFailure | None = None
+
+
+def _first_code_line(source: str) -> str:
+    for line in source.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line[:120]
+    return ""
+
+
+def _failure_from(name: str, exc: BaseException) -> CellFailure:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return CellFailure(
+            name, exc.exec_count, exc.cell_index, _first_code_line(exc.source or ""), exc.ename, exc.evalue
+        )
+    return CellFailure(name, None, None, "", type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "")
+
+
+def _this_python_kernel_manager():
+    """A kernel manager whose `python3` kernel is this interpreter, so the kernel imports this iamrunbook
+    (a user-level `python3` kernelspec may point at another Python without it)."""
+    import ipykernel.kernelspec
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class ThisPythonSpecs(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            if kernel_name in ("python3", "python"):
+                return self.kernel_spec_class(
+                    resource_dir=ipykernel.kernelspec.RESOURCES, **ipykernel.kernelspec.get_kernel_dict()
+                )
+            return super().get_kernel_spec(kernel_name)
+
+    class ThisPythonKernelManager(AsyncKernelManager):
+        @default("kernel_spec_manager")
+        def _default_specs(self):
+            return ThisPythonSpecs(data_dir=self.data_dir)
+
+        @default("transport")
+        def _default_transport(self):
+            # Unix sockets where there are some: no other user of the host can reach the kernel's ports.
+            return "ipc" if os.name == "posix" else "tcp"
+
+    return ThisPythonKernelManager
+
+
+def execute_notebook(source: Path, run_dir: Path, params: Mapping[str, Any], cwd: Path) -> NotebookRun:
+    """Execute one notebook into the run folder; a failed cell is a result, not an exception."""
+    import papermill
+    from papermill.exceptions import PapermillException
+
+    name = source.stem
+    output = run_dir / source.name
+    started = time.monotonic()
+    failure = None
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(output),
+            parameters=dict(params),
+            progress_bar=False,
+            cwd=str(cwd),
+            kernel_manager_class=_this_python_kernel_manager(),
+        )
+    except (PapermillException, RuntimeError, OSError, TimeoutError) as exc:
+        # PapermillExecutionError: a cell raised; the others: the kernel died or did not start.
+        failure = _failure_from(name, exc)
+    seconds = round(time.monotonic() - started, 2)
+    html = export_html(output) if output.is_file() else None
+    return NotebookRun(
+        name,
+        FAILED if failure else SUCCEEDED,
+        seconds,
+        output.name if output.is_file() else None,
+        html.name if html else None,
+        failure,
+    )
+
+
+def export_html(notebook: Path) -> Path:
+    """An HTML copy for readers without Jupyter."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    path = notebook.with_suffix(".html")
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+# --- the record --------------------------------------------------------------------------------------
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_hashes(run_dir: Path) -> dict[str, str]:
+    """sha256 of every file in the run folder (but run.json itself), by relative POSIX path."""
+    return {
+        p.relative_to(run_dir).as_posix(): sha256(p)
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.relative_to(run_dir).as_posix() != RUN_RECORD
+    }
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0]}
+    for dist in ("iamrunbook", "boto3", "papermill"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+def pending_changes(run_dir: Path) -> list[str]:
+    """What the notebooks' side files say is still to do (plan, verification, offboarding)."""
+    pending = []
+    plan = _read_json(run_dir / PLAN_FILE)
+    if isinstance(plan, dict) and plan.get("changes"):
+        pending.append(f"plan: {len(plan['changes'])} change(s) pending")
+    verification = _read_json(run_dir / VERIFICATION_FILE)
+    if isinstance(verification, dict) and verification.get("ok") is False:
+        pending.append(f"verification: {len(verification.get('problems', []))} problem(s)")
+    offboard = _read_json(run_dir / OFFBOARD_FILE)
+    if isinstance(offboard, dict) and offboard.get("exists") and not offboard.get("applied"):
+        pending.append(f"offboarding of {offboard.get('user')} pending")
+    return pending
+
+
+def decide_exit(runs: Sequence[NotebookRun], apply: bool, pending: Sequence[str]) -> int:
+    if any(r.status != SUCCEEDED for r in runs):
+        return EXIT_ERROR
+    if not apply and pending:
+        return EXIT_PENDING
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    exit_code: int
+    notebooks: tuple[NotebookRun, ...]
+    pending: tuple[str, ...] = ()
+    record: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def failure(self) -> CellFailure | None:
+        return next((r.failure for r in self.notebooks if r.failure), None)
+
+
+def _utc_iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_record(
+    run_dir: Path,
+    *,
+    given: Mapping[str, Any],
+    params_file: str | None,
+    runs: Sequence[NotebookRun],
+    started: datetime,
+    finished: datetime,
+    pending: Sequence[str],
+    exit_code: int,
+    apply: bool,
+) -> dict:
+    identity = _read_json(run_dir / IDENTITY_FILE) or {}
+    plan = _read_json(run_dir / PLAN_FILE)
+    verification = _read_json(run_dir / VERIFICATION_FILE)
+    record = {
+        "parameters": dict(given),
+        "parameters_file": params_file,
+        "mode": "apply" if apply else "plan",
+        "caller_arn": identity.get("caller_arn"),
+        "account_id": identity.get("account_id"),
+        "versions": versions(),
+        "started": _utc_iso(started),
+        "finished": _utc_iso(finished),
+        "notebooks": [asdict(r) for r in runs],
+        "plan_summary": plan.get("summary") if isinstance(plan, dict) else None,
+        "verification_ok": verification.get("ok") if isinstance(verification, dict) else None,
+        "pending": list(pending),
+        "exit_code": exit_code,
+        "artifacts": artifact_hashes(run_dir),
+    }
+    (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    return record
+
+
+# --- the run -----------------------------------------------------------------------------------------
+def run(
+    notebooks: Sequence[str | Path] = (),
+    params: Mapping[str, Any] | None = None,
+    *,
+    out: str | Path = "runs",
+    params_file: str | Path | None = None,
+    start_dir: str | Path | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run notebooks (default: the chain 01 -> 04) in order, stopping at the first failure.
+
+    `params` are the parameters as given; they are checked before any kernel starts (SpecError).
+    `echo` receives one progress line per notebook start and end (the CLI prints them).
+    """
+    say = echo or (lambda line: None)
+    given = dict(params or {})
+    problems = check_params(given)
+    if problems:
+        raise SpecError(problems)
+    sources = [resolve_notebook(n) for n in (notebooks or CHAIN)]
+    apply = bool(given.get("apply", False))
+    full = kernel_params(given)
+    start = Path(start_dir or Path.cwd()).resolve()
+    run_dir = new_run_dir(out, run_label(sources, apply))
+    started = datetime.now(timezone.utc)
+    runs: list[NotebookRun] = []
+    try:
+        with kernel_env(run_dir, start):
+            for source in sources:
+                if runs and runs[-1].status != SUCCEEDED:
+                    runs.append(NotebookRun(source.stem, NOT_RUN))
+                    continue
+                say(f"running {source.stem} ...")
+                result = execute_notebook(source, run_dir, full, start)
+                runs.append(result)
+                say(f"  {result.status} in {result.seconds:.1f} s")
+    finally:
+        # Interrupted (Ctrl-C, a crash in the runner itself): the record is still written, as a failure.
+        for i, source in enumerate(sources[len(runs) :]):
+            runs.append(NotebookRun(source.stem, INTERRUPTED if i == 0 else NOT_RUN))
+        pending = pending_changes(run_dir)
+        code = decide_exit(runs, apply, pending)
+        record = write_record(
+            run_dir,
+            given=given,
+            params_file=str(params_file) if params_file is not None else None,
+            runs=runs,
+            started=started,
+            finished=datetime.now(timezone.utc),
+            pending=pending,
+            exit_code=code,
+            apply=apply,
+        )
+    return RunResult(run_dir, code, tuple(runs), tuple(pending), record)
