@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .inventory import SWEEP_FILTER, decode_document
+from .inventory import SWEEP_FILTER, decode_document, default_document
 from .log import logger
 from .names import name_from_arn, policy_name
 
@@ -206,14 +206,7 @@ class _Source:
         return cls(path, policy_arn, tuple(_statements(doc)), _variables(doc, user, account_id))
 
 
-def _default_document(policy: dict):
-    versions = policy.get("PolicyVersionList", [])
-    default = next((v for v in versions if v.get("IsDefaultVersion")), None)
-    default = default or next((v for v in versions if v.get("VersionId") == policy.get("DefaultVersionId")), None)
-    return default.get("Document") if default else None
-
-
-def _sources(user: dict, groups: Mapping[str, dict], documents: Mapping[str, object], account_id: str):
+def _sources(user: dict, groups: Mapping[str, dict], documents: Mapping[str, dict], account_id: str):
     def attached(entity: dict, prefix: str):
         for ref in entity.get("AttachedManagedPolicies", []):
             arn = ref["PolicyArn"]
@@ -277,7 +270,7 @@ def _user_grants(user: dict, key: str, role: dict, sources, boundary, account_id
 
 def effective_access(details: Mapping, roles: Mapping[str, str], account_id: str) -> list[Grant]:
     """Every (user, configured role) path of access in a get_account_authorization_details sweep."""
-    documents = {p["Arn"]: _default_document(p) for p in details.get("Policies", [])}
+    documents = {p["Arn"]: default_document(p) for p in details.get("Policies", [])}
     groups = {g["GroupName"]: g for g in details.get("GroupDetailList", [])}
     present = {r["RoleName"]: r for r in details.get("RoleDetailList", [])}
     for key, name in roles.items():
