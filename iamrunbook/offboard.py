@@ -172,6 +172,8 @@ def _list_or_gone(iam, operation: str, key: str, user_name: str) -> list[dict] |
         if aws.is_not_found(exc):
             return None
         raise AwsActionError(f"{operation} {_user(user_name)}", exc) from exc
+    except (BotoCoreError, ResponseParserError) as exc:
+        raise AwsActionError(f"{operation} {_user(user_name)}", exc) from exc
 
 
 def _each(
