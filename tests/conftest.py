@@ -1,0 +1,62 @@
+"""Shared fixtures: one strict embedded AWS per test session, emptied before every test.
+
+    embedded_aws  (session)  the started EmbeddedAws; prefer `aws`, which also resets and sets the env
+    aws           (function) the same server, reset, with AWS_* env pointing boto3 (and kernels) at it
+    session       (function) boto3.Session(region_name="us-east-1"), built after the env is set
+    iam           (function) iamrunbook.aws.client(session, "iam"): standard retries, like production
+    legacy_account (function) seed.seed_legacy_account(iam): roles, your-username, AssumeRolesPolicy
+
+A test fails at teardown if an `aws.on_mutation` hook raised (a broken invariant mid-run).
+"""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import botocore.session
+import pytest
+
+from iamrunbook import aws as aws_edge
+from iamrunbook import seed
+from iamrunbook.embedded import EmbeddedAws
+
+
+@pytest.fixture(scope="session")
+def embedded_aws():
+    with EmbeddedAws(load_aws_managed_policies=True) as server:
+        yield server
+
+
+@pytest.fixture
+def aws(embedded_aws, monkeypatch):
+    embedded_aws.reset()
+    # Nothing from the developer's shell (AWS_PROFILE, real keys, session tokens) may leak into a test.
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in embedded_aws.env().items():
+        monkeypatch.setenv(name, value)
+    yield embedded_aws
+    embedded_aws.raise_hook_errors()
+
+
+#: Parsed service models, shared: a fresh botocore session would re-read them (~0.3 s per test).
+_MODELS = botocore.session.get_session().get_component("data_loader")
+
+
+@pytest.fixture
+def session(aws):
+    core = botocore.session.get_session()  # fresh: credentials, region and endpoint come from the env
+    core.register_component("data_loader", _MODELS)
+    return boto3.Session(region_name="us-east-1", botocore_session=core)
+
+
+@pytest.fixture
+def iam(session):
+    return aws_edge.client(session, "iam")
+
+
+@pytest.fixture
+def legacy_account(iam):
+    return seed.seed_legacy_account(iam)
