@@ -95,10 +95,10 @@ def check_safety(plan: Plan, max_deletions: int) -> None:
     if me:
         for change in plan.changes:
             if change.kind == "delete_user" and change.user.lower() == me.lower():
-                problems.append(f"the plan deletes {me}, the identity running it; run it as another identity")
+                problems.append(f"the plan deletes {change.user}, the identity running it; run it as another identity")
             if change.kind == "detach" and change.target_kind == "user" and change.user.lower() == me.lower():
                 problems.append(
-                    f"the plan detaches {change.policy_name} from {me}, the identity running it, "
+                    f"the plan detaches {change.policy_name} from {change.user}, the identity running it, "
                     "which would lock you out of that role; grant it in the spec or run as another identity"
                 )
     if problems:
