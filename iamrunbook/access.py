@@ -121,12 +121,12 @@ def _any_match(patterns, value: str, *, arn: bool, variables: dict[str, str] | N
     return False
 
 
-def _action_matches(stmt: dict) -> bool:
+def _action_matches(stmt: dict, action: str = ASSUME_ROLE) -> bool:
     """Action names are case-insensitive: `STS:assumerole` and `sts:Assume*` both cover sts:AssumeRole."""
     if "Action" in stmt:
-        return _any_match(stmt["Action"], ASSUME_ROLE, arn=False)
+        return _any_match(stmt["Action"], action, arn=False)
     if "NotAction" in stmt:
-        return not _any_match(stmt["NotAction"], ASSUME_ROLE, arn=False)
+        return not _any_match(stmt["NotAction"], action, arn=False)
     return False
 
 
@@ -188,6 +188,33 @@ def _weakest(allows: list[dict]) -> tuple[str, ...] | None:
         return None
     described = [_describe_conditions("Allow", s.get("Condition")) for s in allows]
     return () if any(not d for d in described) else _merge(*described)
+
+
+# --- one document on its own ---------------------------------------------------------------------
+def statement_covers(statement: dict, action: str, resource: str, variables: dict[str, str] | None = None) -> bool:
+    """Whether a statement's Action/NotAction and Resource/NotResource cover `action` on `resource`, whatever
+    its Effect and Condition: which roles a statement is about, allowing or denying."""
+    return _action_matches(statement, action) and _resource_matches(statement, resource, variables)
+
+
+def document_access(
+    document, action: str, resource: str, *, user: dict | None = None, account_id: str = ""
+) -> tuple[str, tuple[str, ...]]:
+    """One policy document on its own: does it allow `action` on `resource`? ("yes" | "conditional" | "no",
+    the conditions in words). Within it an unconditional Deny wins and a conditional one makes the answer
+    conditional; nothing outside it (other policies, boundaries, trust) is considered. `user`, a sweep
+    user entry, resolves policy variables such as ${aws:username}; without it they match nothing."""
+    doc = decode_document(document)
+    variables = _variables(doc, user, account_id) if user else None
+    matching = [s for s in _statements(doc) if statement_covers(s, action, resource, variables)]
+    denies = [s for s in matching if s.get("Effect") == "Deny"]
+    if any(not s.get("Condition") for s in denies):
+        return "no", ()
+    allowed = _weakest([s for s in matching if s.get("Effect") == "Allow"])
+    if allowed is None:
+        return "no", ()
+    conditions = _merge(allowed, *(_describe_conditions("Deny", s["Condition"]) for s in denies))
+    return ("conditional" if conditions else "yes"), conditions
 
 
 # --- the account ----------------------------------------------------------------------------------
