@@ -305,11 +305,14 @@ def versions() -> dict[str, str]:
     return found
 
 
-def pending_changes(run_dir: Path) -> list[str]:
-    """What the notebooks' side files say is still to do (plan, verification, offboarding)."""
+def pending_changes(run_dir: Path, apply: bool = False) -> list[str]:
+    """What the notebooks' side files say is still to do (plan, verification, offboarding).
+
+    In an apply run the plan was carried out, so only verification (and an offboarding) can be pending.
+    """
     pending = []
     plan = _read_json(run_dir / PLAN_FILE)
-    if isinstance(plan, dict) and plan.get("changes"):
+    if not apply and isinstance(plan, dict) and plan.get("changes"):
         pending.append(f"plan: {len(plan['changes'])} change(s) pending")
     verification = _read_json(run_dir / VERIFICATION_FILE)
     if isinstance(verification, dict) and verification.get("ok") is False:
@@ -421,7 +424,7 @@ def run(
         # Interrupted (Ctrl-C, a crash in the runner itself): the record is still written, as a failure.
         for i, source in enumerate(sources[len(runs) :]):
             runs.append(NotebookRun(source.stem, INTERRUPTED if i == 0 else NOT_RUN))
-        pending = pending_changes(run_dir)
+        pending = pending_changes(run_dir, apply)
         code = decide_exit(runs, apply, pending)
         record = write_record(
             run_dir,
