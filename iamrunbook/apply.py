@@ -81,6 +81,15 @@ def _listed(label: str, changes: list[Change], limit: int = 20) -> list[str]:
     return [f"{label}:", *shown]
 
 
+def caller_role_name(caller_arn: str) -> str | None:
+    """The role of an `...:assumed-role/<role>/<session>` caller (IAM names ignore case), else None."""
+    resource = caller_arn.split(":", 5)[-1]
+    if resource.startswith("assumed-role/"):
+        parts = resource.split("/")
+        return parts[1] if len(parts) >= 3 else None
+    return None
+
+
 def check_safety(plan: Plan, max_deletions: int) -> None:
     """Refuse, before any change, mass deletions and anything that removes the operator's own access."""
     problems = []
@@ -91,16 +100,22 @@ def check_safety(plan: Plan, max_deletions: int) -> None:
             f"the plan deletes {len(deletions)} users ({names}), more than max_deletions={max_deletions}; "
             "raise max_deletions for this run if that is really intended"
         )
-    me = caller_user_name(plan.caller_arn)
-    if me:
-        for change in plan.changes:
-            if change.kind == "delete_user" and change.user.lower() == me.lower():
-                problems.append(f"the plan deletes {change.user}, the identity running it; run it as another identity")
-            if change.kind == "detach" and change.target_kind == "user" and change.user.lower() == me.lower():
-                problems.append(
-                    f"the plan detaches {change.policy_name} from {change.user}, the identity running it, "
-                    "which would lock you out of that role; grant it in the spec or run as another identity"
-                )
+    me = (caller_user_name(plan.caller_arn) or "").lower()
+    my_role = (caller_role_name(plan.caller_arn) or "").lower()
+    for change in plan.changes:
+        target = (change.target_name or change.user or "").lower()
+        if change.kind == "delete_user" and me and target == me:
+            problems.append(f"the plan deletes {change.user}, the identity running it; run it as another identity")
+        if change.kind != "detach":
+            continue
+        if (change.target_kind == "user" and me and target == me) or (
+            change.target_kind == "role" and my_role and target == my_role
+        ):
+            problems.append(
+                f"the plan detaches {change.policy_name} from {change.target_kind} {change.target_name}, the "
+                "identity running it, which would lock you out of that role; grant it in the spec or run as "
+                "another identity"
+            )
     if problems:
         raise SafetyError("refused before any change:\n" + "\n".join(f"- {p}" for p in problems))
 

@@ -199,7 +199,7 @@ def test_refuses_to_detach_from_the_callers_own_user(aws, iam, sts):
     aws.clear_calls()
     with pytest.raises(SafetyError) as err:  # ... but detaching it would lock the operator out
         apply_plan(iam, plan)
-    assert "detaches AssumeAdminRolePolicy from moto, the identity running it" in str(err.value)
+    assert "detaches AssumeAdminRolePolicy from user moto, the identity running it" in str(err.value)
     assert aws.mutating_calls() == []
 
 
@@ -210,7 +210,7 @@ def test_refuses_to_take_a_role_from_the_caller_in_the_spec(aws, iam, sts):
     fewer = load_spec({"moto": {"description": "Operator", "roles": ["data_engineer"]}})
     plan = plan_for(iam, sts, fewer)
     aws.clear_calls()
-    with pytest.raises(SafetyError, match="detaches AssumeAdminRolePolicy from moto"):
+    with pytest.raises(SafetyError, match="detaches AssumeAdminRolePolicy from user moto"):
         apply_plan(iam, plan)
     assert aws.mutating_calls() == []
 
@@ -229,6 +229,25 @@ def test_check_safety_ignores_case_and_other_callers():
         "detach", "group/moto/AssumeAdminRolePolicy", "drift", target_kind="group", target_name="moto"
     )
     check_safety(_plan(group_detach), 3)  # a group that happens to share the name is not the caller
+
+
+def test_check_safety_protects_the_callers_role():
+    runner = f"arn:aws:sts::{ACCOUNT}:assumed-role/Runner/ops-session"
+
+    def detach(role: str) -> Change:
+        return Change(
+            "detach",
+            f"role/{role}/AssumeAdminRolePolicy",
+            "drift",
+            policy_name="AssumeAdminRolePolicy",
+            target_kind="role",
+            target_name=role,
+        )
+
+    with pytest.raises(SafetyError, match="detaches AssumeAdminRolePolicy from role runner, the identity running"):
+        check_safety(_plan(detach("runner"), caller=runner), 3)
+    check_safety(_plan(detach("ci"), caller=runner), 3)
+    check_safety(_plan(detach("Runner"), caller=CALLER), 3)  # a user caller: roles are not its own
 
 
 def test_every_safety_problem_is_listed():
