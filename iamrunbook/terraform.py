@@ -1,0 +1,533 @@
+"""Terraform handoff: the spec as tfvars, the module that manages it, and import blocks for what exists.
+
+The runbook and this configuration manage the same resources under the same names (names.py), so a team
+can move an account to Terraform without recreating anything: `terraform plan` in the written folder
+shows imports and no creates once the runbook has applied.
+
+Decisions worth knowing:
+- `expected_state_list.txt` is what `terraform state list` prints after `terraform apply`: data sources
+  too (`data.aws_caller_identity.current`, `data.aws_iam_policy_document.assume_role["<key>"]`), first,
+  because Terraform sorts data resources before managed ones, then by type, name and instance key. The
+  managed part is every resource the spec needs, which equals verify's addresses once the account converged.
+- Import ids use the account's real names and ARNs; an address always uses the spec's spelling. IAM user
+  names are case-insensitive, so `Alice` in the spec imports the existing `alice` (Terraform then renames).
+- Adoption counts a role as granted when a user can assume it unconditionally by any path. A conditional
+  path (MFA, source IP, ...) is not turned into a plain grant, which would widen access: it is written as
+  a comment next to the user, and so is every grant that comes by a path other than the runbook's own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RunbookError, SpecError
+from .inventory import Inventory
+from .log import logger
+from .names import (
+    DEFAULT_ROLES,
+    ROLES_TAG_SEPARATOR,
+    attachment_address,
+    policy_address,
+    policy_description,
+    policy_name,
+    user_address,
+    user_tags,
+)
+from .spec import MAX_DESCRIPTION, Spec, UserSpec, load_hcl, load_yaml, tag_value_problem, validate_users
+
+READ_ACTIONS: tuple[str, ...] = ()  # pure: works on an Inventory already read
+WRITE_ACTIONS: tuple[str, ...] = ()
+
+TFVARS_FILE = "iam_users.auto.tfvars"
+IMPORTS_FILE = "imports.tf"
+VERSIONS_FILE = "versions.tf"
+VARIABLES_FILE = "variables.tf"
+MODULE_FILE = "iam_users.tf"
+OUTPUTS_FILE = "outputs.tf"
+STATE_LIST_FILE = "expected_state_list.txt"
+ADOPTED_YAML = "adopted_iam_users.yaml"
+ADOPTED_TFVARS = "adopted_iam_users.auto.tfvars"
+
+CALLER_IDENTITY = "data.aws_caller_identity.current"
+TFVARS_HEADER = "# iam_users: IAM user name -> description and the role keys the user may assume (iamrunbook)."
+
+# The rules spec.py enforces, for Terraform's validation blocks (RE2 syntax; \p classes as in AWS's model).
+_USER_NAME_RE = r"^[A-Za-z0-9_+=.@-]{1,64}$"
+_TAG_VALUE_RE = r"^[\p{L}\p{Z}\p{N}_.:/=+@-]*$"
+
+
+# --- HCL strings -----------------------------------------------------------------------------------
+def hcl_string(value: str) -> str:
+    """`value` as an HCL quoted string that Terraform reads back as exactly `value`.
+
+    Escapes `\\`, `"`, newlines and tabs; writes characters that are not printable (line and paragraph
+    separators, non-breaking spaces, controls) as \\uNNNN; doubles the template markers `${` and `%{`.
+    """
+    out = []
+    for ch in value:
+        if ch in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[ch])
+        elif not ch.isprintable():
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    text = "".join(out).replace("${", "$${").replace("%{", "%%{")
+    return f'"{text}"'
+
+
+_SIMPLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _unescape_templates(value: Any) -> Any:
+    """python-hcl2 resolves backslash escapes but keeps `$${` and `%%{` as written: finish the job."""
+    if isinstance(value, str):
+        return value.replace("$${", "${").replace("%%{", "%{")
+    if isinstance(value, list):
+        return [_unescape_templates(v) for v in value]
+    if isinstance(value, dict):
+        return {_unescape_templates(k): _unescape_templates(v) for k, v in value.items()}
+    return value
+
+
+def _comment(text: str) -> str:
+    """One comment line's text: no line breaks can end it early."""
+    return " ".join(str(text).split())
+
+
+# --- tfvars ----------------------------------------------------------------------------------------
+def _entry(value: Any) -> tuple[str, list[str]]:
+    if isinstance(value, UserSpec):
+        return value.description, list(value.roles)
+    return (value.get("description") or ""), list(value.get("roles") or [])
+
+
+def dump_tfvars(iam_users: Mapping[str, Any], *, notes: Mapping[str, Iterable[str]] | None = None) -> str:
+    """The `iam_users` mapping as a `terraform fmt`-clean tfvars file, users in the given order.
+
+    Values may be {description, roles} mappings or UserSpec. `notes` (user -> lines) become comments
+    above the user's entry; load_tfvars ignores them.
+    """
+    if not iam_users:
+        return f"{TFVARS_HEADER}\niam_users = {{}}\n"
+    lines = [TFVARS_HEADER, "iam_users = {"]
+    for name, value in iam_users.items():
+        description, roles = _entry(value)
+        lines += [f"  # {_comment(n)}" for n in (notes or {}).get(name, ())]
+        lines.append(f"  {hcl_string(name)} = {{")
+        lines.append(f"    description = {hcl_string(description)}")
+        lines.append(f"    roles       = [{', '.join(hcl_string(r) for r in roles)}]")
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def load_tfvars(text: str, source: str = "<tfvars>") -> dict[str, dict]:
+    """The `iam_users` mapping of a tfvars file (raises SpecError when it is malformed or missing)."""
+    data = _unescape_templates(load_hcl(text, source))
+    if not isinstance(data, Mapping) or "iam_users" not in data:
+        raise SpecError(f"{source}: holds no top-level `iam_users`")
+    iam_users = data["iam_users"]
+    if not isinstance(iam_users, Mapping):
+        raise SpecError(f"{source}: `iam_users` must be a map of user name -> {{description, roles}}")
+    return dict(iam_users)
+
+
+# --- import blocks ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImportBlock:
+    to: str
+    id: str
+
+    def to_hcl(self) -> str:
+        return f"import {{\n  to = {self.to}\n  id = {hcl_string(self.id)}\n}}\n"
+
+
+def import_blocks(spec: Spec, inventory: Inventory | None) -> list[ImportBlock]:
+    """One import for every resource the configuration manages that already exists in the account."""
+    if inventory is None:
+        return []
+    blocks: list[ImportBlock] = []
+    policy_arns: dict[str, str] = {}
+    for key, role in spec.roles.items():
+        policy = inventory.local_policy(policy_name(role))
+        if policy is not None:
+            policy_arns[key] = policy["Arn"]
+            blocks.append(ImportBlock(policy_address(key), policy["Arn"]))
+    attachments: list[ImportBlock] = []
+    for user in spec.users.values():
+        existing = inventory.user_named(user.name)
+        if existing is None:
+            continue
+        real_name = existing["UserName"]
+        blocks.append(ImportBlock(user_address(user.name), real_name))
+        attached = Inventory.attached_arns(existing)
+        for key in user.roles:
+            arn = policy_arns.get(key)
+            if arn is not None and arn in attached:
+                attachments.append(ImportBlock(attachment_address(user.name, key), f"{real_name}/{arn}"))
+    return blocks + attachments
+
+
+def render_imports(blocks: Iterable[ImportBlock]) -> str:
+    head = (
+        "# Resources that already exist in the account: `terraform plan` adopts them instead of creating them.\n"
+        "# Import blocks need Terraform >= 1.5. Once applied they may stay or be deleted.\n"
+        "# Imported users show `+ force_destroy = true`: a Terraform-only setting, no change in AWS.\n"
+    )
+    body = "\n".join(b.to_hcl() for b in blocks)
+    return head + ("\n" + body if body else "# (nothing exists yet: Terraform will create everything)\n")
+
+
+# --- the module ------------------------------------------------------------------------------------
+def _map_lines(pairs: Iterable[tuple[str, str]], indent: str) -> list[str]:
+    """`"key" = value` lines with the `=` aligned, as terraform fmt leaves them."""
+    pairs = [(hcl_string(k), v) for k, v in pairs]
+    width = max((len(k) for k, _ in pairs), default=0)
+    return [f"{indent}{k.ljust(width)} = {v}" for k, v in pairs]
+
+
+def _object(name: str, pairs: Iterable[tuple[str, str]], indent: str) -> list[str]:
+    inner = _map_lines(pairs, indent + "  ")
+    if not inner:
+        return [f"{indent}{name} = {{}}"]
+    return [f"{indent}{name} = {{", *inner, f"{indent}}}"]
+
+
+def render_versions() -> str:
+    return (
+        "terraform {\n"
+        '  required_version = ">= 1.5" # import blocks\n'
+        "  required_providers {\n"
+        "    aws = {\n"
+        '      source  = "hashicorp/aws"\n'
+        '      version = ">= 5.0"\n'
+        "    }\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def render_variables(roles: Mapping[str, str]) -> str:
+    """variables.tf: `iam_users`, validated by the rules spec.py applies, so Terraform refuses the same specs."""
+    keys = list(roles)
+    key_list = "[" + ", ".join(hcl_string(k) for k in keys) + "]"
+    name_ok = f"can(regex({hcl_string(_USER_NAME_RE)}, name))"
+    description_ok = (
+        f"can(regex({hcl_string(_TAG_VALUE_RE)}, user.description)) && length(user.description) <= {MAX_DESCRIPTION}"
+    )
+    messages = [
+        "Every role key must be one of: " + ", ".join(keys) + ".",
+        "User names are 1-64 letters, digits and + = . @ _ - (no ',': the Name tag refuses it).",
+        f"Descriptions are tag values: at most {MAX_DESCRIPTION} letters, digits, spaces and _ . : / = + - @.",
+    ]
+    return "\n".join(
+        [
+            'variable "iam_users" {',
+            '  description = "IAM users: user name -> description and the role keys the user may assume."',
+            "  type = map(object({",
+            "    description = string",
+            "    roles       = list(string)",
+            "  }))",
+            "",
+            "  validation {",
+            "    condition = alltrue(flatten([",
+            f"      for user in values(var.iam_users) : [for key in user.roles : contains({key_list}, key)]",
+            "    ]))",
+            f"    error_message = {hcl_string(messages[0])}",
+            "  }",
+            "",
+            "  validation {",
+            f"    condition     = alltrue([for name in keys(var.iam_users) : {name_ok}])",
+            f"    error_message = {hcl_string(messages[1])}",
+            "  }",
+            "",
+            "  validation {",
+            f"    condition     = alltrue([for user in values(var.iam_users) : {description_ok}])",
+            f"    error_message = {hcl_string(messages[2])}",
+            "  }",
+            "}",
+            "",
+        ]
+    )
+
+
+def _user_tag_expressions() -> list[tuple[str, str]]:
+    """names.user_tags as Terraform expressions: same keys, same order, same separator and values."""
+    name, description, role = "\0name", "\0description", "\0role"
+    exprs = []
+    for key, value in user_tags(name, description, (role,)).items():
+        if value == name:
+            exprs.append((key, "each.key"))
+        elif value == description:
+            exprs.append((key, "each.value.description"))
+        elif value == role:
+            exprs.append((key, f"join({hcl_string(ROLES_TAG_SEPARATOR)}, each.value.roles)"))
+        else:
+            exprs.append((key, hcl_string(value)))
+    return exprs
+
+
+def render_module(roles: Mapping[str, str]) -> str:
+    """iam_users.tf: the same policies, users, tags and attachments the runbook makes."""
+    policies = [
+        (key, f"{{ name = {hcl_string(policy_name(role))}, description = {hcl_string(policy_description(role))} }}")
+        for key, role in roles.items()
+    ]
+    lines = [
+        "# The runbook's resources under the addresses it reports: the Assume<Role>Policy per role, the users",
+        "# and their attachments. Names and tags are the ones iamrunbook writes, so imports show no changes.",
+        "locals {",
+        "  # role key -> IAM role name (the roles this configuration grants)",
+        *_object("assumable_roles", [(k, hcl_string(v)) for k, v in roles.items()], "  "),
+        "",
+        "  # role key -> the managed policy that allows assuming the role",
+        *_object("assume_role_policies", policies, "  "),
+        "",
+        '  # "<user>/<role key>" -> {user, role_key}: one policy attachment per granted role',
+        "  user_role_attachments = {",
+        "    for pair in flatten([",
+        "      for user_name, user in var.iam_users : [",
+        "        for role_key in user.roles : { user = user_name, role_key = role_key }",
+        "      ]",
+        '    ]) : "${pair.user}/${pair.role_key}" => pair',
+        "  }",
+        "}",
+        "",
+        'data "aws_caller_identity" "current" {}',
+        "",
+        'data "aws_iam_policy_document" "assume_role" {',
+        "  for_each = local.assumable_roles",
+        "",
+        "  statement {",
+        '    effect    = "Allow"',
+        '    actions   = ["sts:AssumeRole"]',
+        '    resources = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${each.value}"]',
+        "  }",
+        "}",
+        "",
+        'resource "aws_iam_policy" "assume_role" {',
+        "  for_each = local.assumable_roles",
+        "",
+        "  name        = local.assume_role_policies[each.key].name",
+        "  description = local.assume_role_policies[each.key].description",
+        "  policy      = data.aws_iam_policy_document.assume_role[each.key].json",
+        "  tags = {",
+        "    Name = local.assume_role_policies[each.key].name",
+        "  }",
+        "}",
+        "",
+        'resource "aws_iam_user" "users" {',
+        "  for_each = var.iam_users",
+        "",
+        "  name          = each.key",
+        "  force_destroy = true # offboarding removes keys, MFA and the console password too",
+    ]
+    tags = _user_tag_expressions()
+    width = max(len(k) for k, _ in tags)
+    lines += ["  tags = {", *(f"    {k.ljust(width)} = {v}" for k, v in tags), "  }", "}", ""]
+    lines += [
+        'resource "aws_iam_user_policy_attachment" "user_roles" {',
+        "  for_each = local.user_role_attachments",
+        "",
+        "  user       = aws_iam_user.users[each.value.user].name",
+        "  policy_arn = aws_iam_policy.assume_role[each.value.role_key].arn",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_outputs() -> str:
+    return (
+        'output "iam_user_arns" {\n'
+        '  description = "IAM user name -> user ARN."\n'
+        "  value       = { for name, user in aws_iam_user.users : name => user.arn }\n"
+        "}\n"
+        "\n"
+        'output "assume_role_policy_arns" {\n'
+        '  description = "Role key -> ARN of the policy that allows assuming the role."\n'
+        "  value       = { for key, policy in aws_iam_policy.assume_role : key => policy.arn }\n"
+        "}\n"
+    )
+
+
+# --- state list ------------------------------------------------------------------------------------
+def managed_addresses(spec: Spec) -> list[str]:
+    """Every managed resource the configuration holds for `spec` (the part verify reports)."""
+    addresses = [policy_address(key) for key in spec.roles]
+    addresses += [user_address(name) for name in spec.users]
+    addresses += [attachment_address(u.name, key) for u in spec.users.values() for key in u.roles]
+    return addresses
+
+
+def data_addresses(spec: Spec) -> list[str]:
+    return [CALLER_IDENTITY, *(f"data.aws_iam_policy_document.assume_role[{hcl_string(k)}]" for k in spec.roles)]
+
+
+_ADDRESS = re.compile(r'(?P<data>data\.)?(?P<type>[^.]+)\.(?P<name>[^.[]+)(?:\["(?P<key>.*)"\])?')
+
+
+def state_list_order(address: str) -> tuple:
+    """Terraform's sort of `state list`: data resources first, then type, name and instance key."""
+    m = _ADDRESS.fullmatch(address)
+    if m is None:
+        raise ValueError(f"not a root-module resource address: {address}")
+    return (m["data"] is None, m["type"], m["name"], m["key"] or "")
+
+
+def expected_state_list(spec: Spec) -> list[str]:
+    """What `terraform state list` prints after `terraform apply` of the written configuration."""
+    return sorted([*data_addresses(spec), *managed_addresses(spec)], key=state_list_order)
+
+
+# --- writing ---------------------------------------------------------------------------------------
+def _write(out_dir: Path, name: str, text: str) -> Path:
+    path = out_dir / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_terraform(out_dir: str | Path, spec: Spec, inventory: Inventory | None) -> dict[str, Path]:
+    """Write the Terraform handoff for `spec` into out_dir; imports for what `inventory` shows exists."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    blocks = import_blocks(spec, inventory)
+    files = {
+        TFVARS_FILE: dump_tfvars(spec.to_mapping()),
+        IMPORTS_FILE: render_imports(blocks),
+        VERSIONS_FILE: render_versions(),
+        VARIABLES_FILE: render_variables(spec.roles),
+        MODULE_FILE: render_module(spec.roles),
+        OUTPUTS_FILE: render_outputs(),
+        STATE_LIST_FILE: "\n".join(expected_state_list(spec)) + "\n",
+    }
+    written = {name: _write(out, name, text) for name, text in files.items()}
+    logger.info("Terraform handoff written to %s (%d import blocks)", out, len(blocks))
+    return written
+
+
+# --- adopting an existing account ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Adoption:
+    """A spec for every existing user, plus what the operator should read before using it."""
+
+    iam_users: dict[str, dict]
+    #: user -> comment lines (other access paths, conditional access, a cleaned description)
+    notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: account-level remarks: users skipped, roles missing
+    warnings: tuple[str, ...] = ()
+
+
+def clean_description(value: str) -> str:
+    """A Description tag value as the spec accepts it: characters AWS refuses dropped, at most 256."""
+    kept = "".join(ch for ch in value if tag_value_problem(ch) is None)
+    if kept != value:  # "Ops (EU), Berlin" -> "Ops EU Berlin", not "Ops EU  Berlin"
+        kept = " ".join(kept.split())
+    return kept[:MAX_DESCRIPTION]
+
+
+def adopt(inventory: Inventory, roles: Mapping[str, str] | None = None) -> Adoption:
+    """Every existing user with the role keys they can assume today, unconditionally, by any path."""
+    from .access import effective_access, is_runbook_path
+
+    roles = dict(DEFAULT_ROLES if roles is None else roles)
+    grants = effective_access(inventory.details(), roles, inventory.account_id)
+    warnings = [
+        f"role {key!r}: IAM role {name!r} is not in account {inventory.account_id}; nobody is granted it"
+        for key, name in roles.items()
+        if name not in inventory.roles
+    ]
+    iam_users: dict[str, dict] = {}
+    notes: dict[str, tuple[str, ...]] = {}
+    by_user: dict[str, list] = {}
+    for g in grants:
+        by_user.setdefault(g.user, []).append(g)
+    for name in sorted(inventory.users, key=str.lower):
+        user = inventory.users[name]
+        mine = by_user.get(name, [])
+        granted = {g.role_key for g in mine if g.verdict == "yes"}
+        user_notes = [f"{g.role_key}: via {g.path}" for g in mine if g.verdict == "yes" and not is_runbook_path(g)]
+        user_notes += [
+            f"{g.role_key}: NOT granted here, conditional via {g.path} ({'; '.join(g.conditions)})"
+            for g in mine
+            if g.verdict != "yes" and g.role_key not in granted
+        ]
+        raw = Inventory.tags(user).get("Description", "")
+        description = clean_description(raw)
+        if description != raw:
+            user_notes.append(f"Description tag cleaned to what AWS accepts in a tag value (was {raw!r})")
+        entry = {"description": description, "roles": [key for key in roles if key in granted]}
+        problems = validate_users({name: entry}, roles)
+        if problems:
+            warnings.append("skipped, the spec cannot hold this user: " + "; ".join(problems))
+            continue
+        iam_users[name] = entry
+        if user_notes:
+            notes[name] = tuple(dict.fromkeys(user_notes))
+    for warning in warnings:
+        logger.warning("adoption: %s", warning)
+    return Adoption(iam_users, notes, tuple(warnings))
+
+
+def adopted_spec(inventory: Inventory, roles: Mapping[str, str] | None = None) -> dict[str, dict]:
+    """The `iam_users` mapping adopting every existing user (see `adopt` for the notes and warnings)."""
+    return adopt(inventory, roles).iam_users
+
+
+def dump_parameters_yaml(
+    roles: Mapping[str, str],
+    iam_users: Mapping[str, Mapping],
+    *,
+    notes: Mapping[str, Iterable[str]] | None = None,
+    header: Iterable[str] = (),
+) -> str:
+    """A parameters file (`roles:` + `iam_users:`) with comments; PyYAML quotes what needs quoting."""
+
+    def dump(data: Mapping, flow: bool | None = None) -> list[str]:
+        text = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, default_flow_style=flow, width=4096)
+        return text.rstrip("\n").split("\n")
+
+    lines = [f"# {_comment(h)}" for h in header]
+    lines += dump({"roles": dict(roles)}, flow=False)
+    if not iam_users:
+        return "\n".join([*lines, "iam_users: {}", ""])
+    lines.append("iam_users:")
+    for name, entry in iam_users.items():
+        lines += [f"  # {_comment(n)}" for n in (notes or {}).get(name, ())]
+        description, user_roles = _entry(entry)
+        lines += ["  " + line for line in dump({name: {"description": description, "roles": user_roles}})]
+    return "\n".join(lines) + "\n"
+
+
+def write_adopted(run_dir: str | Path, inventory: Inventory, roles: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """Write adopted_iam_users.yaml (a parameters file) and adopted_iam_users.auto.tfvars into run_dir."""
+    roles = dict(DEFAULT_ROLES if roles is None else roles)
+    adoption = adopt(inventory, roles)
+    header = [
+        f"Adopted from account {inventory.account_id}: every existing user and the roles they can assume today.",
+        "Only unconditional access becomes a grant; comments name other paths and conditional access.",
+        "Applying this spec makes every user listed here managed (tagged ManagedBy=iamrunbook): delete the",
+        "entries the runbook should not own, e.g. service users, before using it.",
+        *(f"WARNING: {w}" for w in adoption.warnings),
+    ]
+    yaml_text = dump_parameters_yaml(roles, adoption.iam_users, notes=adoption.notes, header=header)
+    tfvars_text = (
+        "\n".join(f"# {_comment(h)}" for h in header) + "\n" + dump_tfvars(adoption.iam_users, notes=adoption.notes)
+    )
+    # Both files must read back as the spec they describe: check before anyone relies on them.
+    if load_yaml(yaml_text, ADOPTED_YAML) != {"roles": roles, "iam_users": adoption.iam_users}:
+        raise RunbookError(f"{ADOPTED_YAML} does not read back as the adopted spec")
+    if load_tfvars(tfvars_text, ADOPTED_TFVARS) != adoption.iam_users:
+        raise RunbookError(f"{ADOPTED_TFVARS} does not read back as the adopted spec")
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        ADOPTED_YAML: _write(out, ADOPTED_YAML, yaml_text),
+        ADOPTED_TFVARS: _write(out, ADOPTED_TFVARS, tfvars_text),
+    }

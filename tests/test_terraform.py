@@ -1,0 +1,424 @@
+"""Terraform handoff: tfvars round-trips, generated files parse, imports name the account's real resources,
+and an adopted spec describes the account as it is.
+
+The pure parts run without AWS; the rest apply the example spec to the strict embedded account first.
+(Checked by hand as well, not here because a fresh machine has no Terraform: with Terraform 1.11 and the
+AWS provider pointed at the embedded server, the written folder plans "12 to import, 0 to add" after the
+runbook applied, and `terraform state list` after `terraform apply` prints expected_state_list.txt exactly.)
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from iamrunbook import aws as aws_edge
+from iamrunbook import seed
+from iamrunbook.apply import apply_plan
+from iamrunbook.errors import SpecError
+from iamrunbook.inventory import read_inventory
+from iamrunbook.names import DEFAULT_ROLES, policy_description, policy_document, policy_name, user_tags
+from iamrunbook.params import load_params_file
+from iamrunbook.plan import make_plan
+from iamrunbook.spec import load_spec, tag_value_problem
+from iamrunbook.terraform import (
+    ADOPTED_TFVARS,
+    ADOPTED_YAML,
+    IMPORTS_FILE,
+    MODULE_FILE,
+    OUTPUTS_FILE,
+    STATE_LIST_FILE,
+    TFVARS_FILE,
+    VARIABLES_FILE,
+    ImportBlock,
+    adopt,
+    adopted_spec,
+    clean_description,
+    dump_tfvars,
+    expected_state_list,
+    hcl_string,
+    import_blocks,
+    load_tfvars,
+    state_list_order,
+    write_adopted,
+    write_terraform,
+)
+from iamrunbook.verify import verify
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = load_params_file(ROOT / "parameters" / "example.yaml")
+
+# The 12 addresses issue 2 lists for the example spec.
+EXAMPLE_ADDRESSES = """\
+aws_iam_policy.assume_role["admin"]
+aws_iam_policy.assume_role["data_engineer"]
+aws_iam_policy.assume_role["infrastructure_admin"]
+aws_iam_user.users["alice@example.com"]
+aws_iam_user.users["bob@example.com"]
+aws_iam_user.users["your-username"]
+aws_iam_user_policy_attachment.user_roles["alice@example.com/data_engineer"]
+aws_iam_user_policy_attachment.user_roles["alice@example.com/infrastructure_admin"]
+aws_iam_user_policy_attachment.user_roles["bob@example.com/data_engineer"]
+aws_iam_user_policy_attachment.user_roles["your-username/admin"]
+aws_iam_user_policy_attachment.user_roles["your-username/data_engineer"]
+aws_iam_user_policy_attachment.user_roles["your-username/infrastructure_admin"]
+""".splitlines()
+
+# Every kind of character AWS allows in a tag value: letters, separators (\p{Z}), numbers, _.:/=+-@.
+EVERY_ALLOWED = (
+    "Zoë Ærø straße 中文 Ω"  # letters, Latin and not
+    " \u00a0\u2009\u3000\u2028\u2029"  # space separators, line and paragraph separators
+    "0123456789 ² ٣ Ⅻ ½"  # numbers: digits, superscript, Arabic-Indic, Roman, fractions
+    " _ . : / = + - @"
+)
+ODD_NAMES = ["a+b=c@d.e", "first.last+tag@example.co.uk", "x=y", "UPPER_lower-09", "@", "a.b-c_d+e=f@g"]
+
+
+def example_spec():
+    return load_spec(EXAMPLE["iam_users"], roles=EXAMPLE["roles"])
+
+
+def strip_block_marks(value):
+    """python-hcl2 marks blocks with __is_block__; drop the marks to compare content."""
+    if isinstance(value, dict):
+        return {k: strip_block_marks(v) for k, v in value.items() if k != "__is_block__"}
+    if isinstance(value, list):
+        return [strip_block_marks(v) for v in value]
+    return value
+
+
+# --- HCL strings and tfvars -------------------------------------------------------------------------
+def test_hcl_string_escapes_what_hcl_would_read_differently():
+    assert hcl_string('say "hi"') == r'"say \"hi\""'
+    assert hcl_string("back\\slash") == r'"back\\slash"'
+    assert hcl_string("${var.x} and %{if}") == '"$${var.x} and %%{if}"'
+    assert hcl_string("two\nlines\ttab") == r'"two\nlines\ttab"'
+    assert hcl_string("nbsp\u00a0ls\u2028") == r'"nbsp\u00a0ls\u2028"'
+    assert hcl_string("plain $ and % and {braces}") == '"plain $ and % and {braces}"'
+    assert hcl_string("é 中 😀") == '"é 中 😀"'
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['q"q', "b\\s", "\\n", "${x}", "$${x}", "$$${x}", "%{if x}", "%%{y}", "a\nb\r\tc", EVERY_ALLOWED, "$", "%", ""],
+)
+def test_tfvars_string_round_trip(value):
+    text = dump_tfvars({"u": {"description": value, "roles": []}})
+    assert load_tfvars(text) == {"u": {"description": value, "roles": []}}
+
+
+def test_every_allowed_character_is_really_allowed():
+    assert tag_value_problem(EVERY_ALLOWED) is None
+    assert {unicodedata.category(c)[0] for c in EVERY_ALLOWED} >= {"L", "Z", "N", "P", "S"}
+
+
+def test_tfvars_spec_tfvars_round_trip_unchanged(tmp_path):
+    iam_users = {
+        name: {"description": EVERY_ALLOWED[: 20 + i * 7], "roles": list(DEFAULT_ROLES)[: i % 4]}
+        for i, name in enumerate(ODD_NAMES)
+    }
+    iam_users["nobody"] = {"description": "", "roles": []}
+    text = dump_tfvars(iam_users)
+    spec = load_spec(load_tfvars(text))
+    assert spec.to_mapping() == iam_users
+    assert dump_tfvars(spec.to_mapping()) == text
+    # The same file as `iam_users_file` is the same spec: one source of truth for both tools.
+    path = tmp_path / "iam_users.auto.tfvars"
+    path.write_text(text, encoding="utf-8")
+    assert load_spec(iam_users_file=path) == spec
+    # The example: YAML and the tfvars written from it agree, in the same order.
+    example = example_spec()
+    assert dump_tfvars(load_spec(load_tfvars(dump_tfvars(example.to_mapping()))).to_mapping()) == dump_tfvars(
+        EXAMPLE["iam_users"]
+    )
+
+
+def test_names_are_quoted_keys_in_the_generated_hcl():
+    text = dump_tfvars({name: {"description": "d", "roles": ["admin"]} for name in ODD_NAMES})
+    for name in ODD_NAMES:
+        assert f'  "{name}" = {{\n' in text
+    raw = hcl2.loads(text)  # without quote stripping, a quoted key keeps its quotes
+    assert list(raw["iam_users"]) == [f'"{name}"' for name in ODD_NAMES]
+    assert list(load_tfvars(text)) == ODD_NAMES
+
+
+def test_empty_spec_and_notes():
+    assert load_tfvars(dump_tfvars({})) == {}
+    text = dump_tfvars({"a": {"description": "", "roles": []}}, notes={"a": ["line one\nline two"]})
+    assert "  # line one line two\n" in text
+    assert load_tfvars(text) == {"a": {"description": "", "roles": []}}
+
+
+def test_load_tfvars_refuses_what_is_not_a_spec():
+    with pytest.raises(SpecError, match="no top-level `iam_users`"):
+        load_tfvars('users = { "a" = { description = "", roles = [] } }')
+    with pytest.raises(SpecError, match="duplicate key 'a'"):
+        load_tfvars(
+            'iam_users = {\n  "a" = { description = "", roles = [] }\n  "a" = { description = "", roles = [] }\n}'
+        )
+    with pytest.raises(SpecError, match="malformed HCL"):
+        load_tfvars('iam_users = { "a" = ')
+
+
+# --- the generated module ---------------------------------------------------------------------------
+def test_every_generated_file_parses_and_says_what_the_runbook_does(tmp_path):
+    spec = example_spec()
+    files = write_terraform(tmp_path / "terraform", spec, None)
+    assert set(files) >= {TFVARS_FILE, IMPORTS_FILE, VARIABLES_FILE, MODULE_FILE, OUTPUTS_FILE, STATE_LIST_FILE}
+    parsed = {
+        name: strip_block_marks(hcl2.loads(path.read_text(encoding="utf-8")))
+        for name, path in files.items()
+        if name.endswith((".tf", ".tfvars"))
+    }
+    assert load_tfvars(files[TFVARS_FILE].read_text(encoding="utf-8")) == spec.to_mapping()
+    assert "import" not in parsed[IMPORTS_FILE]  # nothing exists: no import blocks
+
+    variable = parsed[VARIABLES_FILE]["variable"][0]['"iam_users"']
+    assert variable["type"] == "${map(object({description = string, roles = list(string)}))}"
+    assert '["admin", "data_engineer", "infrastructure_admin"]' in variable["validation"][0]["condition"]
+
+    module = parsed[MODULE_FILE]
+    local = module["locals"][0]
+    quoted = {f'"{key}"': f'"{role}"' for key, role in spec.roles.items()}
+    assert local["assumable_roles"] == quoted
+    assert local["assume_role_policies"] == {
+        f'"{key}"': {"name": hcl_string(policy_name(role)), "description": hcl_string(policy_description(role))}
+        for key, role in spec.roles.items()
+    }
+    resources = {next(iter(r)): r[next(iter(r))] for r in module["resource"]}
+    user = resources['"aws_iam_user"']['"users"']
+    assert user["force_destroy"] is True
+    assert user["for_each"] == "${var.iam_users}"
+    assert list(user["tags"]) == list(user_tags("n", "d", ("k",)))  # exactly names.user_tags' keys
+    assert user["tags"]["ManagedBy"] == '"iamrunbook"'
+    assert user["tags"]["Roles"] == '${join(" ", each.value.roles)}'
+    policy = resources['"aws_iam_policy"']['"assume_role"']
+    assert policy["for_each"] == "${local.assumable_roles}"
+    assert policy["name"] == "${local.assume_role_policies[each.key].name}"
+    assert policy["tags"] == {"Name": "${local.assume_role_policies[each.key].name}"}
+    attachment = resources['"aws_iam_user_policy_attachment"']['"user_roles"']
+    assert attachment["for_each"] == "${local.user_role_attachments}"
+    assert '"${pair.user}/${pair.role_key}"' in local["user_role_attachments"]
+    data = {next(iter(d)): d[next(iter(d))] for d in module["data"]}
+    assert set(data) == {'"aws_caller_identity"', '"aws_iam_policy_document"'}
+    statement = data['"aws_iam_policy_document"']['"assume_role"']["statement"][0]
+    assert statement["actions"] == ['"sts:AssumeRole"'] and statement["effect"] == '"Allow"'
+    # the document Terraform renders holds the single statement names.policy_document holds
+    wanted = policy_document("123456789012", "R")["Statement"][0]
+    assert (wanted["Effect"], wanted["Action"]) == ("Allow", "sts:AssumeRole")
+    assert statement["resources"] == [
+        '"arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${each.value}"'
+    ]
+
+    outputs = {next(iter(o)) for o in parsed[OUTPUTS_FILE]["output"]}
+    assert outputs == {'"iam_user_arns"', '"assume_role_policy_arns"'}
+
+
+def test_expected_state_list_is_terraforms_order(tmp_path):
+    spec = example_spec()
+    lines = write_terraform(tmp_path, spec, None)[STATE_LIST_FILE].read_text(encoding="utf-8").splitlines()
+    assert lines[:4] == [
+        "data.aws_caller_identity.current",
+        'data.aws_iam_policy_document.assume_role["admin"]',
+        'data.aws_iam_policy_document.assume_role["data_engineer"]',
+        'data.aws_iam_policy_document.assume_role["infrastructure_admin"]',
+    ]
+    assert lines[4:] == EXAMPLE_ADDRESSES
+    assert lines == expected_state_list(spec)
+    assert state_list_order("data.z.x") < state_list_order("a.a")  # data first, even though "a" < "data"
+    assert state_list_order('t.n["a"]') < state_list_order('t.n["a/b"]')
+    with pytest.raises(ValueError):
+        state_list_order("module.m.aws_iam_user.x")
+
+
+def test_roles_other_than_the_default_shape_the_module(tmp_path):
+    spec = load_spec({"eve": {"description": "", "roles": ["ops"]}}, roles={"ops": "Ops.Role-1"})
+    files = write_terraform(tmp_path, spec, None)
+    text = files[MODULE_FILE].read_text(encoding="utf-8")
+    assert '"ops" = "Ops.Role-1"' in text and '"AssumeOps.Role-1Policy"' in text
+    assert '["ops"]' in files[VARIABLES_FILE].read_text(encoding="utf-8")
+    for path in files.values():
+        if path.suffix in (".tf", ".tfvars"):
+            hcl2.loads(path.read_text(encoding="utf-8"))
+    assert expected_state_list(spec)[-3:] == [
+        'aws_iam_policy.assume_role["ops"]',
+        'aws_iam_user.users["eve"]',
+        'aws_iam_user_policy_attachment.user_roles["eve/ops"]',
+    ]
+
+
+# --- against the embedded account -------------------------------------------------------------------
+@pytest.fixture
+def sts(session):
+    return aws_edge.client(session, "sts")
+
+
+def apply_spec(iam, sts, spec):
+    apply_plan(iam, make_plan(spec, read_inventory(iam, sts)))
+    return read_inventory(iam, sts)
+
+
+def parsed_imports(path: Path) -> list[ImportBlock]:
+    blocks = hcl2.loads(path.read_text(encoding="utf-8")).get("import", [])
+    return [ImportBlock(b["to"][2:-1], json.loads(b["id"])) for b in blocks]
+
+
+def test_import_ids_are_the_accounts_real_names_and_arns(iam, sts, tmp_path):
+    seed.seed_roles(iam)
+    spec = example_spec()
+    inv = apply_spec(iam, sts, spec)
+    files = write_terraform(tmp_path, spec, inv)
+
+    real_policies = {
+        p["PolicyName"]: p["Arn"] for p in aws_edge.paginate(iam, "list_policies", "Policies", Scope="Local")
+    }
+    expected = [
+        ImportBlock(f'aws_iam_policy.assume_role["{k}"]', real_policies[policy_name(r)]) for k, r in spec.roles.items()
+    ]
+    attachments = []
+    for name in spec.users:
+        real_user = iam.get_user(UserName=name)["User"]["UserName"]
+        expected.append(ImportBlock(f'aws_iam_user.users["{name}"]', real_user))
+        attached = {
+            p["PolicyName"]: p["PolicyArn"]
+            for p in aws_edge.paginate(iam, "list_attached_user_policies", "AttachedPolicies", UserName=name)
+        }
+        for key in spec.users[name].roles:
+            arn = attached[policy_name(spec.roles[key])]
+            attachments.append(
+                ImportBlock(f'aws_iam_user_policy_attachment.user_roles["{name}/{key}"]', f"{name}/{arn}")
+            )
+    assert parsed_imports(files[IMPORTS_FILE]) == expected + attachments
+    assert import_blocks(spec, inv) == expected + attachments
+
+    # every managed address is imported, and the managed part of the state list is verify's list
+    state = files[STATE_LIST_FILE].read_text(encoding="utf-8").splitlines()
+    managed = [a for a in state if not a.startswith("data.")]
+    assert managed == verify(spec, inv, check_access=False).addresses == EXAMPLE_ADDRESSES
+    assert sorted(b.to for b in parsed_imports(files[IMPORTS_FILE])) == managed
+
+
+def test_plan_only_imports_only_what_exists(iam, sts, legacy_account, tmp_path):
+    spec = example_spec()
+    inv = read_inventory(iam, sts)
+    files = write_terraform(tmp_path, spec, inv)
+    # your-username exists; the Assume*Policy policies do not (AssumeRolesPolicy is not managed here)
+    assert parsed_imports(files[IMPORTS_FILE]) == [ImportBlock('aws_iam_user.users["your-username"]', "your-username")]
+    # a stray attachment of a managed policy that the spec does not grant is not imported
+    spec_bob_only = load_spec({"your-username": {"description": "", "roles": []}})
+    inv = apply_spec(iam, sts, example_spec())
+    assert [b.to for b in import_blocks(spec_bob_only, inv) if "attachment" in b.to] == []
+
+
+def test_odd_user_names_in_imports(iam, sts, tmp_path):
+    seed.seed_roles(iam)
+    spec = load_spec({name: {"description": "x", "roles": ["admin"]} for name in ODD_NAMES})
+    inv = apply_spec(iam, sts, spec)
+    blocks = parsed_imports(write_terraform(tmp_path, spec, inv)[IMPORTS_FILE])
+    for name in ODD_NAMES:
+        assert ImportBlock(f'aws_iam_user.users["{name}"]', name) in blocks
+        assert any(b.to == f'aws_iam_user_policy_attachment.user_roles["{name}/admin"]' for b in blocks)
+
+
+# --- adoption ---------------------------------------------------------------------------------------
+def test_adopted_spec_of_a_converged_account_plans_nothing(iam, sts, tmp_path):
+    seed.seed_roles(iam)
+    inv = apply_spec(iam, sts, example_spec())
+    adopted = adopted_spec(inv, EXAMPLE["roles"])
+    assert adopted == dict(sorted(EXAMPLE["iam_users"].items(), key=lambda kv: kv[0].lower()))
+    assert make_plan(load_spec(adopted, roles=EXAMPLE["roles"]), inv).is_empty
+    assert adopt(inv, EXAMPLE["roles"]).notes == {}  # nothing but the runbook's own policies
+
+    files = write_adopted(tmp_path / "run", inv, EXAMPLE["roles"])
+    params = load_params_file(files[ADOPTED_YAML])
+    assert params == {"roles": EXAMPLE["roles"], "iam_users": adopted}
+    from_yaml = load_spec(params["iam_users"], roles=params["roles"])
+    from_tfvars = load_spec(iam_users_file=files[ADOPTED_TFVARS], roles=params["roles"])
+    assert from_yaml == from_tfvars
+    assert make_plan(from_tfvars, inv).is_empty
+
+
+def test_adoption_from_the_legacy_account(iam, sts, legacy_account, tmp_path):
+    iam.create_user(UserName="nobody")
+    inv = read_inventory(iam, sts)
+    adoption = adopt(inv)
+    assert adoption.iam_users == {
+        "nobody": {"description": "", "roles": []},
+        "your-username": {"description": "", "roles": ["admin", "data_engineer", "infrastructure_admin"]},
+    }
+    assert adoption.notes["your-username"] == tuple(
+        f"{key}: via attached policy AssumeRolesPolicy" for key in DEFAULT_ROLES
+    )
+    files = write_adopted(tmp_path, inv)
+    yaml_text = files[ADOPTED_YAML].read_text(encoding="utf-8")
+    notes = "".join(f"  # {key}: via attached policy AssumeRolesPolicy\n" for key in DEFAULT_ROLES)
+    assert notes + "  your-username:\n" in yaml_text
+    assert "# Adopted from account" in yaml_text
+    # used as the spec, the runbook moves your-username onto the Assume*Policy policies
+    plan = make_plan(load_spec(iam_users_file=files[ADOPTED_TFVARS]), inv)
+    assert {c.address for c in plan.changes if c.kind == "attach"} == {
+        f'aws_iam_user_policy_attachment.user_roles["your-username/{k}"]' for k in DEFAULT_ROLES
+    }
+
+
+def test_adoption_counts_every_path_but_not_conditions(iam, sts, tmp_path):
+    roles = seed.seed_roles(iam)
+    account = roles["admin"].split(":")[4]
+
+    def doc(resource, condition=None):
+        statement = {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": resource}
+        if condition:
+            statement["Condition"] = condition
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+    iam.create_user(UserName="inline", Tags=[{"Key": "Description", "Value": "Inline: data roles"}])
+    iam.put_user_policy(UserName="inline", PolicyName="wild", PolicyDocument=doc(f"arn:aws:iam::{account}:role/Data*"))
+    iam.create_group(GroupName="ops")
+    iam.put_group_policy(GroupName="ops", PolicyName="ops-admin", PolicyDocument=doc(roles["admin"]))
+    iam.create_user(UserName="grouped")
+    iam.add_user_to_group(GroupName="ops", UserName="grouped")
+    iam.create_user(UserName="mfa")
+    mfa = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    iam.put_user_policy(UserName="mfa", PolicyName="mfa", PolicyDocument=doc(roles["infrastructure_admin"], mfa))
+    iam.create_user(UserName="star")
+    iam.put_user_policy(UserName="star", PolicyName="all", PolicyDocument=doc("*"))
+    iam.create_user(UserName="a,b")  # a valid IAM name the spec refuses (no ',' in the Name tag)
+
+    inv = read_inventory(iam, sts)
+    adoption = adopt(inv)
+    assert adoption.iam_users == {
+        "grouped": {"description": "", "roles": ["admin"]},
+        "inline": {"description": "Inline: data roles", "roles": ["data_engineer"]},
+        "mfa": {"description": "", "roles": []},
+        "star": {"description": "", "roles": ["admin", "data_engineer", "infrastructure_admin"]},
+    }
+    assert adoption.notes["grouped"] == ("admin: via group ops: inline policy ops-admin",)
+    assert adoption.notes["inline"] == ("data_engineer: via inline policy wild",)
+    assert adoption.notes["mfa"] == (
+        "infrastructure_admin: NOT granted here, conditional via inline policy mfa (only with MFA)",
+    )
+    assert [w for w in adoption.warnings if w.startswith("skipped, the spec cannot hold this user: a,b: ")]
+    load_spec(adoption.iam_users)  # the adopted mapping is a valid spec
+
+    files = write_adopted(tmp_path, inv)
+    text = files[ADOPTED_TFVARS].read_text(encoding="utf-8")
+    assert "  # infrastructure_admin: NOT granted here" in text
+    assert "# WARNING: skipped, the spec cannot hold this user: a,b:" in text
+    for path in files.values():
+        assert path.read_text(encoding="utf-8").count("a,b") == 1  # only in the warning, never as a user
+
+
+def test_descriptions_are_cleaned_to_what_aws_accepts(iam, sts):
+    assert clean_description("Alice - Platform Engineer (promoted), EU") == "Alice - Platform Engineer promoted EU"
+    assert clean_description(EVERY_ALLOWED) == EVERY_ALLOWED
+    assert clean_description("x" * 300) == "x" * 256
+    iam.create_user(UserName="carol", Tags=[{"Key": "Description", "Value": "Carol"}])
+    inv = read_inventory(iam, sts)
+    inv.users["carol"]["Tags"] = [{"Key": "Description", "Value": "Carol (old tag), {kept?}"}]  # as moto would keep it
+    adoption = adopt(inv)
+    assert adoption.iam_users["carol"]["description"] == "Carol old tag kept"
+    assert "Description tag cleaned" in adoption.notes["carol"][0]
