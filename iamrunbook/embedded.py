@@ -295,8 +295,10 @@ def _is_secret_name(name: str) -> bool:
 
 def _redact(value: Any, shape=None, name: str = "") -> Any:
     """A copy of `value` with every secret replaced: by model (`sensitive`) and by parameter name."""
-    if (shape is not None and shape.metadata.get("sensitive")) or (name and _is_secret_name(name)):
+    if shape is not None and shape.metadata.get("sensitive"):
         return REDACTED
+    if isinstance(value, str) and name and _is_secret_name(name) and value.lower() not in ("true", "false"):
+        return REDACTED  # PasswordResetRequired=true or MinimumPasswordLength=14 are no secrets
     if isinstance(value, dict):
         members = shape.members if shape is not None and shape.type_name == "structure" else {}
         return {key: _redact(item, members.get(key), str(key)) for key, item in value.items()}
@@ -308,9 +310,7 @@ def _redact(value: Any, shape=None, name: str = "") -> Any:
 
 def _redact_flat(flat: Mapping[str, str]) -> dict[str, str]:
     """Flat query parameters of an unknown action, with secret-named ones replaced."""
-    return {
-        key: REDACTED if any(_is_secret_name(part) for part in key.split(".")) else value for key, value in flat.items()
-    }
+    return {key: _redact(value, None, key.rsplit(".", 1)[-1]) for key, value in flat.items()}
 
 
 # --------------------------------------------------------------------------- requests and responses

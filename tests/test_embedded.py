@@ -434,7 +434,7 @@ def test_call_log_has_no_secret_values(aws, iam):
     password = "Embedded-Secret-Pw-42!"
     new_password = "Another-Secret-Pw-43!"
     iam.create_user(UserName="secretive")
-    iam.create_login_profile(UserName="secretive", Password=password)
+    iam.create_login_profile(UserName="secretive", Password=password, PasswordResetRequired=True)
     iam.update_login_profile(UserName="secretive", Password=new_password)
     secret = iam.create_access_key(UserName="secretive")["AccessKey"]["SecretAccessKey"]
     serial = _mfa_on(iam, "secretive")
@@ -442,10 +442,32 @@ def test_call_log_has_no_secret_values(aws, iam):
     for value in (password, new_password, secret, "246810", "135791"):
         assert value not in recorded
     by_action = {call.action: call for call in aws.calls}
-    assert by_action["CreateLoginProfile"].params["Password"] == REDACTED
+    assert by_action["CreateLoginProfile"].params == {
+        "UserName": "secretive",
+        "Password": REDACTED,
+        "PasswordResetRequired": True,  # not a secret, kept
+    }
     assert by_action["UpdateLoginProfile"].params["Password"] == REDACTED
     assert by_action["EnableMFADevice"].params["SerialNumber"] == serial
     assert by_action["EnableMFADevice"].params["AuthenticationCode1"] == REDACTED
+
+
+def test_unknown_actions_are_logged_flat_and_still_without_secrets(aws):
+    body = "Action=FrobnicateUser&Version=2010-05-08&UserName=x&NewPassword=Hidden-Pw-77%21&Force=true"
+    request = urllib.request.Request(
+        aws.endpoint,
+        data=body.encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=fake/20240101/us-east-1/iam/aws4_request, Signature=0",
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(request, timeout=5)
+    (call,) = aws.calls
+    assert (call.service, call.action, call.ok) == ("iam", "FrobnicateUser", False)
+    assert call.params == {"UserName": "x", "NewPassword": REDACTED, "Force": "true"}
+    assert "Hidden-Pw-77" not in repr(call)
 
 
 def test_other_services_are_logged_with_their_action_names(aws, session):
