@@ -7,6 +7,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+from urllib.parse import urlencode
 
 import pytest
 from botocore.config import Config
@@ -18,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from iamrunbook import aws as aws_edge
 from iamrunbook.embedded import REDACTED, EmbeddedAws, is_mutating
+from iamrunbook.seed import new_password
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 DOC = json.dumps(
@@ -298,7 +300,7 @@ CREDENTIALS = {
         lambda iam, serial: iam.deactivate_mfa_device(UserName="leaver", SerialNumber=serial),
     ),
     "login profile": (
-        lambda iam: iam.create_login_profile(UserName="leaver", Password="Embedded-test-pw-1!"),
+        lambda iam: iam.create_login_profile(UserName="leaver", Password=new_password()),
         lambda iam, _: iam.delete_login_profile(UserName="leaver"),
     ),
     "signing certificate": (
@@ -431,15 +433,14 @@ def test_call_log_keeps_params_like_boto3_kwargs(aws, iam):
 
 
 def test_call_log_has_no_secret_values(aws, iam):
-    password = "Embedded-Secret-Pw-42!"
-    new_password = "Another-Secret-Pw-43!"
+    password, other_password = new_password(), new_password()  # random: no password literal in the repo
     iam.create_user(UserName="secretive")
     iam.create_login_profile(UserName="secretive", Password=password, PasswordResetRequired=True)
-    iam.update_login_profile(UserName="secretive", Password=new_password)
+    iam.update_login_profile(UserName="secretive", Password=other_password)
     secret = iam.create_access_key(UserName="secretive")["AccessKey"]["SecretAccessKey"]
     serial = _mfa_on(iam, "secretive")
     recorded = repr(aws.calls)
-    for value in (password, new_password, secret, "246810", "135791"):
+    for value in (password, other_password, secret, "246810", "135791"):
         assert value not in recorded
     by_action = {call.action: call for call in aws.calls}
     assert by_action["CreateLoginProfile"].params == {
@@ -453,7 +454,9 @@ def test_call_log_has_no_secret_values(aws, iam):
 
 
 def test_unknown_actions_are_logged_flat_and_still_without_secrets(aws):
-    body = "Action=FrobnicateUser&Version=2010-05-08&UserName=x&NewPassword=Hidden-Pw-77%21&Force=true"
+    password = new_password()
+    body = urlencode({"Action": "FrobnicateUser", "Version": "2010-05-08", "UserName": "x", "NewPassword": password})
+    body += "&Force=true"
     request = urllib.request.Request(
         aws.endpoint,
         data=body.encode(),
@@ -467,7 +470,7 @@ def test_unknown_actions_are_logged_flat_and_still_without_secrets(aws):
     (call,) = aws.calls
     assert (call.service, call.action, call.ok) == ("iam", "FrobnicateUser", False)
     assert call.params == {"UserName": "x", "NewPassword": REDACTED, "Force": "true"}
-    assert "Hidden-Pw-77" not in repr(call)
+    assert password not in repr(call)
 
 
 def test_other_services_are_logged_with_their_action_names(aws, session):
