@@ -948,9 +948,11 @@ class EmbeddedAws:
 
 __all__ = [
     "ACCOUNT_ID",
+    "REDACTED",
     "REGION",
     "Call",
     "EmbeddedAws",
     "Fault",
     "is_mutating",
+    "lookup_events",
 ]
