@@ -19,7 +19,9 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -42,6 +44,7 @@ RUN_RECORD = "run.json"
 #: side files the runner reads to tell "converged" from "changes pending"
 IDENTITY_FILE = "identity.json"
 PLAN_FILE = "plan.json"
+LEGACY_PLAN_FILE = "legacy_migration_plan.json"
 VERIFICATION_FILE = "verification.json"
 OFFBOARD_FILE = "offboard.json"
 
@@ -151,6 +154,16 @@ def kernel_env(run_dir: Path, start_dir: Path) -> Iterator[None]:
                 os.environ[name] = value
 
 
+@contextlib.contextmanager
+def _socket_dir() -> Iterator[str | None]:
+    """A private folder (mode 0700) for kernel sockets where the OS has Unix sockets; else None (TCP)."""
+    if os.name != "posix":
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="iamrb-") as folder:
+        yield folder
+
+
 # --- executing one notebook --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CellFailure:
@@ -198,9 +211,14 @@ def _failure_from(name: str, exc: BaseException) -> CellFailure:
     return CellFailure(name, None, None, "", type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "")
 
 
-def _this_python_kernel_manager():
-    """A kernel manager whose `python3` kernel is this interpreter, so the kernel imports this iamrunbook
-    (a user-level `python3` kernelspec may point at another Python without it)."""
+def _kernel_manager_class(socket_dir: str | None):
+    """A kernel manager for runbook kernels.
+
+    Its `python3` kernel is this interpreter, so the kernel imports this iamrunbook (a user-level
+    `python3` kernelspec may point at another Python without it). Given `socket_dir` (a private folder),
+    the kernel talks over Unix sockets in it instead of TCP ports on localhost that any local user can
+    reach; each kernel gets its own socket names.
+    """
     import ipykernel.kernelspec
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
@@ -214,20 +232,29 @@ def _this_python_kernel_manager():
                 )
             return super().get_kernel_spec(kernel_name)
 
-    class ThisPythonKernelManager(AsyncKernelManager):
+    class RunbookKernelManager(AsyncKernelManager):
         @default("kernel_spec_manager")
         def _default_specs(self):
             return ThisPythonSpecs(data_dir=self.data_dir)
 
         @default("transport")
         def _default_transport(self):
-            # Unix sockets where there are some: no other user of the host can reach the kernel's ports.
-            return "ipc" if os.name == "posix" else "tcp"
+            return "ipc" if socket_dir else "tcp"
 
-    return ThisPythonKernelManager
+        @default("ip")
+        def _default_ip(self):
+            # jupyter_client's own default for ipc is "kernel-ipc" in the working directory, shared by
+            # every kernel started there: two kernels would read each other's messages.
+            if self.transport == "ipc":
+                return os.path.join(socket_dir, f"k{uuid.uuid4().hex[:8]}")
+            return "127.0.0.1"
+
+    return RunbookKernelManager
 
 
-def execute_notebook(source: Path, run_dir: Path, params: Mapping[str, Any], cwd: Path) -> NotebookRun:
+def execute_notebook(
+    source: Path, run_dir: Path, params: Mapping[str, Any], cwd: Path, socket_dir: str | None = None
+) -> NotebookRun:
     """Execute one notebook into the run folder; a failed cell is a result, not an exception."""
     import papermill
     from papermill.exceptions import PapermillException
@@ -243,7 +270,7 @@ def execute_notebook(source: Path, run_dir: Path, params: Mapping[str, Any], cwd
             parameters=dict(params),
             progress_bar=False,
             cwd=str(cwd),
-            kernel_manager_class=_this_python_kernel_manager(),
+            kernel_manager_class=_kernel_manager_class(socket_dir),
         )
     except (PapermillException, RuntimeError, OSError, TimeoutError) as exc:
         # PapermillExecutionError: a cell raised; the others: the kernel died or did not start.
@@ -311,6 +338,9 @@ def pending_changes(run_dir: Path, apply: bool = False) -> list[str]:
     In an apply run the plan was carried out, so only verification (and an offboarding) can be pending.
     """
     pending = []
+    legacy = _read_json(run_dir / LEGACY_PLAN_FILE)
+    if not apply and isinstance(legacy, dict) and legacy.get("steps"):
+        pending.append(f"legacy migration: {len(legacy['steps'])} step(s) pending")
     plan = _read_json(run_dir / PLAN_FILE)
     if not apply and isinstance(plan, dict) and plan.get("changes"):
         pending.append(f"plan: {len(plan['changes'])} change(s) pending")
@@ -362,6 +392,7 @@ def write_record(
 ) -> dict:
     identity = _read_json(run_dir / IDENTITY_FILE) or {}
     plan = _read_json(run_dir / PLAN_FILE)
+    legacy = _read_json(run_dir / LEGACY_PLAN_FILE)
     verification = _read_json(run_dir / VERIFICATION_FILE)
     record = {
         "parameters": dict(given),
@@ -374,6 +405,7 @@ def write_record(
         "finished": _utc_iso(finished),
         "notebooks": [asdict(r) for r in runs],
         "plan_summary": plan.get("summary") if isinstance(plan, dict) else None,
+        "legacy_plan_summary": legacy.get("summary") if isinstance(legacy, dict) else None,
         "verification_ok": verification.get("ok") if isinstance(verification, dict) else None,
         "pending": list(pending),
         "exit_code": exit_code,
@@ -411,13 +443,13 @@ def run(
     started = datetime.now(timezone.utc)
     runs: list[NotebookRun] = []
     try:
-        with kernel_env(run_dir, start):
+        with kernel_env(run_dir, start), _socket_dir() as socket_dir:
             for source in sources:
                 if runs and runs[-1].status != SUCCEEDED:
                     runs.append(NotebookRun(source.stem, NOT_RUN))
                     continue
                 say(f"running {source.stem} ...")
-                result = execute_notebook(source, run_dir, full, start)
+                result = execute_notebook(source, run_dir, full, start, socket_dir)
                 runs.append(result)
                 say(f"  {result.status} in {result.seconds:.1f} s")
     finally:

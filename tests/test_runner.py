@@ -14,7 +14,7 @@ import nbformat
 import pytest
 import yaml
 
-from iamrunbook import runner, seed
+from iamrunbook import runner
 from iamrunbook.errors import SpecError
 from iamrunbook.params import PARAMETERS
 
@@ -138,10 +138,14 @@ def test_run_label():
 def test_pending_changes_and_exit_codes(tmp_path):
     ok = [runner.NotebookRun("03_import_and_apply", runner.SUCCEEDED)]
     assert runner.pending_changes(tmp_path) == []
+    (tmp_path / "legacy_migration_plan.json").write_text(json.dumps({"steps": []}), encoding="utf-8")
+    assert runner.pending_changes(tmp_path) == []
     (tmp_path / "plan.json").write_text(json.dumps({"changes": [{"kind": "attach"}]}), encoding="utf-8")
     (tmp_path / "verification.json").write_text(json.dumps({"ok": False, "problems": [{}, {}]}), encoding="utf-8")
     pending = runner.pending_changes(tmp_path)
     assert pending == ["plan: 1 change(s) pending", "verification: 2 problem(s)"]
+    (tmp_path / "legacy_migration_plan.json").write_text(json.dumps({"steps": [{}, {}, {}]}), encoding="utf-8")
+    assert runner.pending_changes(tmp_path)[0] == "legacy migration: 3 step(s) pending"
     assert runner.pending_changes(tmp_path, apply=True) == ["verification: 2 problem(s)"]
     assert runner.decide_exit(ok, apply=False, pending=pending) == runner.EXIT_PENDING
     assert runner.decide_exit(ok, apply=True, pending=pending) == runner.EXIT_OK
@@ -195,6 +199,7 @@ def test_plan_only_on_the_legacy_account_is_drift(aws, legacy_account, tmp_path)
     assert [(n["name"], n["status"]) for n in record["notebooks"]] == [(n, "succeeded") for n in runner.CHAIN]
     assert record["plan_summary"] == {"import": 1, "add": 11, "change": 0, "destroy": 0}
     assert record["verification_ok"] is False
+    assert [p.split(":")[0] for p in record["pending"]] == ["legacy migration", "plan", "verification"]
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"run.json"}
     assert set(record["artifacts"]) == files
     assert "terraform/iam_users.auto.tfvars" in files
@@ -202,15 +207,16 @@ def test_plan_only_on_the_legacy_account_is_drift(aws, legacy_account, tmp_path)
         assert _sha(folder / name) == digest, name
 
 
-def test_apply_converges_and_the_next_plan_is_clean(aws, iam, tmp_path):
-    seed.seed_roles(iam)  # the three roles, no legacy policy: the chain is 01 -> 04 with nothing to migrate
+def test_apply_converges_and_the_next_plan_is_clean(aws, legacy_account, tmp_path):
     applied = runner.run(params=example_params(apply=True), out=tmp_path)
     assert applied.exit_code == runner.EXIT_OK, applied.failure
     assert applied.run_dir.name.endswith("-apply")
     record = applied.record
-    assert record["verification_ok"] is True
+    assert record["verification_ok"] is True and record["pending"] == []
     assert json.loads((applied.run_dir / "apply_result.json").read_text(encoding="utf-8"))["ok"] is True
+    assert (applied.run_dir / "legacy_policy_backup.json").is_file()
     assert aws.iam_backend().get_user("alice@example.com")
+    assert legacy_account["policy_arn"] not in aws.iam_backend().managed_policies
 
     aws.clear_calls()
     again = runner.run(params=example_params(), out=tmp_path)
