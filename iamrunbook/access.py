@@ -21,15 +21,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .inventory import SWEEP_FILTER, decode_document, default_document
+from .inventory import decode_document, default_document
 from .log import logger
 from .names import name_from_arn, policy_name
 
-READ_ACTIONS = ("iam:GetAccountAuthorizationDetails",)
+READ_ACTIONS: tuple[str, ...] = ()  # no AWS calls: it reads the inventory sweep
 WRITE_ACTIONS: tuple[str, ...] = ()
 
 ASSUME_ROLE = "sts:AssumeRole"
-DETAIL_KEYS = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")
 TRUST_NAMES_USER = "role trust policy names the user directly"
 TRUST_ANY = "role trust policy trusts any principal (*)"
 MFA_ONLY = "only with MFA"
@@ -47,18 +46,6 @@ class Grant:
     path: str
     policy_arn: str | None
     conditions: tuple[str, ...] = ()
-
-
-def fetch_details(iam) -> dict:
-    """The whole account in one paginated sweep, pages merged into one response-shaped dict."""
-    details: dict[str, list] = {key: [] for key in DETAIL_KEYS}
-    pages = iam.get_paginator("get_account_authorization_details").paginate(
-        Filter=list(SWEEP_FILTER), PaginationConfig={"PageSize": 1000}
-    )
-    for page in pages:
-        for key in DETAIL_KEYS:
-            details[key].extend(page.get(key, []))
-    return details
 
 
 # --- policy language -----------------------------------------------------------------------------
