@@ -12,7 +12,7 @@ from iamrunbook import aws as aws_edge
 from iamrunbook.inventory import Inventory, read_inventory
 from iamrunbook.names import attachment_address, user_address
 from iamrunbook.plan import make_plan
-from iamrunbook.runbook import RUN_DIR_ENV, start
+from iamrunbook.runbook import HEADLESS_ENV, RUN_DIR_ENV, start
 from iamrunbook.spec import load_spec
 from iamrunbook.terraform import dump_tfvars
 from iamrunbook.widgets import ConfirmButton, RoleMatrixEditor, confirm_button, save_spec
@@ -409,3 +409,52 @@ def test_confirm_button_shows_a_failure():
     cb.confirm.click()
     assert isinstance(cb.error, RuntimeError)
     assert cb.status_text == "Failed: DeleteConflict: still attached"
+
+
+# --- the notebooks in a live session ----------------------------------------------------------------
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def shows_widget(cell) -> bool:
+    return any(WIDGET_VIEW in out.get("data", {}) for out in cell.get("outputs", []))
+
+
+@pytest.mark.parametrize(
+    ("notebook", "shown"),
+    [
+        ("02_delete_legacy_policy", 'confirm_button(f"Migrate away from {name}"'),
+        ("03_import_and_apply", "RoleMatrixEditor.for_runbook(rb, spec, inventory)"),
+        ("05_offboard_user", 'confirm_button(f"Offboard {user}"'),
+    ],
+)
+def test_live_notebooks_wait_for_a_click_even_with_apply_true(
+    notebook, shown, aws, legacy_account, iam, monkeypatch, tmp_path
+):
+    """Not headless: the widget shows and decides; `apply: true` alone changes nothing."""
+    import papermill
+
+    iam.create_user(UserName="carol")  # someone to offboard, not in the spec
+    iam.create_login_profile(UserName="carol", Password="Not-a-real-secret-9!")
+    monkeypatch.delenv(HEADLESS_ENV, raising=False)
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path / "run"))
+    aws.clear_calls()
+    nb = papermill.execute_notebook(
+        str(NOTEBOOKS / f"{notebook}.ipynb"),
+        str(tmp_path / f"{notebook}.ipynb"),
+        parameters={
+            "iam_users": load_spec(iam_users_file=EXAMPLE).to_mapping(),
+            "apply": True,
+            "offboard_user": "carol",
+        },
+        kernel_name="python3",
+        cwd=str(NOTEBOOKS),
+        progress_bar=False,
+    )
+    [cell] = [c for c in nb.cells if shown in c.source]
+    assert shows_widget(cell)
+    assert not any("Plan only" in out.get("text", "") for out in cell.outputs)
+    assert aws.mutating_calls() == []
+    assert user_names(iam) == {"your-username", "carol"}
+    assert attached(iam, "your-username") == {"AssumeRolesPolicy"}
