@@ -7,12 +7,13 @@ Assume*Policy policies, every user holding 1-3 of them, chosen with a fixed rand
 on that one server, side by side:
 
 - inventory + plan: `inventory.read_inventory` + `plan.make_plan`, with a spec equal to the account
-  (empty plan) and with one that differs; API calls by operation, wall time (median of --repeat runs)
-  and peak Python memory (tracemalloc, in a separate run so tracing does not slow the timed ones);
+  (empty plan; wall time the median of --repeat runs, peak Python memory from one more run under
+  tracemalloc so tracing does not slow the timed ones) and with one that differs (timed once);
 - baseline (a), the manual runbook: list_users, then list_attached_user_policies and
   list_groups_for_user per user;
 - baseline (b), a Terraform refresh replayed: GetUser per user, GetPolicy + GetPolicyVersion per
-  policy, ListAttachedUserPolicies per attachment, one STS GetCallerIdentity;
+  policy, ListAttachedUserPolicies per attachment, one STS GetCallerIdentity, 10 at a time as
+  `terraform plan` refreshes (--parallelism);
 - apply: `apply.apply_plan` for plans of K changes (new users, roles granted and removed, descriptions
   changed), counting the mutating calls.
 
@@ -23,18 +24,22 @@ the end (PASS/FAIL lines; the exit code is 1 if one fails). Output: a table on s
 
 How it measures, and why:
 - Calls are counted with botocore event hooks on the measuring clients: `before-call` once per API
-  call, `before-send` once per HTTP attempt, so retries show as attempts above calls.
+  call, `before-send` once per HTTP attempt, so retries show as attempts above calls; `after-call`
+  adds the time spent in each operation (results.csv, call_seconds_by_operation).
 - The server is plain moto (`ThreadedMotoServer` on 127.0.0.1) in a child process (`bench.py --serve`),
-  not `iamrunbook.embedded.EmbeddedAws`: that one runs in the caller's process, where it would share
-  the GIL with the measuring client (about twice the time per call here) and put its own allocations
-  into the client's tracemalloc figure, and its strict checks guard correctness, which this does not
-  measure. Every measured call goes over HTTP through boto3 with the runbook's client config.
+  not `iamrunbook.embedded.EmbeddedAws`: that one serves from inside the caller's process, where its
+  allocations would land in the client's tracemalloc figure and its request threads would compete with
+  the client for the GIL. Its strict checks guard correctness, which this does not measure (per call
+  it cost about the same as plain moto here, 8-15 ms on a busy 2-core machine). Every measured call
+  goes over HTTP through boto3 with the runbook's client config.
 - moto answers GetAccountAuthorizationDetails and ListUsers in one page; AWS pages them (MaxItems at
   most 1000, 100 when not given). The server process makes those two operations page like AWS, so the
   call counts are the ones AWS would see. Items of the four detail lists are counted together, the
   reading that gives the most pages.
-- AWS-managed policies are loaded into moto (about 1,600): the sweep's AWSManagedPolicy filter returns
-  all of them on AWS too, so they are part of its real cost.
+- AWS-managed policies are loaded into moto (about 1,600, as AWS has) and each role holds one
+  (AdministratorAccess, AmazonS3ReadOnlyAccess, PowerUserAccess), as roles in real accounts do, so the
+  inventory's sweep for the AWS-managed policies in use runs and is paid for.
+  --no-aws-managed-policies gives a quicker, less real server.
 - Seeding only: the roles and the three policies are created over HTTP; users, their tags and
   attachments are written straight into moto's backend inside the server process (5,000 users over
   HTTP would take minutes and measure nothing).
@@ -570,9 +575,7 @@ def bench_users(
             INVENTORY_DIFFERENT,
             clients,
             lambda: inventory_and_plan(clients, differs),
-            repeat=repeat,
-            memory=True,
-        )
+        )  # its calls and plan are the point; timed once, memory as above (the same sweep)
         row.changes = len(plan.changes)
         rows.append(row)
 
@@ -785,7 +788,12 @@ def plot(path: Path, rows: list[Row]) -> None:
     us = sorted({r.users for r in rows if r.users})
     if us:
         calls_ax.plot(
-            us, [read_call_limit(u) for u in us], linestyle="--", color="grey", label="target: ceil(U/1000)+4"
+            us,
+            [read_call_limit(u) for u in us],
+            linestyle=":",
+            color="black",
+            zorder=3,
+            label="target: ceil(U/1000)+4",
         )
     for ax, label in ((calls_ax, "API calls"), (time_ax, "seconds (wall)")):
         ax.set_xscale("log")
