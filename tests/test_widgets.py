@@ -421,28 +421,23 @@ def shows_widget(cell) -> bool:
     return any(WIDGET_VIEW in out.get("data", {}) for out in cell.get("outputs", []))
 
 
-@pytest.mark.parametrize(
-    ("notebook", "shown"),
-    [
-        ("02_delete_legacy_policy", 'confirm_button(f"Migrate away from {name}"'),
-        ("03_import_and_apply", "RoleMatrixEditor.for_runbook(rb, spec, inventory)"),
-        ("05_offboard_user", 'confirm_button(f"Offboard {user}"'),
-    ],
-)
-def test_live_notebooks_wait_for_a_click_even_with_apply_true(
-    notebook, shown, aws, legacy_account, iam, monkeypatch, tmp_path
-):
-    """Not headless: the widget shows and decides; `apply: true` alone changes nothing."""
+def run_live(notebook: str, tmp_path: Path, monkeypatch, extra: str | None = None):
+    """Execute a notebook as a live session would (not headless) with `apply: true`. `extra` is a cell
+    appended to a copy in tmp_path: the clicks an operator would make. The committed notebook is untouched."""
+    import nbformat
     import papermill
 
-    iam.create_user(UserName="carol")  # someone to offboard, not in the spec
-    iam.create_login_profile(UserName="carol", Password="Not-a-real-secret-9!")
     monkeypatch.delenv(HEADLESS_ENV, raising=False)
     monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path / "run"))
-    aws.clear_calls()
-    nb = papermill.execute_notebook(
-        str(NOTEBOOKS / f"{notebook}.ipynb"),
-        str(tmp_path / f"{notebook}.ipynb"),
+    source = NOTEBOOKS / f"{notebook}.ipynb"
+    if extra is not None:
+        nb = nbformat.read(source, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell(extra))
+        source = tmp_path / f"{notebook}.clicks.ipynb"
+        nbformat.write(nb, source)
+    return papermill.execute_notebook(
+        str(source),
+        str(tmp_path / f"{notebook}.out.ipynb"),
         parameters={
             "iam_users": load_spec(iam_users_file=EXAMPLE).to_mapping(),
             "apply": True,
@@ -452,9 +447,76 @@ def test_live_notebooks_wait_for_a_click_even_with_apply_true(
         cwd=str(NOTEBOOKS),
         progress_bar=False,
     )
+
+
+@pytest.fixture
+def carol(iam):
+    """Someone to offboard: not in the spec, with a console password."""
+    iam.create_user(UserName="carol")
+    iam.create_login_profile(UserName="carol", Password="Not-a-real-secret-9!")
+    return "carol"
+
+
+@pytest.mark.parametrize(
+    ("notebook", "shown"),
+    [
+        ("02_delete_legacy_policy", 'confirm_button(f"Migrate away from {name}"'),
+        ("03_import_and_apply", "RoleMatrixEditor.for_runbook(rb, spec, inventory)"),
+        ("05_offboard_user", 'confirm_button(f"Offboard {user}"'),
+    ],
+)
+def test_live_notebooks_wait_for_a_click_even_with_apply_true(
+    notebook, shown, aws, legacy_account, carol, iam, monkeypatch, tmp_path
+):
+    """Not headless: the widget shows and decides; `apply: true` alone changes nothing."""
+    aws.clear_calls()
+    nb = run_live(notebook, tmp_path, monkeypatch)
     [cell] = [c for c in nb.cells if shown in c.source]
     assert shows_widget(cell)
     assert not any("Plan only" in out.get("text", "") for out in cell.outputs)
     assert aws.mutating_calls() == []
     assert user_names(iam) == {"your-username", "carol"}
     assert attached(iam, "your-username") == {"AssumeRolesPolicy"}
+
+
+def outputs_text(cell) -> str:
+    return "".join(out.get("text", "") for out in cell.outputs)
+
+
+def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):
+    clicks = (
+        "editor.checkboxes[('bob@example.com', 'admin')].value = True\n"
+        "editor.apply_button.click()\n"
+        "print(editor.status_text)\n"
+        "editor.confirm_button.click()\n"
+        "print(editor.status_text)"
+    )
+    nb = run_live("03_import_and_apply", tmp_path, monkeypatch, clicks)
+    assert "Nothing has changed yet" in outputs_text(nb.cells[-1])
+    assert "Applied: 13 change(s) done." in outputs_text(nb.cells[-1])
+    assert attached(iam, BOB) == {"AssumeAdminRolePolicy", "AssumeDataEngineerRolePolicy"}
+    assert json.loads((tmp_path / "run" / "interactive_apply_result.json").read_text(encoding="utf-8"))["ok"]
+
+
+def test_live_notebook_02_migrates_after_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):
+    clicks = "migrate_button.button.click()\nmigrate_button.confirm.click()\nprint(migrate_button.status_text)"
+    nb = run_live("02_delete_legacy_policy", tmp_path, monkeypatch, clicks)
+    assert outputs_text(nb.cells[-1]).strip() == "Done."
+    policies = {p["PolicyName"] for page in iam.get_paginator("list_policies").paginate(Scope="Local")
+                for p in page["Policies"]}  # fmt: skip
+    assert "AssumeRolesPolicy" not in policies
+    assert attached(iam, "your-username") == {
+        "AssumeAdminRolePolicy",
+        "AssumeDataEngineerRolePolicy",
+        "AssumeInfrastructureAdminRolePolicy",
+    }
+    assert json.loads((tmp_path / "run" / "legacy_migration_result.json").read_text(encoding="utf-8"))["ok"]
+
+
+def test_live_notebook_05_offboards_after_confirm(aws, legacy_account, carol, iam, monkeypatch, tmp_path):
+    clicks = "offboard_button.button.click()\noffboard_button.confirm.click()\nprint(offboard_button.status_text)"
+    nb = run_live("05_offboard_user", tmp_path, monkeypatch, clicks)
+    assert outputs_text(nb.cells[-1]).strip() == "Done."
+    assert user_names(iam) == {"your-username"}
+    record = json.loads((tmp_path / "run" / "offboard.json").read_text(encoding="utf-8"))
+    assert record["applied"] is True and record["user"] == "carol" and record["steps"]
