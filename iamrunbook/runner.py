@@ -81,7 +81,7 @@ def resolve_notebook(ref: str | Path) -> Path:
     candidate = notebooks_dir() / name
     if len(path.parts) == 1 and candidate.is_file():
         return candidate
-    known = ", ".join(available_notebooks()) or f"none in {notebooks_dir()}"
+    known = ", ".join(available_notebooks()) or f"none in {notebooks_dir()} (set {NOTEBOOKS_ENV} to the folder)"
     raise SpecError(f"no notebook {str(ref)!r}; known notebooks: {known} (or give a path to an .ipynb file)")
 
 

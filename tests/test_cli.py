@@ -126,6 +126,7 @@ def test_offboard_plan_is_pending_then_apply_removes_the_user(aws, legacy_accoun
     iam.create_user(UserName="dave")
     iam.create_access_key(UserName="dave")
     iam.create_login_profile(UserName="dave", Password="Not-a-real-one-42!")
+    iam.attach_user_policy(UserName="dave", PolicyArn=legacy_account["policy_arn"])  # dave can assume all 3 roles
     aws.clear_calls()
     args = ["run", "05_offboard_user", "-f", str(EXAMPLE), "-p", "offboard_user", "dave", "--out", str(tmp_path)]
 
@@ -133,8 +134,11 @@ def test_offboard_plan_is_pending_then_apply_removes_the_user(aws, legacy_accoun
     assert aws.mutating_calls() == []
     assert "offboarding of dave pending" in capsys.readouterr().out
 
-    assert cli.main([*args, "--apply"]) == 0
+    assert cli.main([*args, "--apply", "-p", "revoke_role_sessions", "true"]) == 0
     assert not any(u.name == "dave" for u in aws.iam_backend().users.values())
+    for role in ("AdminRole", "DataEngineerRole", "InfrastructureAdminRole"):
+        document = iam.get_role_policy(RoleName=role, PolicyName="AWSRevokeOlderSessions")["PolicyDocument"]
+        assert document["Statement"][0]["Effect"] == "Deny"
     folder = next(p for p in run_folders(tmp_path) if p.name.endswith("-apply"))
     credentials = json.loads((folder / "offboard_dave_credentials.json").read_text(encoding="utf-8"))
     assert credentials["exists"] is True and credentials["login_profile"]["exists"] is True

@@ -83,6 +83,9 @@ def test_notebooks_folder_can_be_overridden(tmp_path, monkeypatch):
     assert runner.resolve_notebook("99_custom") == tmp_path / "99_custom.ipynb"
     with pytest.raises(SpecError):
         runner.resolve_notebook("04_verify")
+    monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(tmp_path / "missing"))
+    with pytest.raises(SpecError, match=f"set {runner.NOTEBOOKS_ENV}"):
+        runner.resolve_notebook("04_verify")
 
 
 # --- parameters --------------------------------------------------------------------------------------
