@@ -16,6 +16,7 @@ from .errors import AwsActionError, SafetyError
 from .inventory import caller_user_name
 from .log import logger
 from .plan import Change, Plan
+from .progress import progress as show_progress
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS = (
@@ -193,9 +194,7 @@ def apply_plan(iam, plan: Plan, *, max_deletions: int = 3, progress: bool = Fals
     changes = list(plan.changes)
     steps = changes
     if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(changes, desc="apply", unit="change")
+        steps = show_progress(changes, desc="apply", unit="change")
     for i, change in enumerate(steps):
         try:
             HANDLERS[change.kind](iam, change)

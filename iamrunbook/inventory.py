@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from .names import MANAGED_BY_KEY, MANAGED_BY_VALUE, name_from_arn
+from .progress import progress as show_progress
 
 #: The credential report (read_inventory(with_credential_report=True)) is part of a plan-only run too.
 REPORT_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport")
@@ -202,9 +203,7 @@ def _sweep(iam, filters: list[str], progress: bool = False) -> dict[str, list]:
         Filter=list(filters), PaginationConfig={"PageSize": MAX_ITEMS}
     )
     if progress:
-        from tqdm.auto import tqdm
-
-        pages = tqdm(pages, desc="inventory pages", unit="page")
+        pages = show_progress(pages, desc="inventory pages", unit="page")
     for page in pages:
         for key in merged:
             merged[key].extend(page.get(key, []))

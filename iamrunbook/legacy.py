@@ -39,6 +39,7 @@ from .inventory import Inventory, decode_document, default_document
 from .log import logger
 from .names import name_from_arn, role_arn
 from .plan import Change, make_plan
+from .progress import progress as show_progress
 from .spec import Spec
 
 READ_ACTIONS = (
@@ -710,9 +711,7 @@ def apply_migration(
     steps = list(mplan.steps)
     iterator = steps
     if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(steps, desc="migration", unit="step")
+        iterator = show_progress(steps, desc="migration", unit="step")
     for i, step in enumerate(iterator):
         try:
             STEP_HANDLERS[step.kind](iam, step)

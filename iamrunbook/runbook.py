@@ -20,23 +20,19 @@ from . import aws
 from .errors import SafetyError
 from .inventory import Inventory, read_inventory
 from .params import from_namespace, validate_params
+from .progress import HEADLESS_ENV, headless  # noqa: F401 - re-exported for notebooks and the runner
 from .spec import Spec, load_spec
 
 READ_ACTIONS = ("sts:GetCallerIdentity",)
 WRITE_ACTIONS: tuple[str, ...] = ()
 
 RUN_DIR_ENV = "IAMRUNBOOK_RUN_DIR"
-HEADLESS_ENV = "IAMRUNBOOK_HEADLESS"
 START_DIR_ENV = "IAMRUNBOOK_START_DIR"
 
 
 def utc_stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
-
-def headless() -> bool:
-    """True under `iamrunbook run`, papermill jobs and tests: no widget may wait for a click."""
-    return os.environ.get(HEADLESS_ENV, "") not in ("", "0", "false")
 
 
 def run_dir() -> Path:
