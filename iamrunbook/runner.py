@@ -32,7 +32,7 @@ from typing import Any
 from .errors import SpecError
 from .params import check_params, load_params_file, validate_params
 from .runbook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV, utc_stamp
-from .spec import load_yaml
+from .spec import load_spec, load_yaml
 
 READ_ACTIONS: tuple[str, ...] = ()  # the notebooks call AWS; the runner itself never does
 WRITE_ACTIONS: tuple[str, ...] = ()
@@ -439,6 +439,8 @@ def run(
     apply = bool(given.get("apply", False))
     full = kernel_params(given)
     start = Path(start_dir or Path.cwd()).resolve()
+    # Every notebook takes the same spec: a bad one is refused here, before any kernel or AWS call.
+    load_spec(full["iam_users"], full["iam_users_file"], full["roles"], base_dir=start)
     run_dir = new_run_dir(out, run_label(sources, apply))
     started = datetime.now(timezone.utc)
     runs: list[NotebookRun] = []
