@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-running", action="store_true", help="keep the embedded AWS serving after the run, until Ctrl-C"
     )
     demo_cmd.set_defaults(handler=cmd_demo)
+
+    perm_cmd = commands.add_parser(
+        "permissions",
+        help="print the IAM policy a runner role needs (plan-only by default)",
+        description="Print the least-privilege identity policy for the identity that runs the runbook, "
+        "built from the actions each step declares.",
+    )
+    perm_cmd.add_argument("--apply", action="store_true", help="include the write actions an apply run needs")
+    perm_cmd.set_defaults(handler=cmd_permissions)
     return parser
 
 
@@ -119,6 +128,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo  # moto is an optional dependency: import only when asked for
 
     return run_demo(out=args.out, keep_running=args.keep_running)
+
+
+def cmd_permissions(args: argparse.Namespace) -> int:
+    from .permissions import runner_policy_json
+
+    print(runner_policy_json(apply=args.apply))
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,77 @@
+"""`iamrunbook demo` end to end: the README's first command, on its own embedded AWS."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+from iamrunbook.cli import main
+from iamrunbook.demo import run_demo
+
+ADDRESSES = [
+    'aws_iam_policy.assume_role["admin"]',
+    'aws_iam_policy.assume_role["data_engineer"]',
+    'aws_iam_policy.assume_role["infrastructure_admin"]',
+    'aws_iam_user.users["alice@example.com"]',
+    'aws_iam_user.users["bob@example.com"]',
+    'aws_iam_user.users["your-username"]',
+    'aws_iam_user_policy_attachment.user_roles["alice@example.com/data_engineer"]',
+    'aws_iam_user_policy_attachment.user_roles["alice@example.com/infrastructure_admin"]',
+    'aws_iam_user_policy_attachment.user_roles["bob@example.com/data_engineer"]',
+    'aws_iam_user_policy_attachment.user_roles["your-username/admin"]',
+    'aws_iam_user_policy_attachment.user_roles["your-username/data_engineer"]',
+    'aws_iam_user_policy_attachment.user_roles["your-username/infrastructure_admin"]',
+]
+
+
+def test_demo_runs_the_whole_runbook_and_then_finds_no_drift(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "someone-real")  # must never be used by the demo
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    lines: list[str] = []
+
+    assert run_demo(out=tmp_path, echo=lines.append) == 0
+
+    text = "\n".join(lines)
+    assert "http://127.0.0.1:" in text
+    assert "imported 2 existing user(s) (your-username, alice@example.com), created 1 (bob@example.com)" in text
+    assert "nobody was locked out" in text
+    assert "04 verified: 12 addresses" in text
+    assert "plan-only run exit code 0 (no drift)" in text
+    # the environment is given back: nothing points at the stopped server, the profile is restored
+    assert "AWS_ENDPOINT_URL" not in os.environ
+    assert os.environ["AWS_PROFILE"] == "someone-real"
+
+    apply_dir, plan_dir = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert apply_dir.name.endswith("-apply") and plan_dir.name.endswith("-plan")
+    for folder in (apply_dir, plan_dir):
+        record = json.loads((folder / "run.json").read_text())
+        assert record["exit_code"] == 0
+        assert [n["status"] for n in record["notebooks"]] == ["succeeded"] * 4
+    verification = json.loads((apply_dir / "verification.json").read_text())
+    assert verification["ok"] is True and verification["addresses"] == ADDRESSES
+    backup = json.loads((apply_dir / "legacy_policy_backup.json").read_text())
+    assert backup["versions"], "the legacy policy's document is in the backup"
+
+    # ci-bot, an unmanaged user outside the spec, is left exactly as it was: its own inline policy, untagged
+    with (plan_dir / "inventory_users.csv").open() as fh:
+        users = {row["user"]: row for row in csv.DictReader(fh)}
+    assert users["ci-bot"]["managed"] == "False"
+    assert users["ci-bot"]["inline_policies"] == "ci-bot-artifacts"
+    assert users["ci-bot"]["attached_policies"] == ""
+    assert set(users) == {"your-username", "alice@example.com", "bob@example.com", "ci-bot"}
+
+
+def test_permissions_command_prints_the_runner_policy(capsys):
+    assert main(["permissions"]) == 0
+    plan_only = json.loads(capsys.readouterr().out)
+    assert main(["permissions", "--apply"]) == 0
+    with_apply = json.loads(capsys.readouterr().out)
+
+    def actions(policy):
+        return {a for s in policy["Statement"] for a in s["Action"]}
+
+    assert "iam:GetAccountAuthorizationDetails" in actions(plan_only)
+    assert "iam:AttachUserPolicy" not in actions(plan_only)
+    assert {"iam:AttachUserPolicy", "iam:DeleteUser", "iam:DeletePolicy"} <= actions(with_apply)
+    assert actions(plan_only) < actions(with_apply)
