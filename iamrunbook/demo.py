@@ -21,7 +21,7 @@ from . import runner
 from .embedded import EmbeddedAws
 from .seed import seed_demo_account
 
-EXAMPLE_PARAMS = Path(__file__).resolve().parent.parent / "parameters" / "example.yaml"
+EXAMPLE_PARAMS = runner.shipped_dir("parameters") / "example.yaml"
 
 #: AWS settings a developer's shell may carry; the demo must never reach a real account through them.
 _SCRUB = (

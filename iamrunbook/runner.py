@@ -60,11 +60,18 @@ EXIT_PENDING = 2
 
 # --- finding notebooks -------------------------------------------------------------------------------
 def notebooks_dir() -> Path:
-    """IAMRUNBOOK_NOTEBOOKS if set, else the repository's `notebooks/` next to the package."""
+    """IAMRUNBOOK_NOTEBOOKS if set, else the shipped `notebooks/`."""
     override = os.environ.get(NOTEBOOKS_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    return shipped_dir("notebooks")
+
+
+def shipped_dir(name: str) -> Path:
+    """A folder the project ships: the checkout's top-level one, else the installed package's copy."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / name
+    return checkout if checkout.is_dir() else package / name
 
 
 def available_notebooks() -> list[str]:
