@@ -107,13 +107,28 @@ def test_too_many_deletions_is_refused_before_any_change(aws, iam, tmp_path, cap
     assert "SafetyError: refused before any change:" in err and "max_deletions=1" in err
 
 
-def test_invalid_spec_fails_a_cell_and_says_what_is_wrong(aws, legacy_account, tmp_path, capsys):
+def test_invalid_spec_is_refused_before_any_notebook(aws, legacy_account, tmp_path, capsys):
     path = params_file(tmp_path, iam_users={"carol": {"description": "Carol (contractor)", "roles": ["admin"]}})
+    aws.clear_calls()
+    code = cli.main(["run", "03_import_and_apply", "-f", path, "--out", str(tmp_path / "runs")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "refused before starting any notebook" in err
+    assert "carol: description 'Carol (contractor)' contains '(' ')'" in err
+    assert run_folders(tmp_path / "runs") == []
+    assert aws.calls == []
+
+
+MISSING_ROLE = {"admin": "AdminRole", "data_engineer": "DataEngineerRole", "infrastructure_admin": "GoneRole"}
+
+
+def test_a_failed_cell_says_which_and_why(aws, legacy_account, tmp_path, capsys):
+    path = params_file(tmp_path, roles=MISSING_ROLE)
     code = cli.main(["run", "03_import_and_apply", "-f", path, "--out", str(tmp_path / "runs")])
     assert code == 1
     captured = capsys.readouterr()
-    assert "FAILED: 03_import_and_apply: cell In [" in captured.err and "(spec = rb.spec())" in captured.err
-    assert "SpecError:" in captured.err and "carol" in captured.err
+    assert "FAILED: 03_import_and_apply: cell In [" in captured.err and "(from iamrunbook.plan import" in captured.err
+    assert "SpecError:" in captured.err and "'GoneRole' does not exist" in captured.err
     assert "Traceback" not in captured.err + captured.out
     (folder,) = run_folders(tmp_path / "runs")
     assert f"run folder: {folder}" in captured.out

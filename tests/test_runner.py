@@ -231,15 +231,17 @@ def test_apply_converges_and_the_next_plan_is_clean(aws, legacy_account, tmp_pat
 
 
 def test_a_failed_cell_stops_the_chain_and_keeps_the_notebook(aws, legacy_account, tmp_path):
-    params = example_params(iam_users={"carol": {"description": "Carol", "roles": ["superuser"]}})
+    params = example_params(
+        roles={"admin": "AdminRole", "data_engineer": "DataEngineerRole", "infrastructure_admin": "GoneRole"}
+    )
     aws.clear_calls()
     result = runner.run(["03_import_and_apply", "04_verify"], params, out=tmp_path)
 
     assert result.exit_code == runner.EXIT_ERROR
     failure = result.failure
     assert failure.notebook == "03_import_and_apply" and failure.ename == "SpecError"
-    assert "superuser" in failure.evalue
-    assert failure.first_line == "spec = rb.spec()"
+    assert "'GoneRole' does not exist" in failure.evalue
+    assert failure.first_line == "from iamrunbook.plan import make_plan"
     assert [(n.name, n.status) for n in result.notebooks] == [
         ("03_import_and_apply", "failed"),
         ("04_verify", "not run"),
