@@ -174,6 +174,32 @@ def test_offboard_without_a_user_has_nothing_to_do(aws, legacy_account, tmp_path
     assert "offboard_user is not set: nothing to do." in executed
 
 
+@pytest.mark.parametrize(
+    ("user", "message"),
+    [
+        ("bob@example.com", "still in iam_users"),  # the next run would recreate them
+        ("moto", "is the identity running this runbook"),  # the embedded AWS's caller is arn:aws:sts::123456789012:user/moto
+    ],
+)
+def test_offboard_refusals_change_nothing(aws, legacy_account, iam, tmp_path, capsys, user, message):
+    iam.create_user(UserName=user)
+    aws.clear_calls()
+    args = ["run", "05_offboard_user", "-f", str(EXAMPLE), "-p", "offboard_user", user, "--apply"]
+    assert cli.main([*args, "--out", str(tmp_path)]) == 1
+    assert message in capsys.readouterr().err
+    assert aws.mutating_calls() == []
+    assert iam.get_user(UserName=user)["User"]["UserName"] == user
+
+
+def test_offboard_of_a_user_already_gone_succeeds(aws, legacy_account, tmp_path, capsys):
+    aws.clear_calls()
+    args = ["run", "05_offboard_user", "-f", str(EXAMPLE), "-p", "offboard_user", "ghost", "--apply"]
+    assert cli.main([*args, "--out", str(tmp_path)]) == 0
+    assert aws.mutating_calls() == []
+    (folder,) = run_folders(tmp_path)
+    assert "already gone" in (folder / "05_offboard_user.ipynb").read_text(encoding="utf-8")
+
+
 # --- the rest of the command -------------------------------------------------------------------------
 def test_demo_subcommand_calls_run_demo(monkeypatch, tmp_path):
     seen = {}
