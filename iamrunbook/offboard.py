@@ -717,6 +717,13 @@ def check_offboard(user_name: str, spec_user_names: set[str], caller_arn: str) -
 # --- CloudTrail --------------------------------------------------------------------------------------
 
 _EVENT_COLUMNS = ["time", "event_name", "event_source", "source_ip", "access_key", "error_code", "resources"]
+_ACCESS_KEY_RESOURCE = "AWS::IAM::AccessKey"
+
+
+def _resource_name(resource: dict) -> str:
+    """CloudTrail names an access key resource by its full id; shown masked like every other key id."""
+    name = resource.get("ResourceName", "")
+    return aws.mask_key_id(name) if resource.get("ResourceType") == _ACCESS_KEY_RESOURCE else name
 
 
 def _event_row(event: dict) -> dict | None:
@@ -736,7 +743,7 @@ def _event_row(event: dict) -> dict | None:
         "source_ip": detail.get("sourceIPAddress"),
         "access_key": aws.mask_key_id(event["AccessKeyId"]) if event.get("AccessKeyId") else None,
         "error_code": detail.get("errorCode"),
-        "resources": ", ".join(r.get("ResourceName", "") for r in event.get("Resources") or []),
+        "resources": ", ".join(_resource_name(r) for r in event.get("Resources") or []),
     }
 
 
