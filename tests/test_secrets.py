@@ -1,11 +1,12 @@
 """No secret ever leaves the account or the environment into what the runbook writes or says.
 
 Secrets are planted where a careless runbook would pick them up: the environment (a session token, a
-secret access key, an access key id) and the account (console passwords, access keys whose secret the
-test captures as AWS hands it out). Then the demo runs, and every notebook runs through the CLI (the
-chain with apply, then 05_offboard_user with apply and revoke_role_sessions on a user holding keys and
-a password). Every file of every run folder, the captured stdout/stderr, the log records and the
-embedded server's call log are scanned: no secret in any form, access key ids only masked.
+secret access key, an access key id) and the account (console passwords, access keys and a virtual MFA
+device, whose secrets and seed the test captures as AWS hands them out). Then the demo runs, and every
+notebook runs through the CLI (the chain with apply, then 05_offboard_user with apply and
+revoke_role_sessions on a user holding keys and a password). Every file of every run folder, the
+captured stdout/stderr, the log records and the embedded server's call log are scanned: no secret in
+any form, and outside the call log access key ids only masked.
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def capture_access_keys(iam, found: dict[str, str]) -> None:
             found[key["AccessKeyId"]] = key["SecretAccessKey"]
 
     iam.meta.events.register("after-call.iam.CreateAccessKey", keep)
+
+
+def capture_mfa_seeds(iam, found: list[str]) -> None:
+    """Record the Base32 seed of every virtual MFA device this client creates (a secret like a password)."""
+
+    def keep(parsed, **_):
+        seed_value = (parsed.get("VirtualMFADevice") or {}).get("Base32StringSeed")
+        if seed_value:
+            found.append(seed_value.decode() if isinstance(seed_value, bytes) else seed_value)
+
+    iam.meta.events.register("after-call.iam.CreateVirtualMFADevice", keep)
 
 
 def corpus(folders: list[Path]) -> tuple[dict[str, str], set[str]]:
@@ -121,10 +133,12 @@ def test_the_demo_leaks_no_secret(tmp_path, monkeypatch, capsys, logs, env_secre
     password = marker("Demo-Pw")
     monkeypatch.setattr(seed, "new_password", lambda length=24: password)
     keys: dict[str, str] = {}
+    mfa_seeds: list[str] = []
     servers: list[EmbeddedAws] = []
 
     def seed_and_capture(iam, **kwargs):
         capture_access_keys(iam, keys)
+        capture_mfa_seeds(iam, mfa_seeds)
         return seed.seed_demo_account(iam, **kwargs)
 
     class RecordedAws(EmbeddedAws):
@@ -138,7 +152,7 @@ def test_the_demo_leaks_no_secret(tmp_path, monkeypatch, capsys, logs, env_secre
 
     assert demo.run_demo(out=tmp_path / "runs", echo=lines.append) == 0
 
-    assert len(keys) == 1 and len(servers) == 1  # the demo's own key was created, and captured
+    assert len(keys) == len(mfa_seeds) == len(servers) == 1  # the demo's own key and MFA device, captured
     captured = capsys.readouterr()
     texts, suffixes = corpus([tmp_path / "runs"])
     assert len({Path(p).parent for p in texts}) >= 2  # the apply run and the drift check
@@ -146,7 +160,8 @@ def test_the_demo_leaks_no_secret(tmp_path, monkeypatch, capsys, logs, env_secre
     texts["demo echo"] = "\n".join(lines)
     texts["stdout"], texts["stderr"] = captured.out, captured.err
     texts["log records"] = logs.text + "\n".join(r.getMessage() for r in logs.records)
-    secret_values = {"demo password": password, **{f"secret of {k[:4]}": s for k, s in keys.items()}}
+    secret_values = {"demo password": password, "demo MFA seed": mfa_seeds[0]}
+    secret_values.update({f"secret of {k[:4]}": s for k, s in keys.items()})
     secret_values.update(env_secrets)
     del secret_values["AWS_ACCESS_KEY_ID"]
 
@@ -159,7 +174,9 @@ def test_every_notebook_leaks_no_secret(aws, iam, tmp_path, monkeypatch, capsys,
     passwords = {"owner password": marker("Owner-Pw"), "leaver password": marker("Leaver-Pw")}
     monkeypatch.setattr(seed, "new_password", lambda length=24: passwords["owner password"])
     keys: dict[str, str] = {}
+    mfa_seeds: list[str] = []
     capture_access_keys(iam, keys)
+    capture_mfa_seeds(iam, mfa_seeds)
     # The demo account through a logged client (its password is in the call log, redacted) ...
     made = seed.seed_demo_account(iam)
     # ... plus a leaver outside the spec with two keys and a console password.
@@ -185,7 +202,9 @@ def test_every_notebook_leaks_no_secret(aws, iam, tmp_path, monkeypatch, capsys,
     assert {Path(p).name for p in texts} >= {"run.json", "offboard_leaver_credentials.json", "offboard.json"}
     texts["stdout"], texts["stderr"] = captured.out, captured.err
     texts["log records"] = logs.text + "\n".join(r.getMessage() for r in logs.records)
-    secret_values = {**passwords, **{f"secret of {k[:4]}": s for k, s in keys.items()}}
+    assert len(mfa_seeds) == 1
+    secret_values = {**passwords, "owner MFA seed": mfa_seeds[0]}
+    secret_values.update({f"secret of {k[:4]}": s for k, s in keys.items()})
     secret_values.update(env_secrets)
     del secret_values["AWS_ACCESS_KEY_ID"]
 
