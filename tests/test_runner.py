@@ -163,7 +163,7 @@ def test_an_interrupted_run_still_writes_its_record(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "execute_notebook", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        runner.run(["03_import_and_apply", "04_verify"], {}, out=tmp_path)
+        runner.run(["03_import_and_apply", "04_verify"], example_params(), out=tmp_path)
     (folder,) = tmp_path.iterdir()
     record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     assert [(n["name"], n["status"]) for n in record["notebooks"]] == [
