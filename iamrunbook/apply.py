@@ -187,23 +187,25 @@ HANDLERS: dict[str, Callable] = {
 }
 
 
-def apply_plan(iam, plan: Plan, *, max_deletions: int = 3, progress: bool = False) -> ApplyResult:
-    """Execute every change in order; raise ApplyError (with the result) at the first failure."""
-    check_safety(plan, max_deletions)
-    result = ApplyResult()
-    changes = list(plan.changes)
-    steps = changes
-    if progress:
-        steps = show_progress(changes, desc="apply", unit="change")
+def execute(iam, changes, handlers: dict[str, Callable], result: ApplyResult, *, desc: str, progress: bool):
+    """Run each change's handler in order into `result`; at the first failure raise ApplyError (with it)."""
+    changes = list(changes)
+    steps = show_progress(changes, desc=desc, unit="change") if progress else changes
     for i, change in enumerate(steps):
         try:
-            HANDLERS[change.kind](iam, change)
+            handlers[change.kind](iam, change)
         # AwsActionError: a user deletion stopped part-way (offboard names its own step).
         except (ClientError, BotoCoreError, AwsActionError) as exc:
             result.failed, result.error = change, str(exc)
             result.not_done = changes[i + 1 :]
-            logger.error("apply stopped at %s: %s", change.address, exc)
+            logger.error("%s stopped at %s: %s", desc, change.address, exc)
             raise ApplyError(change, exc, result) from exc
         result.done.append(change)
         logger.info("%s %s", change.symbol, change.address)
     return result
+
+
+def apply_plan(iam, plan: Plan, *, max_deletions: int = 3, progress: bool = False) -> ApplyResult:
+    """Execute every change in order; raise ApplyError (with the result) at the first failure."""
+    check_safety(plan, max_deletions)
+    return execute(iam, plan.changes, HANDLERS, ApplyResult(), desc="apply", progress=progress)

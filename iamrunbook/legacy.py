@@ -32,14 +32,13 @@ from botocore.exceptions import ClientError
 
 from .access import ASSUME_ROLE, document_access, statement_covers
 from .apply import HANDLERS as PLAN_HANDLERS
-from .apply import ApplyError, ApplyResult
+from .apply import ApplyResult, execute
 from .aws import error_code, ignore_not_found
 from .errors import SafetyError
 from .inventory import Inventory, decode_document, default_document
 from .log import logger
 from .names import name_from_arn, role_arn
 from .plan import Change, make_plan
-from .progress import progress as show_progress
 from .spec import Spec
 
 READ_ACTIONS = (
@@ -707,21 +706,7 @@ def apply_migration(
         return MigrationResult(message=mplan.summary_line())
     check_migration(mplan)
     check_backup(backup_path, mplan)
-    result = MigrationResult()
-    steps = list(mplan.steps)
-    iterator = steps
-    if progress:
-        iterator = show_progress(steps, desc="migration", unit="step")
-    for i, step in enumerate(iterator):
-        try:
-            STEP_HANDLERS[step.kind](iam, step)
-        except ClientError as exc:
-            result.failed, result.error = step, str(exc)
-            result.not_done = steps[i + 1 :]
-            logger.error("migration stopped at %s %s: %s", step.kind, step.address, exc)
-            raise ApplyError(step, exc, result) from exc
-        result.done.append(step)
-        logger.info("%s %s", step.symbol, step.address)
+    result = execute(iam, mplan.steps, STEP_HANDLERS, MigrationResult(), desc="migration", progress=progress)
     result.message = (
         f"{mplan.legacy_name} is gone; {len(mplan.migrating_users)} user(s) moved to their Assume*Policy policies."
     )
