@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import boto3
 
 from .aws import mask_key_id
+from .names import DEFAULT_ROLES
 
 READ_ACTIONS = ("sts:GetCallerIdentity",)
 WRITE_ACTIONS = (
@@ -34,11 +35,7 @@ WRITE_ACTIONS = (
 )
 
 #: Role key in the spec -> role name in the account.
-ROLE_NAMES: Mapping[str, str] = {
-    "admin": "AdminRole",
-    "data_engineer": "DataEngineerRole",
-    "infrastructure_admin": "InfrastructureAdminRole",
-}
+ROLE_NAMES: Mapping[str, str] = DEFAULT_ROLES
 LEGACY_USER = "your-username"
 LEGACY_POLICY = "AssumeRolesPolicy"
 HAND_MADE_USER = "alice@example.com"
