@@ -178,7 +178,8 @@ def test_offboard_without_a_user_has_nothing_to_do(aws, legacy_account, tmp_path
     ("user", "message"),
     [
         ("bob@example.com", "still in iam_users"),  # the next run would recreate them
-        ("moto", "is the identity running this runbook"),  # the embedded AWS's caller is arn:aws:sts::123456789012:user/moto
+        # the embedded AWS's caller is arn:aws:sts::123456789012:user/moto
+        ("moto", "is the identity running this runbook"),
     ],
 )
 def test_offboard_refusals_change_nothing(aws, legacy_account, iam, tmp_path, capsys, user, message):
