@@ -21,6 +21,8 @@ from iamrunbook import aws as aws_edge
 from iamrunbook import seed
 from iamrunbook.embedded import EmbeddedAws
 
+pytest_plugins = ["_call_audit"]  # every action the embedded servers answer must be declared
+
 
 @pytest.fixture(scope="session")
 def embedded_aws():
