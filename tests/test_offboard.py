@@ -460,9 +460,9 @@ def test_recent_events_keeps_write_events_and_masks_keys(session, monkeypatch):
         "lookup_events",
         {
             "Events": [
-                event("CreateAccessKey", "false", "AKIAABCDEFGHIJKLMNOP"),
-                event("ListUsers", "true", "AKIAABCDEFGHIJKLMNOP"),
-                event("AttachUserPolicy", "false", "ASIAABCDEFGHIJKLWXYZ"),
+                event("CreateAccessKey", "false", "AKIAIOSFODNN7EXAMPLE"),
+                event("ListUsers", "true", "AKIAIOSFODNN7EXAMPLE"),
+                event("AttachUserPolicy", "false", "ASIAIOSFODNN8EXAMPLE"),
             ]
         },
     )
@@ -474,8 +474,8 @@ def test_recent_events_keeps_write_events_and_masks_keys(session, monkeypatch):
     stub.assert_no_pending_responses()
     assert status == "2 write events by alice in the last 30 days (3 events scanned)"
     assert list(table["event_name"]) == ["CreateAccessKey", "AttachUserPolicy"]
-    assert list(table["access_key"]) == ["AKIA************MNOP", "ASIA************WXYZ"]
-    assert "AKIAABCDEFGHIJKLMNOP" not in table.to_string()
+    assert list(table["access_key"]) == ["AKIA************MPLE", "ASIA************MPLE"]
+    assert "AKIAIOSFODNN7EXAMPLE" not in table.to_string()
     assert table["source_ip"].tolist() == ["198.51.100.7"] * 2
     assert table["time"].iloc[0] == "2026-01-05T09:00:00+00:00"
 
