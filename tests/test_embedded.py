@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import socket
 import urllib.error
@@ -12,10 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from keys import self_signed_certificate
 
 from iamrunbook import aws as aws_edge
 from iamrunbook.embedded import REDACTED, EmbeddedAws, is_mutating
@@ -246,23 +242,6 @@ def test_create_policy_version_limit_is_five(aws, iam):
 # ----------------------------------------------------------------------------- deleting users
 
 
-def _certificate() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "embedded-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def _mfa_on(iam, user):
     serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=user)["VirtualMFADevice"]["SerialNumber"]
     iam.enable_mfa_device(
@@ -304,9 +283,9 @@ CREDENTIALS = {
         lambda iam, _: iam.delete_login_profile(UserName="leaver"),
     ),
     "signing certificate": (
-        lambda iam: iam.upload_signing_certificate(UserName="leaver", CertificateBody=_certificate())["Certificate"][
-            "CertificateId"
-        ],
+        lambda iam: iam.upload_signing_certificate(
+            UserName="leaver", CertificateBody=self_signed_certificate("embedded-test")
+        )["Certificate"]["CertificateId"],
         lambda iam, cert_id: iam.delete_signing_certificate(UserName="leaver", CertificateId=cert_id),
     ),
 }

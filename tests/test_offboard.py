@@ -13,10 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 from botocore.stub import Stubber
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from keys import self_signed_certificate, ssh_public_key
 
 from iamrunbook import aws as aws_edge
 from iamrunbook import offboard
@@ -27,36 +24,6 @@ PASSWORD = "Corr3ct-Horse-Battery!"
 POLICY = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
 )
-
-
-def _rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _ssh_public_key() -> str:
-    return (
-        _rsa_key()
-        .public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
-
-
-def _self_signed_certificate() -> str:
-    key = _rsa_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice-signing")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 @pytest.fixture
@@ -77,9 +44,9 @@ def loaded(iam):
         AuthenticationCode1="123456",
         AuthenticationCode2="654321",
     )
-    ssh_body = _ssh_public_key()
+    ssh_body = ssh_public_key()
     ssh_id = iam.upload_ssh_public_key(UserName="alice", SSHPublicKeyBody=ssh_body)["SSHPublicKey"]["SSHPublicKeyId"]
-    cert_body = _self_signed_certificate()
+    cert_body = self_signed_certificate("alice-signing")
     cert_id = iam.upload_signing_certificate(UserName="alice", CertificateBody=cert_body)["Certificate"][
         "CertificateId"
     ]

@@ -9,7 +9,6 @@ stays within the apply policy. tests/_call_audit.py extends the dynamic check to
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import json
 import pkgutil
@@ -20,10 +19,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from keys import self_signed_certificate, ssh_public_key
 
 import iamrunbook
 from iamrunbook import cli, permissions, seed
@@ -144,28 +140,6 @@ def test_permissions_command_prints_exactly_the_runner_policy(capsys):
 # --------------------------------------------------------------------------- a whole runbook, observed
 
 
-def _ssh_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
-    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-
-
-def _certificate() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaver")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def seed_everything(iam) -> dict:
     """The demo account, plus a leaver outside the spec holding one of everything offboarding removes."""
     made = seed.seed_demo_account(iam)
@@ -181,8 +155,8 @@ def seed_everything(iam) -> dict:
     )
     iam.create_access_key(UserName="leaver")
     iam.create_login_profile(UserName="leaver", Password=seed.new_password())
-    iam.upload_ssh_public_key(UserName="leaver", SSHPublicKeyBody=_ssh_key())
-    iam.upload_signing_certificate(UserName="leaver", CertificateBody=_certificate())
+    iam.upload_ssh_public_key(UserName="leaver", SSHPublicKeyBody=ssh_public_key())
+    iam.upload_signing_certificate(UserName="leaver", CertificateBody=self_signed_certificate("leaver"))
     serial = iam.create_virtual_mfa_device(VirtualMFADeviceName="leaver")["VirtualMFADevice"]["SerialNumber"]
     iam.enable_mfa_device(
         UserName="leaver", SerialNumber=serial, AuthenticationCode1="123456", AuthenticationCode2="654321"
