@@ -6,23 +6,10 @@ import csv
 import json
 import os
 
+from examples import EXAMPLE_ADDRESSES
+
 from iamrunbook.cli import main
 from iamrunbook.demo import run_demo
-
-ADDRESSES = [
-    'aws_iam_policy.assume_role["admin"]',
-    'aws_iam_policy.assume_role["data_engineer"]',
-    'aws_iam_policy.assume_role["infrastructure_admin"]',
-    'aws_iam_user.users["alice@example.com"]',
-    'aws_iam_user.users["bob@example.com"]',
-    'aws_iam_user.users["your-username"]',
-    'aws_iam_user_policy_attachment.user_roles["alice@example.com/data_engineer"]',
-    'aws_iam_user_policy_attachment.user_roles["alice@example.com/infrastructure_admin"]',
-    'aws_iam_user_policy_attachment.user_roles["bob@example.com/data_engineer"]',
-    'aws_iam_user_policy_attachment.user_roles["your-username/admin"]',
-    'aws_iam_user_policy_attachment.user_roles["your-username/data_engineer"]',
-    'aws_iam_user_policy_attachment.user_roles["your-username/infrastructure_admin"]',
-]
 
 
 def test_demo_runs_the_whole_runbook_and_then_finds_no_drift(tmp_path, monkeypatch):
@@ -49,7 +36,7 @@ def test_demo_runs_the_whole_runbook_and_then_finds_no_drift(tmp_path, monkeypat
         assert record["exit_code"] == 0
         assert [n["status"] for n in record["notebooks"]] == ["succeeded"] * 4
     verification = json.loads((apply_dir / "verification.json").read_text())
-    assert verification["ok"] is True and verification["addresses"] == ADDRESSES
+    assert verification["ok"] is True and verification["addresses"] == EXAMPLE_ADDRESSES
     backup = json.loads((apply_dir / "legacy_policy_backup.json").read_text())
     assert backup["versions"], "the legacy policy's document is in the backup"
 

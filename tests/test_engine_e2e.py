@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from examples import EXAMPLE_ADDRESSES, EXAMPLE_TFVARS
 
 from iamrunbook import seed
 from iamrunbook.apply import apply_plan
@@ -20,37 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
 ACCOUNT = "123456789012"
 
-#: issue 2, verbatim: what verify must list for the example spec
-EXPECTED_ADDRESSES = """\
-aws_iam_policy.assume_role["admin"]
-aws_iam_policy.assume_role["data_engineer"]
-aws_iam_policy.assume_role["infrastructure_admin"]
-aws_iam_user.users["alice@example.com"]
-aws_iam_user.users["bob@example.com"]
-aws_iam_user.users["your-username"]
-aws_iam_user_policy_attachment.user_roles["alice@example.com/data_engineer"]
-aws_iam_user_policy_attachment.user_roles["alice@example.com/infrastructure_admin"]
-aws_iam_user_policy_attachment.user_roles["bob@example.com/data_engineer"]
-aws_iam_user_policy_attachment.user_roles["your-username/admin"]
-aws_iam_user_policy_attachment.user_roles["your-username/data_engineer"]
-aws_iam_user_policy_attachment.user_roles["your-username/infrastructure_admin"]""".splitlines()
 
-TFVARS = """\
-iam_users = {
-  "your-username" = {
-    description = "Account owner - full access"
-    roles       = ["admin", "data_engineer", "infrastructure_admin"]
-  }
-  "alice@example.com" = {
-    description = "Alice - Platform Engineer"
-    roles       = ["data_engineer", "infrastructure_admin"]
-  }
-  "bob@example.com" = {
-    description = "Bob - Data Engineer"
-    roles       = ["data_engineer"]
-  }
-}
-"""
 
 
 @pytest.fixture
@@ -106,7 +77,7 @@ def test_example_spec_end_to_end(aws, iam, sts):
     inv = read_inventory(iam, sts)
     verification = verify(spec, inv)
     assert verification.problems == []
-    assert verification.addresses == EXPECTED_ADDRESSES
+    assert verification.addresses == EXAMPLE_ADDRESSES
     assert verification.iam_user_arns == {
         name: f"arn:aws:iam::{ACCOUNT}:user/{name}"
         for name in ("your-username", "alice@example.com", "bob@example.com")
@@ -123,11 +94,11 @@ def test_example_spec_end_to_end(aws, iam, sts):
 def test_tfvars_spec_gives_the_same_account(aws, iam, sts, tmp_path):
     seed.seed_roles(iam)
     tfvars = tmp_path / "iam_users.auto.tfvars"
-    tfvars.write_text(TFVARS)
+    tfvars.write_text(EXAMPLE_TFVARS)
     spec = load_spec(iam_users_file=tfvars)
     apply_plan(iam, make_plan(spec, read_inventory(iam, sts)))
     inv = read_inventory(iam, sts)
-    assert verify(spec, inv).addresses == EXPECTED_ADDRESSES
+    assert verify(spec, inv).addresses == EXAMPLE_ADDRESSES
     assert make_plan(load_spec(iam_users_file=EXAMPLE), inv).is_empty  # the YAML spec agrees
 
 
@@ -152,7 +123,7 @@ def test_legacy_account_is_adopted(aws, iam, sts, legacy_account):
     assert inv.users["your-username"]["UserId"] == owner_id  # adopted, not recreated
     assert make_plan(spec, inv).is_empty
     result = verify(spec, inv)
-    assert result.addresses == EXPECTED_ADDRESSES
+    assert result.addresses == EXAMPLE_ADDRESSES
     # The hand-made AssumeRolesPolicy still grants the roles another way: verify says so (the legacy
     # migration removes it); everything the plan manages is in place.
     assert {p.kind for p in result.problems} == {"unexpected access"}

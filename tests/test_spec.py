@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from examples import EXAMPLE_TFVARS
 
 from iamrunbook.errors import SpecError
 from iamrunbook.names import DEFAULT_ROLES
@@ -14,23 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_YAML = ROOT / "parameters" / "example.yaml"
 VALID_ROLES = "valid roles: admin, data_engineer, infrastructure_admin"
 
-EXAMPLE_TFVARS = """\
-# The same spec as parameters/example.yaml, as Terraform variables.
-iam_users = {
-  "your-username" = {
-    description = "Account owner - full access"
-    roles       = ["admin", "data_engineer", "infrastructure_admin"]
-  }
-  "alice@example.com" = {
-    description = "Alice - Platform Engineer"
-    roles       = ["data_engineer", "infrastructure_admin"]
-  }
-  "bob@example.com" = {
-    description = "Bob - Data Engineer"
-    roles       = ["data_engineer"]
-  }
-}
-"""
 
 EXPECTED_USERS = {
     "your-username": UserSpec(

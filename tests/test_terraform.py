@@ -15,6 +15,7 @@ from pathlib import Path
 
 import hcl2
 import pytest
+from examples import EXAMPLE_ADDRESSES
 
 from iamrunbook import aws as aws_edge
 from iamrunbook import seed
@@ -52,21 +53,6 @@ from iamrunbook.verify import verify
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = load_params_file(ROOT / "parameters" / "example.yaml")
 
-# The 12 addresses issue 2 lists for the example spec.
-EXAMPLE_ADDRESSES = """\
-aws_iam_policy.assume_role["admin"]
-aws_iam_policy.assume_role["data_engineer"]
-aws_iam_policy.assume_role["infrastructure_admin"]
-aws_iam_user.users["alice@example.com"]
-aws_iam_user.users["bob@example.com"]
-aws_iam_user.users["your-username"]
-aws_iam_user_policy_attachment.user_roles["alice@example.com/data_engineer"]
-aws_iam_user_policy_attachment.user_roles["alice@example.com/infrastructure_admin"]
-aws_iam_user_policy_attachment.user_roles["bob@example.com/data_engineer"]
-aws_iam_user_policy_attachment.user_roles["your-username/admin"]
-aws_iam_user_policy_attachment.user_roles["your-username/data_engineer"]
-aws_iam_user_policy_attachment.user_roles["your-username/infrastructure_admin"]
-""".splitlines()
 
 # Every kind of character AWS allows in a tag value: letters, separators (\p{Z}), numbers, _.:/=+-@.
 EVERY_ALLOWED = (

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from examples import EXAMPLE_ADDRESSES
 
 from iamrunbook import seed
 from iamrunbook.apply import ApplyError, apply_plan
@@ -21,20 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
 ADMIN_ARN = policy_arn(ACCOUNT, "AssumeAdminRolePolicy")
 
-EXPECTED_ADDRESSES = [
-    'aws_iam_policy.assume_role["admin"]',
-    'aws_iam_policy.assume_role["data_engineer"]',
-    'aws_iam_policy.assume_role["infrastructure_admin"]',
-    'aws_iam_user.users["alice@example.com"]',
-    'aws_iam_user.users["bob@example.com"]',
-    'aws_iam_user.users["your-username"]',
-    'aws_iam_user_policy_attachment.user_roles["alice@example.com/data_engineer"]',
-    'aws_iam_user_policy_attachment.user_roles["alice@example.com/infrastructure_admin"]',
-    'aws_iam_user_policy_attachment.user_roles["bob@example.com/data_engineer"]',
-    'aws_iam_user_policy_attachment.user_roles["your-username/admin"]',
-    'aws_iam_user_policy_attachment.user_roles["your-username/data_engineer"]',
-    'aws_iam_user_policy_attachment.user_roles["your-username/infrastructure_admin"]',
-]
 EXPECTED_USER_ARNS = {
     "your-username": f"arn:aws:iam::{ACCOUNT}:user/your-username",
     "alice@example.com": f"arn:aws:iam::{ACCOUNT}:user/alice@example.com",
@@ -72,7 +59,7 @@ def test_converged_account(aws, iam, sts):
     assert result.problems == []
     assert result.problems_frame().empty
     assert list(result.problems_frame().columns) == ["kind", "subject", "message"]
-    assert result.addresses == EXPECTED_ADDRESSES
+    assert result.addresses == EXAMPLE_ADDRESSES
     assert result.iam_user_arns == EXPECTED_USER_ARNS
     assert result.assume_role_policy_arns == EXPECTED_POLICY_ARNS
 
@@ -134,7 +121,7 @@ def test_drift_is_a_problem(aws, iam, sts):
         ("detach", 'aws_iam_user_policy_attachment.user_roles["bob@example.com/admin"]')
     ]
     # An attachment the spec does not grant is not one of the addresses Terraform would hold.
-    assert result.addresses == EXPECTED_ADDRESSES
+    assert result.addresses == EXAMPLE_ADDRESSES
 
 
 def test_access_by_another_path_is_a_problem(aws, iam, sts):
@@ -163,7 +150,7 @@ def test_access_by_another_path_is_a_problem(aws, iam, sts):
         )
     ]
     assert verify(example_spec(), inv, check_access=False).ok
-    assert result.addresses == EXPECTED_ADDRESSES
+    assert result.addresses == EXAMPLE_ADDRESSES
 
 
 def test_aws_managed_policy_access_is_seen(aws, iam, sts):
