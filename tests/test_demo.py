@@ -62,3 +62,21 @@ def test_permissions_command_prints_the_runner_policy(capsys):
     assert "iam:AttachUserPolicy" not in actions(plan_only)
     assert {"iam:AttachUserPolicy", "iam:DeleteUser", "iam:DeletePolicy"} <= actions(with_apply)
     assert actions(plan_only) < actions(with_apply)
+
+
+def test_keep_running_prints_the_environment_to_paste_and_stops_on_ctrl_c(monkeypatch):
+    from iamrunbook import demo
+    from iamrunbook.embedded import EmbeddedAws
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo.time, "sleep", interrupt)
+    lines: list[str] = []
+    with EmbeddedAws(load_aws_managed_policies=False) as aws:
+        demo._serve_until_interrupted(aws, lines.append)
+        endpoint = aws.endpoint
+    assert f"  export AWS_ENDPOINT_URL={endpoint}" in lines
+    assert any(line.startswith("  export AWS_ACCESS_KEY_ID=") for line in lines)
+    assert "  jupyter lab notebooks/\nPress Ctrl-C to stop." in lines
+    assert lines[-1] == "stopped"
