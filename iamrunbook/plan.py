@@ -247,7 +247,7 @@ def _user_changes(spec: Spec, inv: Inventory, arns: dict[str, str]) -> list[Chan
                 )
             held = {managed_arns[a] for a in Inventory.attached_arns(existing) if a in managed_arns}
             for key in sorted(held - set(user.roles)):
-                changes.append(_detach("user", name, key, arns[key], spec, "role no longer granted by the spec"))
+                changes.append(_detach("user", name, key, arns[key], "role no longer granted by the spec"))
         for key in user.roles:
             if key not in held:
                 changes.append(
@@ -264,7 +264,7 @@ def _user_changes(spec: Spec, inv: Inventory, arns: dict[str, str]) -> list[Chan
     return changes
 
 
-def _detach(kind: str, name: str, key: str, arn: str, spec: Spec, why: str) -> Change:
+def _detach(kind: str, name: str, key: str, arn: str, why: str) -> Change:
     address = attachment_address(name, key) if kind == "user" else f"{kind}/{name}/{name_from_arn(arn)}"
     return Change(
         "detach",
@@ -298,7 +298,7 @@ def _drift_and_deletions(spec: Spec, inv: Inventory, arns: dict[str, str]) -> li
             )
             continue
         for arn in sorted(Inventory.attached_arns(user) & managed_arns.keys()):
-            changes.append(_detach("user", name, managed_arns[arn], arn, spec, "drift: not granted by the spec"))
+            changes.append(_detach("user", name, managed_arns[arn], arn, "drift: not granted by the spec"))
     for kind, entities in (("group", inv.groups), ("role", inv.roles)):
         for name, entity in sorted(entities.items()):
             for arn in sorted(Inventory.attached_arns(entity) & managed_arns.keys()):
@@ -308,7 +308,6 @@ def _drift_and_deletions(spec: Spec, inv: Inventory, arns: dict[str, str]) -> li
                         name,
                         managed_arns[arn],
                         arn,
-                        spec,
                         f"drift: Assume*Policy policies are granted to users only, not to a {kind}",
                     )
                 )
