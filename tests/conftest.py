@@ -4,6 +4,8 @@
     aws           (function) the same server, reset, with AWS_* env pointing boto3 (and kernels) at it
     session       (function) boto3.Session(region_name="us-east-1"), built after the env is set
     iam           (function) iamrunbook.aws.client(session, "iam"): standard retries, like production
+    sts           (function) the same for STS
+    no_backoff    (function) botocore's retries still happen, without the waits; yields the skipped delays
     legacy_account (function) seed.seed_legacy_account(iam): roles, your-username, AssumeRolesPolicy
 
 A test fails at teardown if an `aws.on_mutation` hook raised (a broken invariant mid-run).
@@ -16,6 +18,7 @@ import os
 import boto3
 import botocore.session
 import pytest
+from botocore.retries.standard import ExponentialBackoff
 
 from iamrunbook import aws as aws_edge
 from iamrunbook import seed
@@ -57,6 +60,25 @@ def session(aws):
 @pytest.fixture
 def iam(session):
     return aws_edge.client(session, "iam")
+
+
+@pytest.fixture
+def sts(session):
+    return aws_edge.client(session, "sts")
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    """botocore's standard retries still happen, with their count; only the waiting is skipped."""
+    waits: list[float] = []
+    original = ExponentialBackoff.delay_amount
+
+    def no_wait(self, context):
+        waits.append(original(self, context))
+        return 0
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", no_wait)
+    return waits
 
 
 @pytest.fixture

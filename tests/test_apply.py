@@ -7,11 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from botocore.retries.standard import ExponentialBackoff
 
 from iamrunbook import seed
 from iamrunbook.apply import ApplyError, ApplyResult, apply_plan, check_safety
-from iamrunbook.aws import client
 from iamrunbook.errors import AwsActionError, SafetyError
 from iamrunbook.inventory import Inventory, read_inventory
 from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, policy_arn
@@ -36,25 +34,6 @@ ACTION = {
     "tag_user": "TagUser",
     "attach": "AttachUserPolicy",
 }
-
-
-@pytest.fixture
-def sts(session):
-    return client(session, "sts")
-
-
-@pytest.fixture
-def backoffs(monkeypatch):
-    """botocore's standard retries still happen; only the wait between attempts is skipped."""
-    delays: list[float] = []
-    original = ExponentialBackoff.delay_amount
-
-    def no_wait(self, context):
-        delays.append(original(self, context))
-        return 0
-
-    monkeypatch.setattr(ExponentialBackoff, "delay_amount", no_wait)
-    return delays
 
 
 def example_spec():
@@ -264,7 +243,7 @@ def test_every_safety_problem_is_listed():
 
 
 @pytest.mark.parametrize("k", [1, 3, 4, 7, 12])
-def test_failure_mid_apply_stops_and_a_rerun_converges(aws, iam, sts, backoffs, k):
+def test_failure_mid_apply_stops_and_a_rerun_converges(aws, iam, sts, no_backoff, k):
     plan = fresh_account(iam, sts)
     changes = list(plan.changes)
     aws.clear_calls()
@@ -293,7 +272,7 @@ def test_failure_mid_apply_stops_and_a_rerun_converges(aws, iam, sts, backoffs, 
     mutating = aws.mutating_calls()
     assert [c.ok for c in mutating] == [True] * (k - 1) + [False] * 6
     assert {c.action for c in mutating[k - 1 :]} == {ACTION[failed.kind]}
-    assert len(backoffs) == 5
+    assert len(no_backoff) == 5
 
     aws.clear_faults()
     rerun = plan_for(iam, sts, example_spec())
@@ -303,7 +282,7 @@ def test_failure_mid_apply_stops_and_a_rerun_converges(aws, iam, sts, backoffs, 
     assert plan_for(iam, sts, example_spec()).is_empty
 
 
-def test_interrupted_and_clean_runs_end_in_the_same_state(aws, iam, sts, backoffs):
+def test_interrupted_and_clean_runs_end_in_the_same_state(aws, iam, sts, no_backoff):
     plan = fresh_account(iam, sts)
     apply_plan(iam, plan)
     clean = state(iam, sts)
@@ -318,7 +297,7 @@ def test_interrupted_and_clean_runs_end_in_the_same_state(aws, iam, sts, backoff
     assert state(iam, sts) == clean
 
 
-def test_failed_user_deletion_is_an_apply_error(aws, iam, sts, backoffs):
+def test_failed_user_deletion_is_an_apply_error(aws, iam, sts, no_backoff):
     seed.seed_roles(iam)
     apply_plan(iam, plan_for(iam, sts, load_spec({"leaver": {"description": "Leaver", "roles": ["admin"]}})))
     iam.create_access_key(UserName="leaver")
@@ -335,7 +314,7 @@ def test_failed_user_deletion_is_an_apply_error(aws, iam, sts, backoffs):
     assert "leaver" not in read_inventory(iam, sts).users
 
 
-def test_throttling_once_at_each_call_is_retried(aws, iam, sts, backoffs):
+def test_throttling_once_at_each_call_is_retried(aws, iam, sts, no_backoff):
     seed.seed_roles(iam)
     aws.clear_calls()
     aws.inject_fault("GetCallerIdentity", code="Throttling", status=400)
@@ -358,7 +337,7 @@ def test_throttling_once_at_each_call_is_retried(aws, iam, sts, backoffs):
     mutating = aws.mutating_calls()
     assert [c.error_code for c in mutating] == ["Throttling", None] * 12
     assert [c.action for c in mutating[1::2]] == [ACTION[c.kind] for c in plan.changes]
-    assert len(backoffs) == 14
+    assert len(no_backoff) == 14
     assert verify(example_spec(), read_inventory(iam, sts)).ok
 
 

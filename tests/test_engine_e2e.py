@@ -9,7 +9,6 @@ from examples import EXAMPLE_ADDRESSES, EXAMPLE_TFVARS
 
 from iamrunbook import seed
 from iamrunbook.apply import apply_plan
-from iamrunbook.aws import client
 from iamrunbook.errors import SpecError
 from iamrunbook.inventory import Inventory, read_inventory
 from iamrunbook.names import name_from_arn
@@ -22,11 +21,6 @@ EXAMPLE = ROOT / "parameters" / "example.yaml"
 ACCOUNT = "123456789012"
 
 
-
-
-@pytest.fixture
-def sts(session):
-    return client(session, "sts")
 
 
 def assume_pairs(aws) -> set[tuple[str, str]]:

@@ -23,12 +23,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from botocore.retries.standard import ExponentialBackoff
 
 from iamrunbook import cli, legacy, seed
 from iamrunbook.access import effective_access
 from iamrunbook.apply import ApplyError, apply_plan
-from iamrunbook.aws import client
 from iamrunbook.embedded import ACCOUNT_ID
 from iamrunbook.errors import AwsActionError
 from iamrunbook.inventory import Inventory, decode_document, fetch_details, read_inventory
@@ -48,25 +46,6 @@ _REFERENCE: dict[str, dict] = {}  # flow -> snapshot of an uninterrupted run (co
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def sts(session):
-    return client(session, "sts")
-
-
-@pytest.fixture
-def no_backoff(monkeypatch):
-    """botocore's standard retries still happen, with their count; only the waiting is skipped."""
-    waits: list[float] = []
-    original = ExponentialBackoff.delay_amount
-
-    def no_wait(self, context):
-        waits.append(original(self, context))
-        return 0
-
-    monkeypatch.setattr(ExponentialBackoff, "delay_amount", no_wait)
-    return waits
 
 
 def example_spec():

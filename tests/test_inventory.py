@@ -11,7 +11,6 @@ import pytest
 from botocore.stub import Stubber
 
 from iamrunbook import seed
-from iamrunbook.aws import client
 from iamrunbook.inventory import (
     AWS_MANAGED_FILTER,
     ENTITY_FILTER,
@@ -28,11 +27,6 @@ from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
 ACCOUNT = "123456789012"
 CALLER = f"arn:aws:sts::{ACCOUNT}:user/moto"
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
-
-
-@pytest.fixture
-def sts(session):
-    return client(session, "sts")
 
 
 def sweep_calls(aws):

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook import aws as aws_edge
 from iamrunbook import seed
 from iamrunbook.apply import apply_plan
 from iamrunbook.errors import SafetyError
@@ -17,11 +16,6 @@ from iamrunbook.plan import make_plan
 from iamrunbook.spec import load_spec
 
 EXAMPLE = yaml.safe_load((Path(__file__).resolve().parent.parent / "parameters" / "example.yaml").read_text())
-
-
-@pytest.fixture
-def sts(session):
-    return aws_edge.client(session, "sts")
 
 
 @pytest.fixture

@@ -238,11 +238,6 @@ def test_roles_other_than_the_default_shape_the_module(tmp_path):
 
 
 # --- against the embedded account -------------------------------------------------------------------
-@pytest.fixture
-def sts(session):
-    return aws_edge.client(session, "sts")
-
-
 def apply_spec(iam, sts, spec):
     apply_plan(iam, make_plan(spec, read_inventory(iam, sts)))
     return read_inventory(iam, sts)

@@ -10,7 +10,6 @@ from examples import EXAMPLE_ADDRESSES
 
 from iamrunbook import seed
 from iamrunbook.apply import ApplyError, apply_plan
-from iamrunbook.aws import client
 from iamrunbook.errors import SpecError
 from iamrunbook.inventory import read_inventory
 from iamrunbook.names import policy_arn
@@ -32,11 +31,6 @@ EXPECTED_POLICY_ARNS = {
     "data_engineer": f"arn:aws:iam::{ACCOUNT}:policy/AssumeDataEngineerRolePolicy",
     "infrastructure_admin": f"arn:aws:iam::{ACCOUNT}:policy/AssumeInfrastructureAdminRolePolicy",
 }
-
-
-@pytest.fixture
-def sts(session):
-    return client(session, "sts")
 
 
 def example_spec():

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook import aws as aws_edge
 from iamrunbook.inventory import Inventory, read_inventory
 from iamrunbook.names import attachment_address, user_address
 from iamrunbook.plan import make_plan
@@ -20,11 +19,6 @@ from iamrunbook.widgets import ConfirmButton, RoleMatrixEditor, confirm_button, 
 EXAMPLE = Path(__file__).resolve().parents[1] / "parameters" / "example.yaml"
 BOB = "bob@example.com"
 ALICE = "alice@example.com"
-
-
-@pytest.fixture
-def sts(session):
-    return aws_edge.client(session, "sts")
 
 
 @pytest.fixture
