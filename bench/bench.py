@@ -89,7 +89,7 @@ from iamrunbook.names import (  # noqa: E402
     user_tags,
 )
 from iamrunbook.plan import Plan, make_plan  # noqa: E402
-from iamrunbook.seed import seed_legacy_account, seed_roles  # noqa: E402
+from iamrunbook.sandbox.seed import seed_legacy_account, seed_roles  # noqa: E402
 from iamrunbook.spec import Spec, load_spec  # noqa: E402
 
 READ_ACTIONS = (

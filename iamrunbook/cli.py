@@ -1,5 +1,5 @@
 """The `iamrunbook` command: `run` executes the runbook notebooks headless, `demo` runs it against an
-embedded AWS. Thin on purpose: parsing and printing here, the work in runner.py and demo.py."""
+embedded AWS. Thin on purpose: parsing and printing here, the work in runner.py and sandbox/demo.py."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def report(result: RunResult) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo  # moto is an optional dependency: import only when asked for
+    from .sandbox.demo import run_demo  # moto is an optional dependency: import only when asked for
 
     return run_demo(out=args.out, keep_running=args.keep_running)
 

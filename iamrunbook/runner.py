@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError
+from .notebook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV, utc_stamp
 from .params import check_params, load_params_file, validate_params
-from .runbook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV, utc_stamp
 from .spec import load_spec, load_yaml
 
 READ_ACTIONS: tuple[str, ...] = ()  # the notebooks call AWS; the runner itself never does

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook import seed
-from iamrunbook.embedded import EmbeddedAws
-from iamrunbook.runbook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
+from iamrunbook.sandbox import seed
+from iamrunbook.sandbox import EmbeddedAws
+from iamrunbook.notebook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
 
 _state: dict = {"server": None, "saved": None, "tmp": None}
 

@@ -20,8 +20,9 @@ from collections import defaultdict
 
 import pytest
 
-from iamrunbook import permissions, seed
-from iamrunbook.embedded import EmbeddedAws, _service_model
+from iamrunbook import permissions
+from iamrunbook.sandbox import EmbeddedAws, seed
+from iamrunbook.sandbox.wire import service_model as _service_model
 
 #: Actions only tests send: to build account states (groups, roles holding policies, SSH keys, ...) and to
 #: test the strict server's own rules. Keep it short; a runbook action belongs in its module instead.

@@ -21,8 +21,7 @@ import pytest
 from botocore.retries.standard import ExponentialBackoff
 
 from iamrunbook import aws as aws_edge
-from iamrunbook import seed
-from iamrunbook.embedded import EmbeddedAws
+from iamrunbook.sandbox import EmbeddedAws, seed
 
 pytest_plugins = ["_call_audit"]  # every action the embedded servers answer must be declared
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook import seed
 from iamrunbook.apply import ApplyError, ApplyResult, apply_plan, check_safety
 from iamrunbook.errors import AwsActionError, SafetyError
 from iamrunbook.inventory import Inventory, read_inventory
 from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, policy_arn
 from iamrunbook.plan import Change, Plan, make_plan
+from iamrunbook.sandbox import seed
 from iamrunbook.spec import load_spec
 from iamrunbook.verify import verify
 

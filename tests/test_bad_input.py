@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook import cli, seed
+from iamrunbook import cli
+from iamrunbook.sandbox import seed
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"

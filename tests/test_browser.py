@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from iamrunbook.runbook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
+from iamrunbook.notebook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
 from iamrunbook.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

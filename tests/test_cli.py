@@ -91,7 +91,7 @@ def test_wrong_account_is_refused_with_zero_mutating_calls(aws, legacy_account, 
 
 
 def test_too_many_deletions_is_refused_before_any_change(aws, iam, tmp_path, capsys):
-    from iamrunbook import seed
+    from iamrunbook.sandbox import seed
 
     seed.seed_roles(iam)
     for name in ("gone-1", "gone-2"):
@@ -209,7 +209,7 @@ def test_demo_subcommand_calls_run_demo(monkeypatch, tmp_path):
         seen.update(out=out, keep_running=keep_running)
         return 0
 
-    monkeypatch.setitem(sys.modules, "iamrunbook.demo", types.SimpleNamespace(run_demo=run_demo))
+    monkeypatch.setitem(sys.modules, "iamrunbook.sandbox.demo", types.SimpleNamespace(run_demo=run_demo))
     assert cli.main(["demo", "--out", str(tmp_path), "--keep-running"]) == 0
     assert seen == {"out": str(tmp_path), "keep_running": True}
 

@@ -9,7 +9,7 @@ import os
 from examples import EXAMPLE_ADDRESSES
 
 from iamrunbook.cli import main
-from iamrunbook.demo import run_demo
+from iamrunbook.sandbox.demo import run_demo
 
 
 def test_demo_runs_the_whole_runbook_and_then_finds_no_drift(tmp_path, monkeypatch):
@@ -65,8 +65,7 @@ def test_permissions_command_prints_the_runner_policy(capsys):
 
 
 def test_keep_running_prints_the_environment_to_paste_and_stops_on_ctrl_c(monkeypatch):
-    from iamrunbook import demo
-    from iamrunbook.embedded import EmbeddedAws
+    from iamrunbook.sandbox import EmbeddedAws, demo
 
     def interrupt(seconds):
         raise KeyboardInterrupt

@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from keys import self_signed_certificate
 
 from iamrunbook import aws as aws_edge
-from iamrunbook.embedded import REDACTED, EmbeddedAws, is_mutating
-from iamrunbook.seed import new_password
+from iamrunbook.sandbox import REDACTED, EmbeddedAws, is_mutating
+from iamrunbook.sandbox.seed import new_password
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 DOC = json.dumps(

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from examples import EXAMPLE_ADDRESSES, EXAMPLE_TFVARS
 
-from iamrunbook import seed
 from iamrunbook.apply import apply_plan
 from iamrunbook.errors import SpecError
 from iamrunbook.inventory import Inventory, read_inventory
 from iamrunbook.names import name_from_arn
 from iamrunbook.plan import Plan, make_plan
+from iamrunbook.sandbox import seed
 from iamrunbook.spec import load_spec
 from iamrunbook.verify import verify
 

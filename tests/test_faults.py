@@ -24,14 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook import cli, legacy, seed
+from iamrunbook import cli, legacy
 from iamrunbook.access import effective_access
 from iamrunbook.apply import ApplyError, apply_plan
-from iamrunbook.embedded import ACCOUNT_ID
 from iamrunbook.errors import AwsActionError
 from iamrunbook.inventory import Inventory, decode_document, fetch_details, read_inventory
 from iamrunbook.names import policy_arn
 from iamrunbook.plan import make_plan
+from iamrunbook.sandbox import ACCOUNT_ID, seed
 from iamrunbook.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,6 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from iamrunbook import seed
 from iamrunbook.inventory import (
     AWS_MANAGED_FILTER,
     ENTITY_FILTER,
@@ -23,6 +22,7 @@ from iamrunbook.inventory import (
     read_inventory,
 )
 from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from iamrunbook.sandbox import seed
 
 ACCOUNT = "123456789012"
 CALLER = f"arn:aws:sts::{ACCOUNT}:user/moto"

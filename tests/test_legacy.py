@@ -16,11 +16,11 @@ from iamrunbook import aws as aws_edge
 from iamrunbook import legacy
 from iamrunbook.access import effective_access
 from iamrunbook.apply import ApplyError
-from iamrunbook.embedded import ACCOUNT_ID
 from iamrunbook.errors import SafetyError
 from iamrunbook.inventory import read_inventory
 from iamrunbook.legacy import Holder
 from iamrunbook.names import policy_arn, role_arn
+from iamrunbook.sandbox import ACCOUNT_ID
 from iamrunbook.spec import load_spec
 
 LEGACY = "AssumeRolesPolicy"
@@ -187,7 +187,7 @@ def test_already_migrated_account_has_nothing_to_migrate(aws, session, legacy_ac
 
 
 def test_no_legacy_policy_at_all_is_success(aws, session, tmp_path):
-    from iamrunbook import seed
+    from iamrunbook.sandbox import seed
 
     seed.seed_roles(aws_edge.client(session, "iam"))
     aws.clear_calls()

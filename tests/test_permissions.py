@@ -22,18 +22,19 @@ import pytest
 from keys import self_signed_certificate, ssh_public_key
 
 import iamrunbook
-from iamrunbook import cli, permissions, seed
-from iamrunbook.embedded import Call, _service_model, is_mutating
+from iamrunbook import cli, permissions
 from iamrunbook.names import policy_arn
+from iamrunbook.sandbox import Call, is_mutating, seed
+from iamrunbook.sandbox.wire import service_model as _service_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
 SERVICES = ("iam", "sts", "cloudtrail")
 #: modules that declare actions but are not the runbook: seed builds demo accounts, the runner calls no AWS
-NOT_THE_RUNBOOK = {"seed", "runner"}
+NOT_THE_RUNBOOK = {"runner"}
 #: calls a module makes through another module's functions (and so declares), not in its own source
 VIA = {
-    "runbook": {"aws"},  # aws.caller_identity
+    "notebook": {"aws"},  # aws.caller_identity
     "legacy": {"apply"},  # apply.HANDLERS create, repair, attach and detach
     "widgets": {"inventory"},  # the fresh read_inventory before Confirm
 }
@@ -49,7 +50,7 @@ def declared(name: str) -> set[str]:
 
 
 def module_names() -> list[str]:
-    return [m.name for m in pkgutil.iter_modules(iamrunbook.__path__) if m.name not in ("__main__", "embedded")]
+    return [m.name for m in pkgutil.iter_modules(iamrunbook.__path__) if m.name not in ("__main__", "sandbox")]
 
 
 def called(name: str) -> set[str]:
@@ -82,10 +83,10 @@ def test_every_declaring_module_feeds_the_policy():
 def test_only_the_aws_edge_calls_aws_without_declaring():
     silent = {n for n in module_names() if called(n) and not declared(n) and n not in NOT_THE_RUNBOOK}
     assert silent == {"aws"}
-    assert called("aws") == {"sts:GetCallerIdentity"} <= declared("runbook")
+    assert called("aws") == {"sts:GetCallerIdentity"} <= declared("notebook")
 
 
-@pytest.mark.parametrize("name", [*permissions.MODULES, "seed"])
+@pytest.mark.parametrize("name", [*permissions.MODULES, "sandbox.seed"])
 def test_declarations_are_exact(name):
     own = called(name)
     through = set().union(*(called(other) for other in VIA.get(name, ())))
@@ -93,7 +94,7 @@ def test_declarations_are_exact(name):
     assert declared(name) - own - through == set(), "declared but never called"
 
 
-@pytest.mark.parametrize("name", [*permissions.MODULES, "seed"])
+@pytest.mark.parametrize("name", [*permissions.MODULES, "sandbox.seed"])
 def test_reads_read_and_writes_write(name):
     module = _module(name)
     for action in getattr(module, "READ_ACTIONS", ()):

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook import seed
 from iamrunbook.aws import client
 from iamrunbook.errors import SpecError
 from iamrunbook.inventory import Inventory, read_inventory
 from iamrunbook.names import DEFAULT_ROLES, policy_arn, policy_document, user_tags
 from iamrunbook.plan import KINDS, Change, Plan, make_plan
+from iamrunbook.sandbox import seed
 from iamrunbook.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook import cli, demo, seed
+from iamrunbook import cli
 from iamrunbook.aws import mask_key_id
-from iamrunbook.embedded import REDACTED, EmbeddedAws
 from iamrunbook.log import logger as runbook_logger
 from iamrunbook.names import policy_arn
+from iamrunbook.sandbox import REDACTED, EmbeddedAws, demo, seed
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"

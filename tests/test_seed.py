@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from iamrunbook import aws as aws_edge
-from iamrunbook import seed
+from iamrunbook.sandbox import seed
 
 ACCOUNT = "123456789012"
 

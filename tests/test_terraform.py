@@ -18,13 +18,13 @@ import pytest
 from examples import EXAMPLE_ADDRESSES
 
 from iamrunbook import aws as aws_edge
-from iamrunbook import seed
 from iamrunbook.apply import apply_plan
 from iamrunbook.errors import SpecError
 from iamrunbook.inventory import read_inventory
 from iamrunbook.names import DEFAULT_ROLES, policy_description, policy_document, policy_name, user_tags
 from iamrunbook.params import load_params_file
 from iamrunbook.plan import make_plan
+from iamrunbook.sandbox import seed
 from iamrunbook.spec import load_spec, tag_value_problem
 from iamrunbook.terraform import (
     ADOPTED_TFVARS,

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from examples import EXAMPLE_ADDRESSES
 
-from iamrunbook import seed
 from iamrunbook.apply import ApplyError, apply_plan
 from iamrunbook.errors import SpecError
 from iamrunbook.inventory import read_inventory
 from iamrunbook.names import policy_arn
 from iamrunbook.plan import make_plan
+from iamrunbook.sandbox import seed
 from iamrunbook.spec import load_spec
 from iamrunbook.verify import Problem, Verification, state_addresses, verify
 

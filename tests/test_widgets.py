@@ -10,8 +10,8 @@ import pytest
 
 from iamrunbook.inventory import Inventory, read_inventory
 from iamrunbook.names import attachment_address, user_address
+from iamrunbook.notebook import HEADLESS_ENV, RUN_DIR_ENV, start
 from iamrunbook.plan import make_plan
-from iamrunbook.runbook import HEADLESS_ENV, RUN_DIR_ENV, start
 from iamrunbook.spec import load_spec
 from iamrunbook.terraform import dump_tfvars
 from iamrunbook.widgets import ConfirmButton, RoleMatrixEditor, confirm_button, save_spec

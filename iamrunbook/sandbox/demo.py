@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import runner
-from .embedded import EmbeddedAws
+from .. import runner
 from .seed import seed_demo_account
+from .server import EmbeddedAws
 
 EXAMPLE_PARAMS = runner.shipped_dir("parameters") / "example.yaml"
 

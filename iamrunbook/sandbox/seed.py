@@ -18,8 +18,8 @@ from collections.abc import Mapping
 
 import boto3
 
-from .aws import mask_key_id
-from .names import DEFAULT_ROLES
+from ..aws import mask_key_id
+from ..names import DEFAULT_ROLES
 
 READ_ACTIONS = ("sts:GetCallerIdentity",)
 WRITE_ACTIONS = (
