@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .aws import error_code, ignore_not_found, retry_not_found
+from .aws import error_code, gone_ok, retry_not_found
 from .errors import AwsActionError, SafetyError
 from .inventory import caller_user_name
 from .log import logger
@@ -134,7 +134,7 @@ def _create_policy(iam, c: Change) -> None:
 
 
 def _prune_policy_version(iam, c: Change) -> None:
-    ignore_not_found(lambda: iam.delete_policy_version(PolicyArn=c.policy_arn, VersionId=c.version_id))
+    gone_ok(lambda: iam.delete_policy_version(PolicyArn=c.policy_arn, VersionId=c.version_id))
 
 
 def _update_policy(iam, c: Change) -> None:
@@ -165,7 +165,7 @@ def _detach(iam, c: Change) -> None:
         "group": lambda: iam.detach_group_policy(GroupName=c.target_name, PolicyArn=c.policy_arn),
         "role": lambda: iam.detach_role_policy(RoleName=c.target_name, PolicyArn=c.policy_arn),
     }
-    ignore_not_found(calls[c.target_kind])
+    gone_ok(calls[c.target_kind])
 
 
 def _delete_user(iam, c: Change) -> None:

@@ -8,14 +8,21 @@ they come from a profile or the environment (boto3's default chain).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+
+from .errors import AwsActionError
 
 T = TypeVar("T")
+
+NOT_FOUND = "NoSuchEntity"
+ALREADY_EXISTS = "EntityAlreadyExists"
 
 #: botocore's standard retry mode retries throttling and transient 5xx with backoff.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
@@ -39,7 +46,7 @@ def error_code(exc: BaseException) -> str:
 
 
 def is_not_found(exc: BaseException) -> bool:
-    return error_code(exc) == "NoSuchEntity"
+    return error_code(exc) == NOT_FOUND
 
 
 def paginate(iam, operation: str, key: str, **kwargs: Any) -> list[dict]:
@@ -49,6 +56,26 @@ def paginate(iam, operation: str, key: str, **kwargs: Any) -> list[dict]:
     for page in paginator.paginate(**kwargs):
         items.extend(page.get(key, []))
     return items
+
+
+# --- error intent: what a failure means for the step that made the call ------------------------------
+def _tolerate(code: str, call: Callable[[], T]) -> T | None:
+    try:
+        return call()
+    except ClientError as exc:
+        if error_code(exc) == code:
+            return None
+        raise
+
+
+def gone_ok(call: Callable[[], T]) -> T | None:
+    """Run `call`; NoSuchEntity means the thing is already gone, which is what a removal wanted (None)."""
+    return _tolerate(NOT_FOUND, call)
+
+
+def exists_ok(call: Callable[[], T]) -> T | None:
+    """Run `call`; EntityAlreadyExists means an earlier, interrupted run made it already (None)."""
+    return _tolerate(ALREADY_EXISTS, call)
 
 
 def retry_not_found(call: Callable[[], T], attempts: int = 5, delay: float = 0.5) -> T:
@@ -63,14 +90,13 @@ def retry_not_found(call: Callable[[], T], attempts: int = 5, delay: float = 0.5
     raise AssertionError("unreachable")
 
 
-def ignore_not_found(call: Callable[[], T]) -> T | None:
-    """Run `call`; a NoSuchEntity means the thing is already gone, which is what we wanted."""
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """Any AWS failure inside becomes an AwsActionError naming the step, so the operator knows where."""
     try:
-        return call()
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+        yield
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        raise AwsActionError(name, exc) from exc
 
 
 def caller_identity(session: boto3.Session) -> dict:

@@ -33,7 +33,7 @@ from botocore.exceptions import ClientError
 from .access import ASSUME_ROLE, document_access, statement_covers
 from .apply import HANDLERS as PLAN_HANDLERS
 from .apply import ApplyResult, execute
-from .aws import error_code, ignore_not_found
+from .aws import error_code, gone_ok
 from .errors import SafetyError
 from .inventory import Inventory, decode_document, default_document
 from .log import logger
@@ -108,7 +108,7 @@ def list_holders(iam, policy_arn: str | None) -> tuple[Holder, ...]:
             found.extend(Holder("group", e["GroupName"]) for e in page.get("PolicyGroups", []))
             found.extend(Holder("role", e["RoleName"]) for e in page.get("PolicyRoles", []))
 
-    ignore_not_found(read)  # deleted since the sweep: nobody holds it
+    gone_ok(read)  # deleted since the sweep: nobody holds it
     return tuple(sorted(set(found), key=lambda h: (HOLDER_KINDS.index(h.kind), h.name)))
 
 
@@ -402,7 +402,7 @@ def attach_holder(iam, holder: Holder, policy_arn: str) -> bool:
         "group": lambda: iam.attach_group_policy(GroupName=holder.name, PolicyArn=policy_arn),
         "role": lambda: iam.attach_role_policy(RoleName=holder.name, PolicyArn=policy_arn),
     }
-    return ignore_not_found(calls[holder.kind]) is not None
+    return gone_ok(calls[holder.kind]) is not None
 
 
 def restore_legacy(iam, record: Mapping) -> list[str]:
@@ -680,11 +680,11 @@ class MigrationResult(ApplyResult):
 
 
 def _delete_policy_version(iam, c: Change) -> None:
-    ignore_not_found(lambda: iam.delete_policy_version(PolicyArn=c.policy_arn, VersionId=c.version_id))
+    gone_ok(lambda: iam.delete_policy_version(PolicyArn=c.policy_arn, VersionId=c.version_id))
 
 
 def _delete_policy(iam, c: Change) -> None:
-    ignore_not_found(lambda: iam.delete_policy(PolicyArn=c.policy_arn))
+    gone_ok(lambda: iam.delete_policy(PolicyArn=c.policy_arn))
 
 
 STEP_HANDLERS: dict[str, Callable] = {

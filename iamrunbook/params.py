@@ -31,6 +31,16 @@ PARAMETERS: dict[str, tuple[Any, tuple[type, ...], str]] = {
     "max_deletions": (3, (int,), "refuse a run that deletes more users than this"),
     "offboard_user": (None, (str, _NONE), "the user 05_offboard_user removes"),
     "revoke_role_sessions": (False, (bool,), "offboarding also revokes sessions of roles the user can assume"),
+    "grant_via": ("user", (str,), "user: attach each Assume*Policy to users; group: one IAM group per role"),
+    "role_groups": ({}, (dict,), "role key -> IAM group name under grant_via: group (default <RoleName>Users)"),
+    "require_mfa": (False, (bool, list), "true, false or a list of role keys whose assumption needs MFA"),
+    "mfa_max_age_seconds": (None, (int, _NONE), "with require_mfa: the MFA sign-in may be at most this old"),
+    "allow_without_mfa_device": (False, (bool,), "apply even if a user granted an MFA-required role has no MFA"),
+    "apply_parallelism": (8, (int,), "how many changes of one phase apply at once"),
+    "reviewed_plan": (None, (str, _NONE), "a plan-only run folder (or its plan.json) to apply exactly"),
+    "review_days": (90, (int,), "06_access_review: the period of use looked at (CloudTrail keeps 90 days)"),
+    "reviewer": (None, (str, _NONE), "06_access_review: who reviewed; required for a signed review"),
+    "review_decisions_file": (None, (str, _NONE), "06_access_review: YAML of user -> keep / remove role / offboard"),
 }
 
 
@@ -53,6 +63,10 @@ def check_params(params: Mapping[str, Any]) -> list[str]:
             problems.append(f"parameter {name}: expected {_type_names(types)}, got {type(value).__name__} {value!r}")
     if isinstance(params.get("max_deletions"), int) and params["max_deletions"] < 0:
         problems.append("parameter max_deletions: must be 0 or more")
+    for name, low in (("apply_parallelism", 1), ("review_days", 1)):
+        value = params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value < low:
+            problems.append(f"parameter {name}: must be {low} or more")
     if params.get("iam_users") is not None and params.get("iam_users_file"):
         problems.append("give either iam_users or iam_users_file, not both: one source of truth for the spec")
     return problems

@@ -21,7 +21,7 @@ from lark import Tree
 from lark.exceptions import LarkError
 
 from .errors import SpecError
-from .names import DEFAULT_ROLES, policy_name
+from .names import DEFAULT_ROLES, group_name, policy_name
 
 # botocore's IAM model: userNameType / roleNameType are 1-64 of [\w+=,.@-] (ASCII word characters).
 _IAM_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
@@ -38,6 +38,32 @@ class UserSpec:
     roles: tuple[str, ...]
 
 
+GRANT_VIA = ("user", "group")
+
+
+@dataclass(frozen=True)
+class GrantSettings:
+    """How the spec's grants are made: attached to each user (the seed's model) or through one IAM group per
+    role (CIS 1.15), and which roles may only be assumed with MFA."""
+
+    grant_via: str = "user"
+    #: role key -> group name, overriding `<RoleName>Users`
+    role_groups: Mapping[str, str] = field(default_factory=dict)
+    #: role keys whose Assume*Policy requires aws:MultiFactorAuthPresent
+    require_mfa: frozenset[str] = frozenset()
+    mfa_max_age_seconds: int | None = None
+
+    @property
+    def via_group(self) -> bool:
+        return self.grant_via == "group"
+
+    def group_name(self, role_key: str, role_name: str) -> str:
+        return self.role_groups.get(role_key) or group_name(role_name)
+
+    def mfa(self, role_key: str) -> bool:
+        return role_key in self.require_mfa
+
+
 @dataclass(frozen=True)
 class Spec:
     """A validated spec. `roles` maps role key -> IAM role name; `users` maps username -> UserSpec."""
@@ -45,6 +71,13 @@ class Spec:
     roles: Mapping[str, str]
     users: Mapping[str, UserSpec]
     source: str | None = field(default=None, compare=False)
+    settings: GrantSettings = field(default_factory=GrantSettings)
+
+    def groups(self) -> dict[str, str]:
+        """role key -> IAM group name, under `grant_via: group` (empty otherwise)."""
+        if not self.settings.via_group:
+            return {}
+        return {key: self.settings.group_name(key, role) for key, role in self.roles.items()}
 
     def grants(self) -> set[tuple[str, str]]:
         """Every (username, role key) pair the spec grants."""
@@ -174,11 +207,11 @@ def tag_value_problem(value: str) -> str | None:
     return None
 
 
-def iam_name_problem(name: Any, kind: str = "user name") -> str | None:
+def iam_name_problem(name: Any, kind: str = "user name", max_length: int = 64) -> str | None:
     if not isinstance(name, str):
         return f"{kind} must be a string, got {type(name).__name__}"
-    if not 1 <= len(name) <= 64 or not _IAM_NAME.fullmatch(name):
-        return f"invalid {kind} {name!r}; allowed: 1-64 characters of letters, digits and + = , . @ _ -"
+    if not 1 <= len(name) <= max_length or not _IAM_NAME.fullmatch(name):
+        return f"invalid {kind} {name!r}; allowed: 1-{max_length} characters of letters, digits and + = , . @ _ -"
     return None
 
 
@@ -260,11 +293,59 @@ def validate_users(iam_users: Any, roles: Mapping[str, str]) -> list[str]:
     return problems
 
 
+def settings_problems(params: Mapping[str, Any], roles: Mapping[str, str]) -> list[str]:
+    """Every problem with grant_via, role_groups, require_mfa and mfa_max_age_seconds, one line each."""
+    problems = []
+    via = params.get("grant_via", "user")
+    if via not in GRANT_VIA:
+        problems.append(f"grant_via: {via!r} is not allowed; allowed: {', '.join(GRANT_VIA)}")
+    groups = params.get("role_groups") or {}
+    if not isinstance(groups, Mapping):
+        problems.append("role_groups: must be a mapping of role key -> IAM group name")
+        groups = {}
+    for key, name in groups.items():
+        if key not in roles:
+            problems.append(f"role_groups: unknown role key {key!r}; valid roles: {', '.join(sorted(roles))}")
+        problem = iam_name_problem(name, "group name", 128)
+        if problem:
+            problems.append(f"role_groups.{key}: {problem}")
+    names = [str(n).lower() for n in groups.values()]
+    if len(set(names)) != len(names):
+        problems.append("role_groups: two roles share a group; each role needs its own group")
+    mfa = params.get("require_mfa", False)
+    if isinstance(mfa, list):
+        for key in mfa:
+            if key not in roles:
+                problems.append(f"require_mfa: unknown role key {key!r}; valid roles: {', '.join(sorted(roles))}")
+    elif not isinstance(mfa, bool):
+        problems.append(f"require_mfa: expected true, false or a list of role keys, got {mfa!r}")
+    age = params.get("mfa_max_age_seconds")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, int) or age < 1):
+        problems.append(f"mfa_max_age_seconds: expected a whole number of seconds, 1 or more, got {age!r}")
+    return problems
+
+
+def grant_settings(params: Mapping[str, Any], roles: Mapping[str, str]) -> GrantSettings:
+    """The GrantSettings the parameters ask for; raises SpecError listing every problem."""
+    problems = settings_problems(params, roles)
+    if problems:
+        raise SpecError(problems)
+    mfa = params.get("require_mfa", False)
+    keys = frozenset(roles) if mfa is True else frozenset(mfa or ())
+    return GrantSettings(
+        grant_via=params.get("grant_via", "user"),
+        role_groups=dict(params.get("role_groups") or {}),
+        require_mfa=keys,
+        mfa_max_age_seconds=params.get("mfa_max_age_seconds"),
+    )
+
+
 def load_spec(
     iam_users: Mapping | None = None,
     iam_users_file: str | Path | None = None,
     roles: Mapping[str, str] | None = None,
     base_dir: str | Path | None = None,
+    settings: GrantSettings | None = None,
 ) -> Spec:
     """Build a validated Spec from exactly one of `iam_users` or `iam_users_file`."""
     if iam_users is not None and iam_users_file:
@@ -283,4 +364,4 @@ def load_spec(
         name: UserSpec(name, entry.get("description", "") or "", tuple(entry.get("roles", [])))
         for name, entry in iam_users.items()
     }
-    return Spec(roles=roles, users=users, source=source)
+    return Spec(roles=roles, users=users, source=source, settings=settings or GrantSettings())

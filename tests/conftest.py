@@ -19,6 +19,7 @@ import boto3
 import botocore.session
 import pytest
 from botocore.retries.standard import ExponentialBackoff
+from hypothesis import HealthCheck, settings
 
 from iamrunbook import aws as aws_edge
 from iamrunbook.sandbox import EmbeddedAws, seed
@@ -83,3 +84,11 @@ def no_backoff(monkeypatch):
 @pytest.fixture
 def legacy_account(iam):
     return seed.seed_legacy_account(iam)
+
+
+# Property tests run a fixed, repeatable set of examples: the same accounts on every machine and in CI.
+settings.register_profile(
+    "iamrunbook", derandomize=True, deadline=None, database=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)  # fmt: skip
+settings.load_profile("iamrunbook")
