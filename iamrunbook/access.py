@@ -19,16 +19,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import pandas as pd
-
 from .inventory import decode_document, default_document
 from .log import logger
-from .names import name_from_arn, policy_name
+from .names import ASSUME_ROLE, POLICY_VERSION, is_aws_managed, name_from_arn, policy_name
 
 READ_ACTIONS: tuple[str, ...] = ()  # no AWS calls: it reads the inventory sweep
 WRITE_ACTIONS: tuple[str, ...] = ()
 
-ASSUME_ROLE = "sts:AssumeRole"
 TRUST_NAMES_USER = "role trust policy names the user directly"
 TRUST_ANY = "role trust policy trusts any principal (*)"
 MFA_ONLY = "only with MFA"
@@ -62,7 +59,7 @@ def _statements(document) -> list[dict]:
 
 def _variables(doc: dict, user: dict, account_id: str) -> dict[str, str] | None:
     """Policy variables resolve only in version 2012-10-17 documents; older ones read `${` literally."""
-    if doc.get("Version") != "2012-10-17":
+    if doc.get("Version") != POLICY_VERSION:
         return None
     return {
         "aws:username": user["UserName"],
@@ -310,34 +307,12 @@ def user_names(details: Mapping) -> list[str]:
     return sorted(u["UserName"] for u in details.get("UserDetailList", []))
 
 
-def access_matrix(grants: Iterable[Grant], users: Iterable[str], roles: Iterable[str]) -> pd.DataFrame:
-    """users x role keys: 'yes' if any path is unconditional, 'conditional' if only conditional, else 'no'."""
-    grants = list(grants)
-    index = sorted(set(users) | {g.user for g in grants})
-    columns = list(dict.fromkeys([*roles, *(g.role_key for g in grants)]))
-    matrix = pd.DataFrame("no", index=pd.Index(index, name="user"), columns=columns)
-    for g in grants:
-        if VERDICTS.index(g.verdict) < VERDICTS.index(matrix.at[g.user, g.role_key]):
-            matrix.at[g.user, g.role_key] = g.verdict
-    return matrix
-
-
-def access_paths(grants: Iterable[Grant]) -> pd.DataFrame:
-    """The detail behind the matrix: one row per path."""
-    columns = ["user", "role_key", "role_name", "verdict", "path", "conditions"]
-    rows = [
-        [g.user, g.role_key, g.role_name, g.verdict, g.path, "; ".join(g.conditions)]
-        for g in sorted(grants, key=lambda g: (g.user, g.role_key, g.path))
-    ]
-    return pd.DataFrame(rows, columns=columns)
-
-
 def is_runbook_path(grant: Grant) -> bool:
     """The one path the runbook creates: its customer-managed Assume<RoleName>Policy, attached to the user."""
     return (
         grant.path == f"attached policy {policy_name(grant.role_name)}"
         and grant.policy_arn is not None
-        and grant.policy_arn.split(":")[4] != "aws"
+        and not is_aws_managed(grant.policy_arn)
     )
 
 
@@ -346,15 +321,3 @@ def unexpected_access(grants: Iterable[Grant], granted: set[tuple[str, str]]) ->
     IAM user names are case-insensitive, so the comparison is too."""
     allowed = {(user.lower(), key) for user, key in granted}
     return [g for g in grants if (g.user.lower(), g.role_key) not in allowed or not is_runbook_path(g)]
-
-
-_COLOURS = {
-    "yes": "background-color: #2e7d32; color: white",
-    "conditional": "background-color: #ffb300; color: black",
-    "no": "background-color: #e0e0e0; color: #616161",
-}
-
-
-def styled_matrix(matrix: pd.DataFrame):
-    """The matrix as a heatmap for notebooks: green yes, amber conditional, grey no."""
-    return matrix.style.map(lambda v: _COLOURS.get(v, ""))

@@ -1,35 +1,28 @@
 """Apply: execute a plan, one API call per change, in the plan's safe order.
 
-Safety checks run before the first change. A failure stops the run and says what was done and what
-was not; every change is idempotent, so running the runbook again converges.
+Safety checks run before the first change: mass deletions, the operator's own access, users who would
+lose an MFA-required role for want of a device, and the simulator's step-by-step proof that nobody in the
+spec loses a role they keep. A failure stops the run and says what was done and what was not; every
+change is idempotent, so running the runbook again converges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .aws import error_code, gone_ok, retry_not_found
+from . import records
+from .changes import KINDS, Change
 from .errors import AwsActionError, SafetyError
-from .inventory import caller_user_name
 from .log import logger
-from .plan import Change, Plan
+from .names import caller_role_name, caller_user_name, same_name
+from .plan import Plan
 from .progress import progress as show_progress
 
 READ_ACTIONS: tuple[str, ...] = ()
-WRITE_ACTIONS = (
-    "iam:CreatePolicy",
-    "iam:CreatePolicyVersion",
-    "iam:DeletePolicyVersion",
-    "iam:CreateUser",
-    "iam:TagUser",
-    "iam:AttachUserPolicy",
-    "iam:DetachUserPolicy",
-    "iam:DetachGroupPolicy",
-    "iam:DetachRolePolicy",
-)
+WRITE_ACTIONS: tuple[str, ...] = ()  # mutations.py declares the calls each change makes
 
 
 @dataclass
@@ -66,13 +59,13 @@ class ApplyError(AwsActionError):
             f"{len(r.done)} change(s) done, {len(r.not_done) + 1} not done "
             f"(the failed one and {len(r.not_done)} after it).",
         ]
-        lines += _listed("done", r.done)
-        lines += _listed("not done", [self.change, *r.not_done])
+        lines += listed("done", r.done)
+        lines += listed("not done", [self.change, *r.not_done])
         lines.append("Fix the cause and run again: every change is idempotent, the rerun converges.")
         return "\n".join(lines)
 
 
-def _listed(label: str, changes: list[Change], limit: int = 20) -> list[str]:
+def listed(label: str, changes: list[Change], limit: int = 20) -> list[str]:
     """The addresses of `changes`, one per line, so the operator sees exactly where the run stopped."""
     if not changes:
         return []
@@ -82,17 +75,36 @@ def _listed(label: str, changes: list[Change], limit: int = 20) -> list[str]:
     return [f"{label}:", *shown]
 
 
-def caller_role_name(caller_arn: str) -> str | None:
-    """The role of an `...:assumed-role/<role>/<session>` caller (IAM names ignore case), else None."""
-    resource = caller_arn.split(":", 5)[-1]
-    if resource.startswith("assumed-role/"):
-        parts = resource.split("/")
-        return parts[1] if len(parts) >= 3 else None
-    return None
+def _operator_problems(changes: Iterable[Change], caller_arn: str) -> list[str]:
+    """Anything that removes the access of the identity running the plan (its user or its role)."""
+    me, my_role = caller_user_name(caller_arn), caller_role_name(caller_arn)
+    problems = []
+    for change in changes:
+        target = change.target_name or change.user
+        if change.kind == "delete_user" and same_name(target, me):
+            problems.append(f"the plan deletes {change.user}, the identity running it; run it as another identity")
+        revokes = change.kind in ("detach", "remove_from_group")
+        if revokes and ((change.target_kind == "user" and same_name(target, me)) or
+                        (change.target_kind == "role" and same_name(target, my_role)) or
+                        (change.kind == "remove_from_group" and same_name(change.user, me))):  # fmt: skip
+            if change.kind == "detach":
+                what = f"detaches {change.policy_name} from {change.target_kind} {change.target_name}"
+            else:
+                what = f"removes {change.user} from group {change.target_name}"
+            problems.append(
+                f"the plan {what}, the identity running it, which would lock you out of that role; grant it "
+                "in the spec or run as another identity"
+            )
+    return problems
 
 
-def check_safety(plan: Plan, max_deletions: int) -> None:
-    """Refuse, before any change, mass deletions and anything that removes the operator's own access."""
+def refuse(problems: list[str]) -> None:
+    if problems:
+        raise SafetyError("refused before any change:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def check_safety(plan: Plan, max_deletions: int, *, allow_without_mfa_device: bool = False) -> None:
+    """Refuse, before any change, mass deletions, the operator's own lockout and MFA-less MFA grants."""
     problems = []
     deletions = plan.deletions()
     if len(deletions) > max_deletions:
@@ -101,99 +113,24 @@ def check_safety(plan: Plan, max_deletions: int) -> None:
             f"the plan deletes {len(deletions)} users ({names}), more than max_deletions={max_deletions}; "
             "raise max_deletions for this run if that is really intended"
         )
-    me = (caller_user_name(plan.caller_arn) or "").lower()
-    my_role = (caller_role_name(plan.caller_arn) or "").lower()
-    for change in plan.changes:
-        target = (change.target_name or change.user or "").lower()
-        if change.kind == "delete_user" and me and target == me:
-            problems.append(f"the plan deletes {change.user}, the identity running it; run it as another identity")
-        if change.kind != "detach":
-            continue
-        if (change.target_kind == "user" and me and target == me) or (
-            change.target_kind == "role" and my_role and target == my_role
-        ):
-            problems.append(
-                f"the plan detaches {change.policy_name} from {change.target_kind} {change.target_name}, the "
-                "identity running it, which would lock you out of that role; grant it in the spec or run as "
-                "another identity"
-            )
-    if problems:
-        raise SafetyError("refused before any change:\n" + "\n".join(f"- {p}" for p in problems))
+    problems += _operator_problems(plan.changes, plan.caller_arn)
+    if plan.without_mfa and not allow_without_mfa_device and not plan.is_empty:
+        problems.append(
+            "these users are granted a role that requires MFA but have no MFA device, so they would lose it in "
+            f"practice: {', '.join(plan.without_mfa)}; give them a device first, or set "
+            "allow_without_mfa_device: true"
+        )
+    refuse(problems)
 
 
-def _tags(change: Change) -> list[dict]:
-    return [{"Key": k, "Value": v} for k, v in change.tags]
-
-
-def _create_policy(iam, c: Change) -> None:
-    try:
-        iam.create_policy(PolicyName=c.policy_name, PolicyDocument=c.document, Description=c.description, Tags=_tags(c))
-    except ClientError as exc:
-        if error_code(exc) != "EntityAlreadyExists":
-            raise
-
-
-def _prune_policy_version(iam, c: Change) -> None:
-    gone_ok(lambda: iam.delete_policy_version(PolicyArn=c.policy_arn, VersionId=c.version_id))
-
-
-def _update_policy(iam, c: Change) -> None:
-    iam.create_policy_version(PolicyArn=c.policy_arn, PolicyDocument=c.document, SetAsDefault=True)
-
-
-def _create_user(iam, c: Change) -> None:
-    try:
-        iam.create_user(UserName=c.user, Tags=_tags(c))
-    except ClientError as exc:
-        if error_code(exc) != "EntityAlreadyExists":
-            raise
-        iam.tag_user(UserName=c.user, Tags=_tags(c))  # created by an interrupted run: make sure it is tagged
-
-
-def _tag_user(iam, c: Change) -> None:
-    retry_not_found(lambda: iam.tag_user(UserName=c.user, Tags=_tags(c)))
-
-
-def _attach(iam, c: Change) -> None:
-    # Right after a create, IAM may not see the user or policy yet.
-    retry_not_found(lambda: iam.attach_user_policy(UserName=c.user, PolicyArn=c.policy_arn))
-
-
-def _detach(iam, c: Change) -> None:
-    calls = {
-        "user": lambda: iam.detach_user_policy(UserName=c.target_name, PolicyArn=c.policy_arn),
-        "group": lambda: iam.detach_group_policy(GroupName=c.target_name, PolicyArn=c.policy_arn),
-        "role": lambda: iam.detach_role_policy(RoleName=c.target_name, PolicyArn=c.policy_arn),
-    }
-    gone_ok(calls[c.target_kind])
-
-
-def _delete_user(iam, c: Change) -> None:
-    from .offboard import delete_user
-
-    delete_user(iam, c.user)
-
-
-HANDLERS: dict[str, Callable] = {
-    "create_policy": _create_policy,
-    "prune_policy_version": _prune_policy_version,
-    "update_policy": _update_policy,
-    "create_user": _create_user,
-    "import_user": _tag_user,
-    "tag_user": _tag_user,
-    "attach": _attach,
-    "detach": _detach,
-    "delete_user": _delete_user,
-}
-
-
-def execute(iam, changes, handlers: dict[str, Callable], result: ApplyResult, *, desc: str, progress: bool):
-    """Run each change's handler in order into `result`; at the first failure raise ApplyError (with it)."""
+def execute(iam, changes, result: ApplyResult, *, desc: str, progress: bool) -> ApplyResult:
+    """Run each change's handler (changes.KINDS) in order into `result`; at the first failure raise
+    ApplyError holding it."""
     changes = list(changes)
     steps = show_progress(changes, desc=desc, unit="change") if progress else changes
     for i, change in enumerate(steps):
         try:
-            handlers[change.kind](iam, change)
+            KINDS[change.kind].handler(iam, change)
         # AwsActionError: a user deletion stopped part-way (offboard names its own step).
         except (ClientError, BotoCoreError, AwsActionError) as exc:
             result.failed, result.error = change, str(exc)
@@ -205,7 +142,40 @@ def execute(iam, changes, handlers: dict[str, Callable], result: ApplyResult, *,
     return result
 
 
-def apply_plan(iam, plan: Plan, *, max_deletions: int = 3, progress: bool = False) -> ApplyResult:
+def apply_plan(
+    iam, plan: Plan, *, max_deletions: int = 3, progress: bool = False, allow_without_mfa_device: bool = False
+) -> ApplyResult:
     """Execute every change in order; raise ApplyError (with the result) at the first failure."""
-    check_safety(plan, max_deletions)
-    return execute(iam, plan.changes, HANDLERS, ApplyResult(), desc="apply", progress=progress)
+    check_safety(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device)
+    return execute(iam, plan.changes, ApplyResult(), desc="apply", progress=progress)
+
+
+def record_outcome(rb, record: records.Record, result: ApplyResult, *, rows_key: str = "changes", **extra) -> None:
+    """apply_result.json (or the legacy migration's): ok, the error, and one row per change."""
+    outcome = records.Outcome(ok=result.ok, error=result.error, **{rows_key: result.rows()}, **extra)
+    rb.write(record, outcome)
+
+
+def run(rb, plan: Plan, inventory=None) -> ApplyResult | None:
+    """03's apply step: the headless/live decision (rb.act), the safety checks, the calls, the record.
+    In a live session the role matrix editor shows instead (it plans from `inventory` as you type)."""
+
+    def go() -> ApplyResult:
+        p = rb.params
+        try:
+            result = apply_plan(rb.iam, plan, max_deletions=p["max_deletions"], progress=True,
+                                allow_without_mfa_device=p["allow_without_mfa_device"])  # fmt: skip
+        except ApplyError as exc:
+            record_outcome(rb, records.APPLY_RESULT, exc.result)
+            raise
+        record_outcome(rb, records.APPLY_RESULT, result, summary=plan.summary())
+        return result
+
+    def editor() -> None:
+        from IPython.display import display
+
+        from .widgets import RoleMatrixEditor
+
+        display(RoleMatrixEditor.for_runbook(rb, rb.spec(), inventory))
+
+    return rb.act(plan.summary_line(), go, ready=not plan.is_empty, live=editor)

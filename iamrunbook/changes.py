@@ -126,12 +126,16 @@ class ChangeSet:
             return self.summary_line()
         return "\n".join([*self.lines(), "", self.summary_line()])
 
+    #: whether tables number the steps (the migration's do: its order is the point)
+    numbered = False
+
     def to_frame(self) -> pd.DataFrame:
+        columns = ["step", "symbol", "kind", "address", "reason"][0 if self.numbered else 1 :]
         rows = [
             {"step": i, "symbol": c.symbol, "kind": c.kind, "address": c.address, "reason": c.reason}
             for i, c in enumerate(self.changes, 1)
         ]
-        return pd.DataFrame(rows, columns=["step", "symbol", "kind", "address", "reason"])
+        return pd.DataFrame(rows, columns=columns)
 
 
 def changes_json(changes: Sequence[Change]) -> list[dict]:

@@ -15,9 +15,16 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
-from .names import MANAGED_BY_KEY, MANAGED_BY_VALUE, name_from_arn
+from .names import (
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    caller_user_name,
+    find_named,
+    is_aws_managed,
+    name_from_arn,
+    partition_of,
+    same_name,
+)
 from .progress import progress as show_progress
 
 #: The credential report (read_inventory(with_credential_report=True)) is part of a plan-only run too.
@@ -36,7 +43,6 @@ ENTITY_FILTER = ["User", "Role", "Group", "LocalManagedPolicy"]
 #: ... and AWS-managed policies only when something in the account uses one: there are well over a
 #: thousand of them, and a sweep that carries them all is slow where they are all returned (moto).
 AWS_MANAGED_FILTER = ["AWSManagedPolicy"]
-AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
 MAX_ITEMS = 1000
 
 
@@ -47,14 +53,6 @@ def decode_document(doc: Any) -> dict:
     if isinstance(doc, str):
         return json.loads(urllib.parse.unquote(doc))
     return {}
-
-
-def caller_user_name(caller_arn: str) -> str | None:
-    """The IAM user name of an `...:user/[path/]name` caller, or None for roles and others."""
-    resource = caller_arn.split(":", 5)[-1]
-    if resource.startswith("user/"):
-        return resource.rsplit("/", 1)[-1]
-    return None
 
 
 @dataclass
@@ -82,18 +80,29 @@ class Inventory:
             "Policies": list(self.policies.values()),
         }
 
+    @property
+    def partition(self) -> str:
+        return partition_of(self.caller_arn)
+
     def local_policy(self, name: str) -> dict | None:
+        """The customer-managed policy called `name` (policy names are case-sensitive), or None."""
         for arn, policy in self.policies.items():
-            if not arn.startswith(AWS_MANAGED_PREFIX) and name_from_arn(arn) == name:
+            if not is_aws_managed(arn) and name_from_arn(arn) == name:
                 return policy
         return None
 
     def user_named(self, name: str) -> dict | None:
         """IAM user names are case-insensitive: 'Alice' and 'alice' are one user."""
-        if name in self.users:
-            return self.users[name]
-        folded = name.lower()
-        return next((u for n, u in self.users.items() if n.lower() == folded), None)
+        found = find_named(self.users, name)
+        return self.users[found] if found is not None else None
+
+    def group_named(self, name: str) -> dict | None:
+        found = find_named(self.groups, name)
+        return self.groups[found] if found is not None else None
+
+    def group_members(self, group: str) -> list[str]:
+        """The users in `group` (the sweep lists each user's groups, not each group's users)."""
+        return sorted(n for n, u in self.users.items() if any(same_name(g, group) for g in u.get("GroupList", [])))
 
     @staticmethod
     def tags(entity: dict) -> dict[str, str]:
@@ -114,79 +123,6 @@ class Inventory:
                 if policy_arn in self.attached_arns(entity):
                     found.append((kind, name))
         return found
-
-    # --- tables for people --------------------------------------------------------------------
-    def users_frame(self) -> pd.DataFrame:
-        rows = []
-        for name, user in sorted(self.users.items()):
-            tags = self.tags(user)
-            rows.append(
-                {
-                    "user": name,
-                    "managed": self.is_managed(user),
-                    "description": tags.get("Description", ""),
-                    "attached_policies": ", ".join(sorted(name_from_arn(a) for a in self.attached_arns(user))),
-                    "inline_policies": ", ".join(p["PolicyName"] for p in user.get("UserPolicyList", [])),
-                    "groups": ", ".join(user.get("GroupList", [])),
-                    "tags": "; ".join(f"{k}={v}" for k, v in sorted(tags.items())),
-                    "created": str(user.get("CreateDate", "")),
-                }
-            )
-        return pd.DataFrame(
-            rows,
-            columns=[
-                "user",
-                "managed",
-                "description",
-                "attached_policies",
-                "inline_policies",
-                "groups",
-                "tags",
-                "created",
-            ],
-        )
-
-    def attachments_frame(self) -> pd.DataFrame:
-        rows = [
-            {"kind": kind, "entity": name, "policy": name_from_arn(arn), "policy_arn": arn}
-            for kind, entities in (("user", self.users), ("group", self.groups), ("role", self.roles))
-            for name, entity in sorted(entities.items())
-            for arn in sorted(self.attached_arns(entity))
-        ]
-        return pd.DataFrame(rows, columns=["kind", "entity", "policy", "policy_arn"])
-
-    def policies_frame(self) -> pd.DataFrame:
-        rows = [
-            {
-                "policy": name_from_arn(arn),
-                "arn": arn,
-                "aws_managed": arn.startswith(AWS_MANAGED_PREFIX),
-                "default_version": p.get("DefaultVersionId"),
-                "versions": len(p.get("PolicyVersionList", [])),
-                "attachments": len(self.holders(arn)),
-            }
-            for arn, p in sorted(self.policies.items())
-        ]
-        return pd.DataFrame(
-            rows, columns=["policy", "arn", "aws_managed", "default_version", "versions", "attachments"]
-        )
-
-    def credentials_frame(self) -> pd.DataFrame:
-        """Credential status per user from the credential report (no secrets are in the report)."""
-        cols = [
-            "user",
-            "password_enabled",
-            "password_last_used",
-            "mfa_active",
-            "access_key_1_active",
-            "access_key_1_last_rotated",
-            "access_key_1_last_used_date",
-            "access_key_2_active",
-            "access_key_2_last_rotated",
-            "access_key_2_last_used_date",
-        ]
-        rows = [r for r in (self.credential_report or []) if r.get("user") != "<root_account>"]
-        return pd.DataFrame([{c: r.get(c, "") for c in cols} for r in rows], columns=cols)
 
 
 def default_document(policy: dict) -> dict:
@@ -219,7 +155,7 @@ def aws_managed_in_use(details: dict) -> set[str]:
             boundary = (entity.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
             if boundary:
                 in_use.add(boundary)
-    return {arn for arn in in_use if arn.startswith(AWS_MANAGED_PREFIX)}
+    return {arn for arn in in_use if is_aws_managed(arn)}
 
 
 def fetch_details(iam, progress: bool = False) -> dict:

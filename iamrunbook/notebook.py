@@ -1,45 +1,45 @@
-"""What every notebook does first: validate parameters, connect, check the account, find the run folder.
+"""What every notebook does first, and the one decision every changing step shares.
 
-A notebook calls `rb = start(globals())` and then works through `rb`. Side files go to the run folder
-(`IAMRUNBOOK_RUN_DIR`, set by `iamrunbook run`; interactive sessions get a fresh folder under `runs/`).
+A notebook calls `rb = start(globals())` and then works through `rb`: parameters checked, AWS connected,
+the account checked before anything else, records written to the run folder (`IAMRUNBOOK_RUN_DIR`, set by
+`iamrunbook run`; a live session gets one folder per Jupyter session under the project's `runs/`).
+
+`rb.act(...)` is the headless / plan-only / live-confirm decision: under `iamrunbook run`, papermill and
+nbval the `apply` parameter decides; in a live session a two-step Confirm button does, whatever `apply`
+says, so nothing changes without a second, explicit click.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from . import aws
+from . import aws, manifest, records
 from .errors import SafetyError
 from .inventory import Inventory, read_inventory
 from .params import from_namespace, validate_params
-from .progress import HEADLESS_ENV, headless  # noqa: F401 - re-exported for notebooks and the runner
-from .spec import Spec, load_spec
+from .progress import HEADLESS_ENV, headless
+from .spec import Spec, grant_settings, load_spec
 
 READ_ACTIONS = ("sts:GetCallerIdentity",)
 WRITE_ACTIONS: tuple[str, ...] = ()
 
 RUN_DIR_ENV = "IAMRUNBOOK_RUN_DIR"
 START_DIR_ENV = "IAMRUNBOOK_START_DIR"
+PLAN_ONLY = "Plan only (apply is false): nothing was changed."
 
-
-def utc_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
+__all__ = ["HEADLESS_ENV", "PLAN_ONLY", "RUN_DIR_ENV", "START_DIR_ENV", "Runbook", "headless", "start"]
 
 
 def run_dir() -> Path:
+    """The run folder: the runner's (from the environment), else this Jupyter session's, made once."""
     path = os.environ.get(RUN_DIR_ENV)
     if not path:
-        path = str(Path("runs") / f"{utc_stamp()}-interactive")
-        os.environ[RUN_DIR_ENV] = path  # every later notebook cell of this kernel writes to the same folder
+        path = str(manifest.session_run_dir(Path.cwd()))
+        os.environ[RUN_DIR_ENV] = path  # every later cell of this kernel writes to the same folder
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
     return p
@@ -73,31 +73,68 @@ class Runbook:
     def apply(self) -> bool:
         return bool(self.params["apply"])
 
+    @property
+    def headless(self) -> bool:
+        return headless()
+
     def spec(self) -> Spec:
         """The validated spec; relative iam_users_file paths are relative to where the run started."""
         if self._spec is None:
             p = self.params
-            self._spec = load_spec(
-                p["iam_users"], p["iam_users_file"], p["roles"], base_dir=os.environ.get(START_DIR_ENV)
-            )
+            settings = grant_settings(p, p["roles"])
+            self._spec = load_spec(p["iam_users"], p["iam_users_file"], p["roles"], os.environ.get(START_DIR_ENV),
+                                   settings)  # fmt: skip
         return self._spec
 
     def inventory(self, *, with_credential_report: bool = False) -> Inventory:
         return read_inventory(self.iam, self.sts, with_credential_report=with_credential_report, progress=True)
 
-    def write(self, name: str, content: Any) -> Path:
-        """Write a side file into the run folder: text, bytes, JSON-able data or a DataFrame (CSV)."""
-        path = self.run_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, pd.DataFrame):
-            content.to_csv(path, index=False)
-        elif isinstance(content, bytes):
-            path.write_bytes(content)
-        elif isinstance(content, str):
-            path.write_text(content, encoding="utf-8")
-        else:
-            path.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
-        return path
+    def write(self, record: records.Record | str, content: Any, *, name: str | None = None) -> Path:
+        """Write a declared record into the run folder (records.py refuses anything undeclared)."""
+        return records.write(self.run_dir, record, content, name=name)
+
+    def read(self, record: records.Record, *, name: str | None = None) -> Any:
+        return records.read(self.run_dir, record, name=name)
+
+    def header(self) -> None:
+        """Who, where and how: the first lines of every notebook's record."""
+        print(f"caller:     {self.caller_arn}")
+        print(f"account:    {self.account_id}")
+        print(f"mode:       {'APPLY' if self.apply else 'plan only'}{'' if self.headless else ' (live session)'}")
+        print(f"run folder: {self.run_dir.resolve()}")
+
+    def act(
+        self,
+        title: str,
+        action: Callable[[], Any],
+        *,
+        prompt: str | None = None,
+        ready: bool = True,
+        live: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Run `action` the way this session decides: headless by `apply`, live only after Confirm.
+
+        `ready` false (nothing to do, or refused: the plan above says why) shows no button in a live
+        session; headless, `action` still runs with `apply`, so a refusal fails the run as it should.
+        `live` replaces the Confirm button with a view of its own (03's role matrix editor, which has
+        its own two-step confirm). Returns what `action` returned when it ran now, else None.
+        """
+        if self.headless:
+            if self.apply:
+                return action()
+            print(PLAN_ONLY)
+            return None
+        if live is not None:
+            return live()
+        if not ready:
+            print("Nothing to confirm here: see the plan above.")
+            return None
+        from IPython.display import display
+
+        from .widgets import confirm_button
+
+        display(confirm_button(title, action, prompt=prompt))
+        return None
 
 
 def check_account(identity: Mapping[str, str], expected_account_id: str | None) -> None:
@@ -110,12 +147,14 @@ def check_account(identity: Mapping[str, str], expected_account_id: str | None) 
 
 def start(namespace: Mapping[str, Any]) -> Runbook:
     """Validate the notebook's parameters, connect, and refuse a wrong account before anything else."""
+    from .display import configure
+
     params = validate_params(from_namespace(namespace))
+    configure()
     session = aws.make_session(params["aws_profile"], params["aws_region"])
     identity = aws.caller_identity(session)
     folder = run_dir()
     # Who ran it, for the run record (run.json) — written even when the account check refuses below.
-    record = {"caller_arn": identity["Arn"], "account_id": identity["Account"]}
-    (folder / "identity.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    records.write(folder, records.IDENTITY, records.Identity(identity["Arn"], identity["Account"]))
     check_account(identity, params["expected_account_id"])
     return Runbook(params, session, identity, folder)

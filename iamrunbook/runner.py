@@ -14,8 +14,6 @@ except its parameters.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import re
 import sys
@@ -29,24 +27,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import manifest, records
 from .errors import SpecError
-from .notebook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV, utc_stamp
+from .manifest import new_run_dir, utc_iso
+from .notebook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
 from .params import check_params, load_params_file, validate_params
-from .spec import load_spec, load_yaml
+from .spec import grant_settings, load_spec, load_yaml
 
 READ_ACTIONS: tuple[str, ...] = ()  # the notebooks call AWS; the runner itself never does
 WRITE_ACTIONS: tuple[str, ...] = ()
 
 NOTEBOOKS_ENV = "IAMRUNBOOK_NOTEBOOKS"
 CHAIN = ("01_gather_user_info", "02_delete_legacy_policy", "03_import_and_apply", "04_verify")
-RUN_RECORD = "run.json"
-
-#: side files the runner reads to tell "converged" from "changes pending"
-IDENTITY_FILE = "identity.json"
-PLAN_FILE = "plan.json"
-LEGACY_PLAN_FILE = "legacy_migration_plan.json"
-VERIFICATION_FILE = "verification.json"
-OFFBOARD_FILE = "offboard.json"
+#: How many lines of each list of problems or changes the runner shows (the rest are in the run folder).
+SHOWN = 20
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -128,21 +122,6 @@ def run_label(notebooks: Sequence[Path], apply: bool) -> str:
         return mode
     label = "+".join(stems) + f"-{mode}"
     return re.sub(r"[^\w.+-]", "_", label)[:100]
-
-
-def new_run_dir(out: str | Path, label: str) -> Path:
-    """`<out>/<UTC timestamp>-<label>/`, created; an existing folder is never reused (suffix -2, -3 ...)."""
-    base = Path(out)
-    base.mkdir(parents=True, exist_ok=True)
-    stem = f"{utc_stamp()}-{label}"
-    for n in range(1, 1000):
-        path = base / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path.resolve()
-    raise RuntimeError(f"could not create a new run folder under {base}")
 
 
 @contextlib.contextmanager
@@ -294,41 +273,21 @@ def execute_notebook(
     )
 
 
+RECORD_TEMPLATE = Path(__file__).resolve().parent / "html" / "record.html.j2"
+
+
 def export_html(notebook: Path) -> Path:
-    """An HTML copy for readers without Jupyter."""
+    """An HTML copy for readers without Jupyter: self-contained and offline (html/record.html.j2)."""
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_filename(str(notebook))
+    exporter = HTMLExporter(template_name="lab", template_file=str(RECORD_TEMPLATE))
+    body, _ = exporter.from_filename(str(notebook))
     path = notebook.with_suffix(".html")
     path.write_text(body, encoding="utf-8")
     return path
 
 
-# --- the record --------------------------------------------------------------------------------------
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def artifact_hashes(run_dir: Path) -> dict[str, str]:
-    """sha256 of every file in the run folder (but run.json itself), by relative POSIX path."""
-    return {
-        p.relative_to(run_dir).as_posix(): sha256(p)
-        for p in sorted(run_dir.rglob("*"))
-        if p.is_file() and p.relative_to(run_dir).as_posix() != RUN_RECORD
-    }
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
+# --- what the run left: pending changes, problems no apply fixes, the manifest ------------------------
 def versions() -> dict[str, str]:
     found = {"python": sys.version.split()[0]}
     for dist in ("iamrunbook", "boto3", "papermill"):
@@ -339,29 +298,67 @@ def versions() -> dict[str, str]:
     return found
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """What the records of a run say: `pending`, what an apply would still do (exit 2 in a plan-only run);
+    `problems`, what no apply fixes (exit 1 in both modes); `details`, the lines an operator reads."""
+
+    pending: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+
+
+def _shown(lines: Sequence[str], where: str) -> list[str]:
+    """At most SHOWN lines, then where the rest are."""
+    shown = [f"    {line.strip()}" for line in lines[:SHOWN]]
+    if len(lines) > SHOWN:
+        shown.append(f"    ... and {len(lines) - SHOWN} more (see {where})")
+    return shown
+
+
+def _migration(run_dir: Path, apply: bool, found: dict[str, list[str]]) -> None:
+    mplan = records.read(run_dir, records.LEGACY_PLAN)
+    if mplan is None or mplan.nothing_to_migrate:
+        return
+    if mplan.blocked:
+        found["problems"].append(f"legacy migration refused: {mplan.problems()[0].splitlines()[0]}")
+        found["details"] += [f"legacy migration refused ({records.LEGACY_PLAN.name}):"]
+        found["details"] += _shown([p for text in mplan.problems() for p in text.splitlines()], records.LEGACY_PLAN.name)
+    elif mplan.steps and not apply:
+        found["pending"].append(f"legacy migration: {len(mplan.steps)} step(s) pending")
+        found["details"] += [found["pending"][-1] + ":", *_shown(mplan.lines(), records.LEGACY_PLAN.name)]
+
+
+def assess(run_dir: Path, apply: bool = False) -> Assessment:
+    """Read the run's records (records.py) and sort what they hold into pending and problems."""
+    found: dict[str, list[str]] = {"pending": [], "problems": [], "details": []}
+    _migration(run_dir, apply, found)
+    plan = records.read(run_dir, records.PLAN)
+    if plan is not None and plan.changes and not apply:
+        found["pending"].append(f"plan: {len(plan.changes)} change(s) pending")
+        found["details"] += [found["pending"][-1] + ":", *_shown(plan.lines(), records.PLAN.name), f"    {plan.summary_line()}"]
+    verification = records.read(run_dir, records.VERIFICATION)
+    if verification is not None and not verification.ok:
+        from .verify import problem_line
+
+        found["pending"].append(f"verification: {len(verification.problems)} problem(s)")
+        lines = [problem_line(p) for p in verification.problems]
+        found["details"] += [found["pending"][-1] + ":", *_shown(lines, records.VERIFICATION.name)]
+        found["problems"] += [f"no apply fixes: {problem_line(p)}" for p in verification.unfixable]
+    offboard = records.read(run_dir, records.OFFBOARD)
+    if offboard is not None and offboard.exists and not offboard.applied:
+        found["pending"].append(f"offboarding of {offboard.user} pending")
+    return Assessment(*(tuple(found[k]) for k in ("pending", "problems", "details")))
+
+
 def pending_changes(run_dir: Path, apply: bool = False) -> list[str]:
-    """What the notebooks' side files say is still to do (plan, verification, offboarding).
-
-    In an apply run the plan was carried out, so only verification (and an offboarding) can be pending.
-    """
-    pending = []
-    legacy = _read_json(run_dir / LEGACY_PLAN_FILE)
-    if not apply and isinstance(legacy, dict) and legacy.get("steps"):
-        pending.append(f"legacy migration: {len(legacy['steps'])} step(s) pending")
-    plan = _read_json(run_dir / PLAN_FILE)
-    if not apply and isinstance(plan, dict) and plan.get("changes"):
-        pending.append(f"plan: {len(plan['changes'])} change(s) pending")
-    verification = _read_json(run_dir / VERIFICATION_FILE)
-    if isinstance(verification, dict) and verification.get("ok") is False:
-        pending.append(f"verification: {len(verification.get('problems', []))} problem(s)")
-    offboard = _read_json(run_dir / OFFBOARD_FILE)
-    if isinstance(offboard, dict) and offboard.get("exists") and not offboard.get("applied"):
-        pending.append(f"offboarding of {offboard.get('user')} pending")
-    return pending
+    """What the notebooks' records say is still to do (plan, verification, offboarding)."""
+    return list(assess(run_dir, apply).pending)
 
 
-def decide_exit(runs: Sequence[NotebookRun], apply: bool, pending: Sequence[str]) -> int:
-    if any(r.status != SUCCEEDED for r in runs):
+def decide_exit(runs: Sequence[NotebookRun], apply: bool, pending: Sequence[str], problems: Sequence[str] = ()) -> int:
+    """1: a notebook failed, or a problem no apply fixes; 2: plan only with changes pending; else 0."""
+    if any(r.status != SUCCEEDED for r in runs) or problems:
         return EXIT_ERROR
     if not apply and pending:
         return EXIT_PENDING
@@ -375,51 +372,48 @@ class RunResult:
     notebooks: tuple[NotebookRun, ...]
     pending: tuple[str, ...] = ()
     record: dict = field(default_factory=dict, repr=False)
+    problems: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
 
     @property
     def failure(self) -> CellFailure | None:
         return next((r.failure for r in self.notebooks if r.failure), None)
 
 
-def _utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_record(
-    run_dir: Path,
-    *,
-    given: Mapping[str, Any],
-    params_file: str | None,
-    runs: Sequence[NotebookRun],
-    started: datetime,
-    finished: datetime,
-    pending: Sequence[str],
-    exit_code: int,
-    apply: bool,
-) -> dict:
-    identity = _read_json(run_dir / IDENTITY_FILE) or {}
-    plan = _read_json(run_dir / PLAN_FILE)
-    legacy = _read_json(run_dir / LEGACY_PLAN_FILE)
-    verification = _read_json(run_dir / VERIFICATION_FILE)
-    record = {
-        "parameters": dict(given),
-        "parameters_file": params_file,
-        "mode": "apply" if apply else "plan",
-        "caller_arn": identity.get("caller_arn"),
-        "account_id": identity.get("account_id"),
-        "versions": versions(),
-        "started": _utc_iso(started),
-        "finished": _utc_iso(finished),
-        "notebooks": [asdict(r) for r in runs],
-        "plan_summary": plan.get("summary") if isinstance(plan, dict) else None,
-        "legacy_plan_summary": legacy.get("summary") if isinstance(legacy, dict) else None,
-        "verification_ok": verification.get("ok") if isinstance(verification, dict) else None,
-        "pending": list(pending),
-        "exit_code": exit_code,
-        "artifacts": artifact_hashes(run_dir),
-    }
-    (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    return record
+def write_record(run_dir: Path, *, given: Mapping[str, Any], params_file: str | None, runs: Sequence[NotebookRun],
+                 started: datetime, assessment: Assessment, exit_code: int, apply: bool,
+                 extra: Mapping[str, Any] | None = None) -> dict:  # fmt: skip
+    """run.json, through manifest.write_manifest (hashes and the chain link are added there)."""
+    identity = records.read(run_dir, records.IDENTITY)
+    plan = records.read(run_dir, records.PLAN)
+    legacy = records.read(run_dir, records.LEGACY_PLAN)
+    verification = records.read(run_dir, records.VERIFICATION)
+    review = records.read(run_dir, records.ACCESS_REVIEW)
+    final = manifest.write_manifest(
+        run_dir,
+        manifest.RunManifest(
+            id=run_dir.name,
+            kind="access_review" if review is not None else "run",
+            parameters=dict(given),
+            parameters_file=params_file,
+            mode="apply" if apply else "plan",
+            caller_arn=identity.caller_arn if identity else None,
+            account_id=identity.account_id if identity else None,
+            versions=versions(),
+            started=utc_iso(started),
+            finished=utc_iso(datetime.now(timezone.utc)),
+            notebooks=[asdict(r) for r in runs],
+            plan_summary=plan.summary() if plan is not None else None,
+            legacy_plan_summary=legacy.summary() if legacy is not None and not legacy.nothing_to_migrate else None,
+            verification_ok=verification.ok if verification is not None else None,
+            pending=list(assessment.pending),
+            problems=list(assessment.problems),
+            exit_code=exit_code,
+            reviewer=getattr(review, "reviewer", None),
+            **dict(extra or {}),
+        ),
+    )
+    return final.to_dict()
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -431,11 +425,13 @@ def run(
     params_file: str | Path | None = None,
     start_dir: str | Path | None = None,
     echo: Callable[[str], None] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run notebooks (default: the chain 01 -> 04) in order, stopping at the first failure.
 
     `params` are the parameters as given; they are checked before any kernel starts (SpecError).
-    `echo` receives one progress line per notebook start and end (the CLI prints them).
+    `echo` receives one progress line per notebook start and end (the CLI prints them). `extra` goes
+    into run.json as given (the reviewed plan and its approver, an archive).
     """
     say = echo or (lambda line: None)
     given = dict(params or {})
@@ -447,7 +443,8 @@ def run(
     full = kernel_params(given)
     start = Path(start_dir or Path.cwd()).resolve()
     # Every notebook takes the same spec: a bad one is refused here, before any kernel or AWS call.
-    load_spec(full["iam_users"], full["iam_users_file"], full["roles"], base_dir=start)
+    load_spec(full["iam_users"], full["iam_users_file"], full["roles"], base_dir=start,
+              settings=grant_settings(full, full["roles"]))  # fmt: skip
     run_dir = new_run_dir(out, run_label(sources, apply))
     started = datetime.now(timezone.utc)
     runs: list[NotebookRun] = []
@@ -465,17 +462,17 @@ def run(
         # Interrupted (Ctrl-C, a crash in the runner itself): the record is still written, as a failure.
         for i, source in enumerate(sources[len(runs) :]):
             runs.append(NotebookRun(source.stem, INTERRUPTED if i == 0 else NOT_RUN))
-        pending = pending_changes(run_dir, apply)
-        code = decide_exit(runs, apply, pending)
+        assessment = assess(run_dir, apply)
+        code = decide_exit(runs, apply, assessment.pending, assessment.problems)
         record = write_record(
             run_dir,
             given=given,
             params_file=str(params_file) if params_file is not None else None,
             runs=runs,
             started=started,
-            finished=datetime.now(timezone.utc),
-            pending=pending,
+            assessment=assessment,
             exit_code=code,
             apply=apply,
+            extra=extra,
         )
-    return RunResult(run_dir, code, tuple(runs), tuple(pending), record)
+    return RunResult(run_dir, code, tuple(runs), assessment.pending, record, assessment.problems, assessment.details)

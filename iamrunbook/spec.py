@@ -73,6 +73,13 @@ class Spec:
     source: str | None = field(default=None, compare=False)
     settings: GrantSettings = field(default_factory=GrantSettings)
 
+    def user_named(self, name: str) -> UserSpec | None:
+        """The spec's entry for an IAM user name; IAM names are case-insensitive."""
+        if name in self.users:
+            return self.users[name]
+        folded = name.lower()
+        return next((u for n, u in self.users.items() if n.lower() == folded), None)
+
     def groups(self) -> dict[str, str]:
         """role key -> IAM group name, under `grant_via: group` (empty otherwise)."""
         if not self.settings.via_group:

@@ -28,13 +28,11 @@ from iamrunbook.access import (
     TRUST_ANY,
     TRUST_NAMES_USER,
     Grant,
-    access_matrix,
-    access_paths,
     effective_access,
-    styled_matrix,
     unexpected_access,
     user_names,
 )
+from iamrunbook.reports import access_matrix, access_paths, styled_matrix
 from iamrunbook.inventory import fetch_details
 from iamrunbook.names import policy_document, policy_name
 

@@ -15,13 +15,13 @@ from iamrunbook.inventory import (
     ENTITY_FILTER,
     READ_ACTIONS,
     Inventory,
-    caller_user_name,
     decode_document,
     default_document,
     read_credential_report,
     read_inventory,
 )
-from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from iamrunbook import reports
+from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, caller_user_name
 from iamrunbook.sandbox import seed
 
 ACCOUNT = "123456789012"
@@ -145,7 +145,7 @@ def test_aws_managed_policies_in_use_come_from_a_second_sweep():
         inv = read_inventory(iam, sts)
         iam_stub.assert_no_pending_responses()
     assert sorted(inv.policies) == ["arn:aws:iam::aws:policy/PowerUserAccess", READ_ONLY]
-    frame = inv.policies_frame()
+    frame = reports.policies_frame(inv)
     assert frame["aws_managed"].tolist() == [True, True]
 
 
@@ -215,7 +215,7 @@ def test_frames(aws, iam, sts):
     )
     inv = read_inventory(iam, sts)
 
-    users = inv.users_frame()
+    users = reports.users_frame(inv)
     assert list(users.columns) == [
         "user", "managed", "description", "attached_policies", "inline_policies", "groups", "tags", "created",
     ]  # fmt: skip
@@ -229,14 +229,14 @@ def test_frames(aws, iam, sts):
     assert rows.loc["ci-bot", "inline_policies"] == "ci-bot-artifacts"
     assert rows.loc["ci-bot", "groups"] == "ops"
 
-    attachments = inv.attachments_frame()
+    attachments = reports.attachments_frame(inv)
     assert attachments[["kind", "entity", "policy"]].values.tolist() == [
         ["user", "your-username", "AssumeRolesPolicy"],
         ["group", "ops", "AssumeRolesPolicy"],
     ]
     assert attachments["policy_arn"].tolist() == [made["policy_arn"]] * 2
 
-    policies = inv.policies_frame()
+    policies = reports.policies_frame(inv)
     assert policies.to_dict("records") == [
         {
             "policy": "AssumeRolesPolicy",
@@ -258,7 +258,7 @@ def test_credential_report(aws, iam, sts):
     assert set(actions[2:]) == {"GenerateCredentialReport", "GetCredentialReport"}
     assert actions[-1] == "GetCredentialReport"
     assert aws.mutating_calls() == []
-    creds = inv.credentials_frame().set_index("user")
+    creds = reports.credentials_frame(inv).set_index("user")
     assert set(creds.index) == set(made["users"])
     owner = creds.loc["your-username"]
     assert owner["password_enabled"] == "true"
@@ -274,7 +274,7 @@ def test_credential_report(aws, iam, sts):
 def test_no_credential_report_unless_asked(aws, iam, sts):
     inv = read_inventory(iam, sts)
     assert inv.credential_report is None
-    assert inv.credentials_frame().empty
+    assert reports.credentials_frame(inv).empty
     assert "GenerateCredentialReport" not in [c.action for c in aws.calls]
 
 

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from iamrunbook import aws as aws_edge
-from iamrunbook import legacy
+from iamrunbook import legacy, legacy_backup, reports
 from iamrunbook.access import effective_access
 from iamrunbook.apply import ApplyError
 from iamrunbook.errors import SafetyError
@@ -49,14 +49,14 @@ def survey(session, spec_map, legacy_name=LEGACY):
     spec = load_spec(spec_map)
     inv = read_inventory(iam, sts)
     policy = legacy.find_legacy(inv, legacy_name)
-    holders = legacy.list_holders(iam, policy["Arn"] if policy else None)
+    holders = legacy_backup.list_holders(iam, policy["Arn"] if policy else None)
     return iam, spec, inv, policy, holders
 
 
 def migrate(session, spec_map, run_dir: Path, *, detach_unmanaged=False, legacy_name=LEGACY):
     """The notebook's sequence: read, back up, plan, apply."""
     iam, spec, inv, policy, holders = survey(session, spec_map, legacy_name)
-    path = legacy.backup(iam, policy, holders, run_dir)
+    path = legacy_backup.backup(iam, policy, holders, run_dir)
     mplan = legacy.plan_migration(spec, inv, legacy_name, holders, detach_unmanaged)
     return mplan, legacy.apply_migration(iam, mplan, backup_path=path), path
 
@@ -304,9 +304,9 @@ def test_resource_wildcard_covers_every_role(aws, session, legacy_account, tmp_p
     iam.delete_policy_version(PolicyArn=LEGACY_ARN, VersionId="v1")
     _, spec, inv, policy, holders = survey(session, OWNER)
 
-    grants = legacy.grants_frame(policy, inv, spec.roles)
+    grants = reports.grants_frame(policy, inv, spec.roles)
     assert list(grants["verdict"]) == ["yes", "yes", "yes"]
-    statements = legacy.statements_frame(policy, inv, spec.roles)
+    statements = reports.statements_frame(policy, inv, spec.roles)
     assert statements.loc[0, "covers"] == "admin, data_engineer, infrastructure_admin"
     assert statements.loc[0, "other_roles"] == "BreakGlassRole"
     assert not statements.loc[0, "beyond_assume_role"]
@@ -333,7 +333,7 @@ def test_not_resource_deny_and_conditions_resolve_to_role_keys(aws, session, leg
         "data_engineer": ("yes", ()),
         "infrastructure_admin": ("no", ()),
     }
-    table = legacy.statements_frame(policy, inv, spec.roles).set_index("sid")
+    table = reports.statements_frame(policy, inv, spec.roles).set_index("sid")
     assert table.loc["AllButAdmin", "covers"] == "data_engineer, infrastructure_admin"
     assert table.loc["AllButAdmin", "resource"] == f"NotResource: {arn('AdminRole')}"
     assert table.loc["NoInfra", "covers"] == "infrastructure_admin"
@@ -349,13 +349,13 @@ def test_privilege_delta_marks_removed_added_and_widened(aws, session, legacy_ac
     spec_map = {"your-username": {"description": "Owner", "roles": ["admin", "infrastructure_admin"]}}
     _, spec, inv, policy, holders = survey(session, spec_map)
 
-    delta = legacy.privilege_delta(spec, inv, policy, holders).set_index("role_key")
+    delta = reports.privilege_delta(spec, inv, policy, holders).set_index("role_key")
     assert delta.loc["admin", "change"] == "condition dropped"
     assert delta.loc["data_engineer", "change"] == "removed"
     assert delta.loc["infrastructure_admin", "change"] == "added"
     assert delta.loc["admin", "conditions"] == "only with MFA"
     frame = delta.reset_index()
-    html = legacy.styled_delta(frame).to_html()
+    html = reports.styled_delta(frame).to_html()
     (red,) = re.findall(r"([^{}]*)\{[^}]*#c62828", html)  # the selectors of the one red rule
     removed_row = frame.index[frame["change"] == "removed"][0]
     cells = set(re.findall(r"_row(\d+)_col(\d+)", red))
@@ -377,7 +377,7 @@ def test_the_operator_is_never_detached_from_roles_the_spec_does_not_keep(aws, s
     assert mplan.blocked
     (refusal,) = mplan.refusals
     assert "your-username" in refusal and "DataEngineerRole, InfrastructureAdminRole" in refusal
-    path = legacy.backup(iam, policy, holders, tmp_path)
+    path = legacy_backup.backup(iam, policy, holders, tmp_path)
     aws.clear_calls()
     with pytest.raises(SafetyError, match="you are running this as your-username"):
         legacy.apply_migration(iam, mplan, backup_path=path)
@@ -422,8 +422,8 @@ def test_apply_refuses_without_a_backup_of_this_policy(aws, session, legacy_acco
 
 def test_a_second_backup_never_overwrites_the_first(aws, session, legacy_account, tmp_path):
     iam, _, _, policy, holders = survey(session, OWNER)
-    first = legacy.backup(iam, policy, holders, tmp_path)
-    second = legacy.backup(iam, policy, (), tmp_path)
+    first = legacy_backup.backup(iam, policy, holders, tmp_path)
+    second = legacy_backup.backup(iam, policy, (), tmp_path)
     assert first.name == "legacy_policy_backup.json" and second.name == "legacy_policy_backup-2.json"
     assert json.loads(first.read_text())["holders"] == [{"kind": "user", "name": "your-username"}]
 
@@ -435,7 +435,7 @@ def test_restore_recreates_versions_default_and_holders(aws, session, shared_leg
     _, _, backup_path = migrate(session, SHARED_SPEC, tmp_path, detach_unmanaged=True)
     assert LEGACY not in snapshot(aws)[0]["policies"]
 
-    done = legacy.restore_legacy(iam, legacy.read_backup(backup_path))
+    done = legacy_backup.restore_legacy(iam, legacy_backup.read_backup(backup_path))
 
     assert done[0] == "created AssumeRolesPolicy with 3 version(s), default v2"
     after, _ = snapshot(aws)
@@ -443,7 +443,7 @@ def test_restore_recreates_versions_default_and_holders(aws, session, shared_leg
     assert LEGACY in after["users"]["your-username"][0] and after["groups"]["ops"] == [LEGACY]
     assert after["roles"]["DataEngineerRole"] == [LEGACY]
     # Restoring again: the policy exists, attachments are already there.
-    assert legacy.restore_legacy(iam, legacy.read_backup(backup_path))[0].endswith("left as they are")
+    assert legacy_backup.restore_legacy(iam, legacy_backup.read_backup(backup_path))[0].endswith("left as they are")
 
 
 # ----------------------------------------------------------------------------- faults and reruns
@@ -550,9 +550,9 @@ def test_holders_are_read_from_every_page():
             },
             {"PolicyArn": LEGACY_ARN, "Marker": "m"},
         )
-        holders = legacy.list_holders(iam, LEGACY_ARN)
+        holders = legacy_backup.list_holders(iam, LEGACY_ARN)
     assert holders == (Holder("user", "a"), Holder("user", "b"), Holder("group", "g"), Holder("role", "r"))
-    assert legacy.list_holders(iam, None) == ()
+    assert legacy_backup.list_holders(iam, None) == ()
 
 
 def test_plan_as_text_frame_and_json(aws, session, shared_legacy):
@@ -588,7 +588,7 @@ def test_least_privilege_names_exactly_the_actions_called(aws, session, shared_l
     aws.clear_calls()
     iam, _, _, policy, holders = survey(session, SHARED_SPEC)
     _, _, backup_path = migrate(session, SHARED_SPEC, tmp_path, detach_unmanaged=True)
-    legacy.restore_legacy(iam, legacy.read_backup(backup_path))
+    legacy_backup.restore_legacy(iam, legacy_backup.read_backup(backup_path))
     from iamrunbook import inventory
 
     declared = set(legacy.READ_ACTIONS) | set(legacy.WRITE_ACTIONS) | set(inventory.READ_ACTIONS)
