@@ -307,17 +307,19 @@ def user_names(details: Mapping) -> list[str]:
     return sorted(u["UserName"] for u in details.get("UserDetailList", []))
 
 
-def is_runbook_path(grant: Grant) -> bool:
-    """The one path the runbook creates: its customer-managed Assume<RoleName>Policy, attached to the user."""
-    return (
-        grant.path == f"attached policy {policy_name(grant.role_name)}"
-        and grant.policy_arn is not None
-        and not is_aws_managed(grant.policy_arn)
-    )
+def is_runbook_path(grant: Grant, groups: Mapping[str, str] | None = None) -> bool:
+    """The path the runbook creates: its customer-managed Assume<RoleName>Policy, attached to the user, or
+    (`groups`: role key -> group, under grant_via: group) to the role's own group."""
+    own = f"attached policy {policy_name(grant.role_name)}"
+    group = (groups or {}).get(grant.role_key)
+    paths = {own, f"group {group}: {own}"} if group else {own}
+    return grant.path in paths and grant.policy_arn is not None and not is_aws_managed(grant.policy_arn)
 
 
-def unexpected_access(grants: Iterable[Grant], granted: set[tuple[str, str]]) -> list[Grant]:
+def unexpected_access(
+    grants: Iterable[Grant], granted: set[tuple[str, str]], groups: Mapping[str, str] | None = None
+) -> list[Grant]:
     """Paths the spec does not grant: an ungranted pair, or a granted one reached another way.
     IAM user names are case-insensitive, so the comparison is too."""
     allowed = {(user.lower(), key) for user, key in granted}
-    return [g for g in grants if (g.user.lower(), g.role_key) not in allowed or not is_runbook_path(g)]
+    return [g for g in grants if (g.user.lower(), g.role_key) not in allowed or not is_runbook_path(g, groups)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import records
+from . import records, reviewed
 from .changes import KINDS, Change
 from .errors import AwsActionError, SafetyError
 from .log import logger
@@ -162,20 +162,53 @@ def run(rb, plan: Plan, inventory=None) -> ApplyResult | None:
 
     def go() -> ApplyResult:
         p = rb.params
+        chosen = reviewed.bind(rb, "03_import_and_apply", plan)  # the reviewed plan itself, when given
         try:
-            result = apply_plan(rb.iam, plan, max_deletions=p["max_deletions"], progress=True,
+            result = apply_plan(rb.iam, chosen, max_deletions=p["max_deletions"], progress=True,
                                 allow_without_mfa_device=p["allow_without_mfa_device"])  # fmt: skip
         except ApplyError as exc:
             record_outcome(rb, records.APPLY_RESULT, exc.result)
             raise
-        record_outcome(rb, records.APPLY_RESULT, result, summary=plan.summary())
+        record_outcome(rb, records.APPLY_RESULT, result, summary=chosen.summary())
         return result
 
-    def editor() -> None:
+    def editor():
         from IPython.display import display
 
         from .widgets import RoleMatrixEditor
 
-        display(RoleMatrixEditor.for_runbook(rb, rb.spec(), inventory))
+        view = RoleMatrixEditor.for_runbook(rb, rb.spec(), inventory)
+        display(view)
+        return view
 
+    if rb.params["reviewed_plan"] and not rb.headless:  # a live session applying a reviewed plan: no editing
+        reviewed.show(rb, plan)
+        return rb.act("Apply the reviewed plan", go, ready=not plan.is_empty)
     return rb.act(plan.summary_line(), go, ready=not plan.is_empty, live=editor)
+
+
+def plan(rb, spec, inventory) -> Plan:
+    """03's plan, written to plan.json. In a plan-only run after 02 it is planned on the account as the
+    migration will leave it (simulated), so that a reviewed chain applies without a spurious difference."""
+    from .plan import make_plan
+
+    migration = rb.read(records.LEGACY_PLAN)
+    if not rb.apply and migration is not None and migration.steps and not migration.blocked:
+        from .simulate import end_state
+
+        print(f"planned on the account as 02 will leave it ({migration.summary_line()})")
+        inventory = end_state(inventory, migration.steps)
+    result = make_plan(spec, inventory)
+    rb.write(records.PLAN, result)
+    return result
+
+
+def handoff(rb, spec, inventory, result: ApplyResult | None):
+    """03's Terraform handoff into the run folder's terraform/, from the account as it is after the apply."""
+    import pandas as pd
+
+    from .terraform import write_terraform
+
+    after = rb.inventory() if result is not None else inventory
+    files = write_terraform(rb.run_dir / "terraform", spec, after)
+    return pd.DataFrame([{"file": path.relative_to(rb.run_dir).as_posix()} for path in files.values()])

@@ -16,29 +16,17 @@ from botocore.exceptions import ClientError
 from . import aws
 from .deletion import (
     ENDPOINT_ERRORS,
+    HOLDINGS,
     UNSUPPORTED,
     get_user,
+    holdings,
     is_virtual_mfa,
     list_service_specific_credentials,
     unsupported_reason,
     user_target,
 )
-from .errors import AwsActionError
 
-READ_ACTIONS = (
-    "iam:GetUser",
-    "iam:ListUserTags",
-    "iam:ListAccessKeys",
-    "iam:GetAccessKeyLastUsed",
-    "iam:GetLoginProfile",
-    "iam:ListMFADevices",
-    "iam:ListSSHPublicKeys",
-    "iam:ListSigningCertificates",
-    "iam:ListServiceSpecificCredentials",
-    "iam:ListGroupsForUser",
-    "iam:ListUserPolicies",
-    "iam:ListAttachedUserPolicies",
-)
+READ_ACTIONS = ("iam:ListUserTags", "iam:GetAccessKeyLastUsed", "iam:GetLoginProfile")  # + deletion.HOLDINGS
 WRITE_ACTIONS: tuple[str, ...] = ()
 
 
@@ -130,14 +118,8 @@ def credential_inventory(iam, user_name: str) -> dict:
     inv = _empty_inventory(user_name)
     if user is None:
         return inv
-    try:
-        keys = aws.paginate(iam, "list_access_keys", "AccessKeyMetadata", UserName=user_name)
-        mfa = aws.paginate(iam, "list_mfa_devices", "MFADevices", UserName=user_name)
-        ssh = aws.paginate(iam, "list_ssh_public_keys", "SSHPublicKeys", UserName=user_name)
-        certs = aws.paginate(iam, "list_signing_certificates", "Certificates", UserName=user_name)
-        groups = aws.paginate(iam, "list_groups_for_user", "Groups", UserName=user_name)
-        inline = aws.paginate(iam, "list_user_policies", "PolicyNames", UserName=user_name)
-        attached = aws.paginate(iam, "list_attached_user_policies", "AttachedPolicies", UserName=user_name)
+    with aws.step(f"credential inventory of {user_target(user_name)}"):
+        held = {name: holdings(iam, user_name, name) or [] for name in HOLDINGS}
         tags = aws.paginate(iam, "list_user_tags", "Tags", UserName=user_name)
         inv.update(
             exists=True,
@@ -146,37 +128,36 @@ def credential_inventory(iam, user_name: str) -> dict:
             created=iso(user.get("CreateDate")),
             password_last_used=iso(user.get("PasswordLastUsed")),
             tags={t["Key"]: t.get("Value", "") for t in tags},
-            access_keys=[_access_key_record(iam, k) for k in keys],
+            access_keys=[_access_key_record(iam, k) for k in held["access_keys"]],
             login_profile=_login_profile_record(iam, user_name),
             mfa_devices=[
                 {
                     "serial": d["SerialNumber"],
                     "virtual": is_virtual_mfa(d["SerialNumber"]),
                     "enabled": iso(d.get("EnableDate")),
-                }
-                for d in mfa
+                }  # fmt: skip
+                for d in held["mfa_devices"]
             ],
             ssh_public_keys=[
                 {
                     "ssh_public_key_id": k["SSHPublicKeyId"],
                     "status": k.get("Status"),
                     "uploaded": iso(k.get("UploadDate")),
-                }
-                for k in ssh
+                }  # fmt: skip
+                for k in held["ssh_public_keys"]
             ],
             signing_certificates=[
                 {"certificate_id": c["CertificateId"], "status": c.get("Status"), "uploaded": iso(c.get("UploadDate"))}
-                for c in certs
+                for c in held["signing_certificates"]
             ],
             service_specific_credentials=_service_specific_record(iam, user_name),
-            groups=sorted(g["GroupName"] for g in groups),
-            inline_policies=sorted(inline),
+            groups=sorted(g["GroupName"] for g in held["groups"]),
+            inline_policies=sorted(p["PolicyName"] for p in held["inline_policies"]),
             attached_policies=sorted(
-                ({"name": p["PolicyName"], "arn": p["PolicyArn"]} for p in attached), key=lambda p: p["arn"]
+                ({"name": p["PolicyName"], "arn": p["PolicyArn"]} for p in held["attached_policies"]),
+                key=lambda p: p["arn"],
             ),
         )
-    except ClientError as exc:
-        raise AwsActionError(f"credential inventory of {user_target(user_name)}", exc) from exc
     return inv
 
 

@@ -177,53 +177,69 @@ def get_user(iam, user_name: str) -> dict | None:
         raise AwsActionError(f"GetUser {user_target(user_name)}", exc) from exc
 
 
-@dataclass(frozen=True)
-class _Listed:
-    """A credential or attachment removed item by item: list it, then one call per item."""
-
-    action: str
-    operation: str
-    key: str
-    target: Callable[[dict], str]
-    remove: Callable[[Any, str, dict], Any]
-
-    def __call__(self, iam, user_name: str) -> list[Step]:
-        items = list_or_gone(iam, self.operation, self.key, user_name)
-        if self.key == "PolicyNames" and items is not None:
-            items = [{"PolicyName": n} for n in items]
-        return _each(self.action, user_name, items, self.target, lambda item: self.remove(iam, user_name, item))
+#: What a user holds, item by item: name -> (list operation, result key, the id field of an item).
+HOLDINGS: dict[str, tuple[str, str, str]] = {
+    "groups": ("list_groups_for_user", "Groups", "GroupName"),
+    "inline_policies": ("list_user_policies", "PolicyNames", "PolicyName"),
+    "attached_policies": ("list_attached_user_policies", "AttachedPolicies", "PolicyArn"),
+    "access_keys": ("list_access_keys", "AccessKeyMetadata", "AccessKeyId"),
+    "ssh_public_keys": ("list_ssh_public_keys", "SSHPublicKeys", "SSHPublicKeyId"),
+    "mfa_devices": ("list_mfa_devices", "MFADevices", "SerialNumber"),
+    "signing_certificates": ("list_signing_certificates", "Certificates", "CertificateId"),
+}
 
 
-remove_from_groups = _Listed(
-    "RemoveUserFromGroup", "list_groups_for_user", "Groups", lambda g: f"group {g['GroupName']}",
-    lambda iam, user, g: iam.remove_user_from_group(GroupName=g["GroupName"], UserName=user),
-)  # fmt: skip
-delete_inline_policies = _Listed(
-    "DeleteUserPolicy", "list_user_policies", "PolicyNames", lambda p: f"policy {p['PolicyName']}",
-    lambda iam, user, p: iam.delete_user_policy(UserName=user, PolicyName=p["PolicyName"]),
-)  # fmt: skip
-detach_managed_policies = _Listed(
-    "DetachUserPolicy", "list_attached_user_policies", "AttachedPolicies", lambda p: p["PolicyArn"],
-    lambda iam, user, p: iam.detach_user_policy(UserName=user, PolicyArn=p["PolicyArn"]),
-)  # fmt: skip
-delete_access_keys = _Listed(
-    "DeleteAccessKey", "list_access_keys", "AccessKeyMetadata", lambda k: aws.mask_key_id(k["AccessKeyId"]),
-    lambda iam, user, k: iam.delete_access_key(UserName=user, AccessKeyId=k["AccessKeyId"]),
-)  # fmt: skip
-delete_ssh_public_keys = _Listed(
-    "DeleteSSHPublicKey", "list_ssh_public_keys", "SSHPublicKeys", lambda k: k["SSHPublicKeyId"],
-    lambda iam, user, k: iam.delete_ssh_public_key(UserName=user, SSHPublicKeyId=k["SSHPublicKeyId"]),
-)  # fmt: skip
-delete_signing_certificates = _Listed(
-    "DeleteSigningCertificate", "list_signing_certificates", "Certificates", lambda c: c["CertificateId"],
-    lambda iam, user, c: iam.delete_signing_certificate(UserName=user, CertificateId=c["CertificateId"]),
-)  # fmt: skip
+def holdings(iam, user_name: str, name: str) -> list[dict] | None:
+    """One kind of what the user holds (HOLDINGS), every page; None when the user no longer exists."""
+    operation, key, field = HOLDINGS[name]
+    items = list_or_gone(iam, operation, key, user_name)
+    if items is not None and key == "PolicyNames":  # the only list of bare names
+        items = [{field: n} for n in items]
+    return items
+
+
+#: Removed item by item, in this order: the step's action, what it removes, the IAM call (which takes
+#: UserName and the item's id field), how the item is named in the record ("{}" is its id).
+_REMOVALS = (
+    ("RemoveUserFromGroup", "groups", "remove_user_from_group", "group {}"),
+    ("DeleteUserPolicy", "inline_policies", "delete_user_policy", "policy {}"),
+    ("DetachUserPolicy", "attached_policies", "detach_user_policy", "{}"),
+    ("DeleteAccessKey", "access_keys", "delete_access_key", "key"),
+    ("DeleteSSHPublicKey", "ssh_public_keys", "delete_ssh_public_key", "{}"),
+    ("DeleteSigningCertificate", "signing_certificates", "delete_signing_certificate", "{}"),
+)
+
+
+def _removal(action: str, name: str, method: str, shown: str) -> Callable[[Any, str], list[Step]]:
+    field = HOLDINGS[name][2]
+
+    def target(item: dict) -> str:
+        value = item[field]
+        return aws.mask_key_id(value) if shown == "key" else shown.format(value)  # key ids are always masked
+
+    def remove(iam, user_name: str) -> list[Step]:
+        call = getattr(iam, method)  # e.g. iam.delete_access_key(UserName=..., AccessKeyId=...)
+        items = holdings(iam, user_name, name)
+        return _each(action, user_name, items, target, lambda item: call(UserName=user_name, **{field: item[field]}))
+
+    remove.__name__ = f"remove_{name}"
+    return remove
+
+
+(
+    remove_from_groups,
+    delete_inline_policies,
+    detach_managed_policies,
+    delete_access_keys,
+    delete_ssh_public_keys,
+    delete_signing_certificates,
+) = (_removal(*row) for row in _REMOVALS)
 
 
 def delete_virtual_mfa_devices(iam, user_name: str) -> list[Step]:
     """Deactivate, then delete each virtual device (found by its `:mfa/` serial ARN, not by a listing
     of all virtual devices, which on some endpoints carries the seed)."""
-    devices = list_or_gone(iam, "list_mfa_devices", "MFADevices", user_name)
+    devices = holdings(iam, user_name, "mfa_devices")
     if devices is None:
         return [Step("DeleteVirtualMFADevice", user_target(user_name), GONE)]
     virtual = [d["SerialNumber"] for d in devices if is_virtual_mfa(d["SerialNumber"])]
@@ -250,7 +266,7 @@ def delete_virtual_mfa_devices(iam, user_name: str) -> list[Step]:
 
 def deactivate_other_mfa_devices(iam, user_name: str) -> list[Step]:
     """Hardware and FIDO devices cannot be deleted through IAM, only taken off the user."""
-    devices = list_or_gone(iam, "list_mfa_devices", "MFADevices", user_name)
+    devices = holdings(iam, user_name, "mfa_devices")
     others = None if devices is None else [d for d in devices if not is_virtual_mfa(d["SerialNumber"])]
     return _each(
         "DeactivateMFADevice",

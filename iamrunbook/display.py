@@ -21,9 +21,9 @@ def configure() -> None:
     pd.set_option("styler.render.max_elements", 1_000_000)
 
 
-def table(frame: pd.DataFrame, empty: str):
-    """`frame`, or the sentence `empty` when it has no rows."""
-    if frame.empty:
+def table(frame: pd.DataFrame | None, empty: str):
+    """`frame`, or the sentence `empty` when it has no rows (or there is no table at all)."""
+    if frame is None or frame.empty:
         from IPython.display import Markdown
 
         return Markdown(empty)

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import legacy_backup, records
+from . import legacy_backup, records, reviewed
 from .access import ASSUME_ROLE, document_access
 from .apply import ApplyError, ApplyResult, execute, record_outcome, refuse
 from .changes import Change, ChangeSet
@@ -35,19 +35,11 @@ from .inventory import Inventory, default_document
 from .legacy_backup import HOLDER_KINDS, Holder  # noqa: F401 - the names 02 and tests use
 from .log import logger
 from .names import caller_role_name, name_from_arn, role_arn
-from .plan import plan_changes
+from .plan import check_roles_exist, plan_changes
 from .spec import Spec
 
-READ_ACTIONS = ("iam:ListEntitiesForPolicy", "iam:GetPolicyVersion")
-WRITE_ACTIONS = (
-    # restore_legacy (the migration's own calls are mutations.py's)
-    "iam:CreatePolicy",
-    "iam:CreatePolicyVersion",
-    "iam:SetDefaultPolicyVersion",
-    "iam:AttachUserPolicy",
-    "iam:AttachGroupPolicy",
-    "iam:AttachRolePolicy",
-)
+READ_ACTIONS: tuple[str, ...] = ()  # legacy_backup.py reads holders; mutations.py makes the steps
+WRITE_ACTIONS: tuple[str, ...] = ()
 
 #: Changes of plan.make_plan the migration takes over for the users it moves.
 _GRANT_KINDS = ("create_policy", "prune_policy_version", "update_policy", "create_group", "attach", "add_to_group")
@@ -298,6 +290,7 @@ def plan_migration(
     common = dict(legacy_name=legacy_name, account_id=inv.account_id, caller_arn=inv.caller_arn)
     if policy is None:
         return MigrationPlan(policy_arn=None, detach_unmanaged=detach_unmanaged, **common)
+    check_roles_exist(spec, inv)
     migrating = tuple(u for u in affected_users(inv, holders) if spec.user_named(u) is not None)
     users = {u.lower() for u in migrating}
     keys = {k for u in migrating for k in spec.user_named(u).roles}
@@ -376,6 +369,22 @@ class Migration:
         policy = find_legacy(inventory, name)
         return cls(spec, inventory, name, policy, legacy_backup.list_holders(rb.iam, (policy or {}).get("Arn")))
 
+    def delta(self, rb):
+        """The privilege delta (legacy_privilege_delta.csv), styled: red removed, amber condition dropped."""
+        from .reports import privilege_delta, styled_delta
+
+        frame = privilege_delta(self.spec, self.inventory, self.policy, self.holders)
+        rb.write(records.LEGACY_DELTA, frame)
+        added = frame[frame["change"] == "added"]
+        print("added access:", ", ".join(f"{r.user} -> {r.role}" for r in added.itertuples()) or "none")
+        return styled_delta(frame)
+
+    def backup(self, rb) -> Path | None:
+        """Every version and holder of the policy, in the run folder, before any change."""
+        path = legacy_backup.backup(rb.iam, self.policy, self.holders, rb.run_dir)
+        print(f"backup: {path}" if path else "no legacy policy: nothing to back up")
+        return path
+
     def plan(self, rb) -> MigrationPlan:
         mplan = plan_migration(self.spec, self.inventory, self.name, self.holders, rb.params["legacy_detach_unmanaged"])
         rb.write(records.LEGACY_PLAN, mplan)
@@ -386,14 +395,15 @@ def migrate(rb, m: Migration, mplan: MigrationPlan, backup_path: Path | None) ->
     """02's change: the headless/live decision (rb.act), the steps, the record, then a fresh check."""
 
     def go() -> MigrationResult:
+        chosen = reviewed.bind(rb, "02_delete_legacy_policy", mplan)  # the reviewed plan itself, when given
         try:
-            outcome = apply_migration(rb.iam, mplan, backup_path=backup_path, progress=True)
+            outcome = apply_migration(rb.iam, chosen, backup_path=backup_path, progress=True)
         except ApplyError as exc:
             record_outcome(rb, records.LEGACY_RESULT, exc.result, rows_key="steps")
             raise
         record_outcome(rb, records.LEGACY_RESULT, outcome, rows_key="steps", message=outcome.message)
         print(outcome.message)
-        check_after(rb, m, mplan)
+        check_after(rb, m, chosen)
         return outcome
 
     prompt = f"{mplan.summary_line()} Backup: {backup_path}. Confirm to migrate now, or cancel."
@@ -409,3 +419,11 @@ def check_after(rb, m: Migration, mplan: MigrationPlan) -> None:
     if problems:
         raise RunbookError("the migration did not reach its end state:\n" + "\n".join(problems))
     print(f"{m.name} is gone; every migrated user holds what the spec grants.")
+
+
+def run(rb) -> tuple[MigrationPlan, MigrationResult | None]:
+    """All of 02 in one call, as the notebook runs it cell by cell: read, back up, plan, migrate."""
+    m = Migration.read(rb)
+    backup_path = m.backup(rb)
+    mplan = m.plan(rb)
+    return mplan, migrate(rb, m, mplan, backup_path)

@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from .legacy import MigrationPlan
 
 READ_ACTIONS = ("iam:ListEntitiesForPolicy", "iam:GetPolicyVersion")
-WRITE_ACTIONS: tuple[str, ...] = ()  # restore_legacy's calls are declared by legacy.py
+#: restore_legacy's calls
+WRITE_ACTIONS = (
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:AttachUserPolicy",
+    "iam:AttachGroupPolicy",
+    "iam:AttachRolePolicy",
+)
 
 BACKUP_FORMAT = 1
 HOLDER_KINDS = ("user", "group", "role")

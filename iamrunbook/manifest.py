@@ -22,7 +22,6 @@ from pathlib import Path
 from . import records
 from .records import Shape
 
-LOCK_FILE = ".iamrunbook.lock"
 RUNS_ENV = "IAMRUNBOOK_RUNS"
 #: jupyter_client tells each kernel the process that started it: one Jupyter session, many kernels.
 JUPYTER_PARENT_ENV = "JPY_PARENT_PID"
@@ -140,14 +139,16 @@ class RunManifest(Shape):
 
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
-    """Serialise the choice of a chain link and the write of a manifest within one out folder."""
+    """Serialise the choice of a chain link and the write of a manifest within one out folder (a lock on
+    the folder itself, so no lock file sits among the runs)."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK_FILE, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def manifests(out: Path) -> dict[str, Path]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,18 @@ class Runbook:
     identity: dict
     run_dir: Path
     _spec: Spec | None = field(default=None, repr=False)
+    #: no widget may wait for a click (iamrunbook run, papermill, nbval, tests)
+    headless: bool = field(default_factory=headless)
+    #: in a live session, the widget waiting for the operator's click (a ConfirmButton, or 03's editor)
+    pending: Any = field(default=None, repr=False)
+    #: where the run started: relative iam_users_file paths are relative to it
+    start_dir: str | None = field(default_factory=lambda: os.environ.get(START_DIR_ENV))
 
-    @property
+    @cached_property
     def iam(self):
         return aws.client(self.session, "iam")
 
-    @property
+    @cached_property
     def sts(self):
         return aws.client(self.session, "sts")
 
@@ -73,17 +80,12 @@ class Runbook:
     def apply(self) -> bool:
         return bool(self.params["apply"])
 
-    @property
-    def headless(self) -> bool:
-        return headless()
-
     def spec(self) -> Spec:
         """The validated spec; relative iam_users_file paths are relative to where the run started."""
         if self._spec is None:
             p = self.params
             settings = grant_settings(p, p["roles"])
-            self._spec = load_spec(p["iam_users"], p["iam_users_file"], p["roles"], os.environ.get(START_DIR_ENV),
-                                   settings)  # fmt: skip
+            self._spec = load_spec(p["iam_users"], p["iam_users_file"], p["roles"], self.start_dir, settings)
         return self._spec
 
     def inventory(self, *, with_credential_report: bool = False) -> Inventory:
@@ -125,7 +127,8 @@ class Runbook:
             print(PLAN_ONLY)
             return None
         if live is not None:
-            return live()
+            self.pending = live()
+            return None
         if not ready:
             print("Nothing to confirm here: see the plan above.")
             return None
@@ -133,7 +136,8 @@ class Runbook:
 
         from .widgets import confirm_button
 
-        display(confirm_button(title, action, prompt=prompt))
+        self.pending = confirm_button(title, action, prompt=prompt)
+        display(self.pending)
         return None
 
 
@@ -158,3 +162,17 @@ def start(namespace: Mapping[str, Any]) -> Runbook:
     records.write(folder, records.IDENTITY, records.Identity(identity["Arn"], identity["Account"]))
     check_account(identity, params["expected_account_id"])
     return Runbook(params, session, identity, folder)
+
+
+def open_runbook(
+    params: Mapping[str, Any], run_dir: str | Path, *, session: Any = None, start_dir: str | Path | None = None
+) -> Runbook:
+    """A headless Runbook from plain parameters, for code and tests that run a flow without a notebook."""
+    params = validate_params(params)
+    session = session or aws.make_session(params["aws_profile"], params["aws_region"])
+    identity = aws.caller_identity(session)
+    check_account(identity, params["expected_account_id"])
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = str(start_dir) if start_dir is not None else os.environ.get(START_DIR_ENV)
+    return Runbook(params, session, identity, folder, headless=True, start_dir=start)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
 
-from . import aws
+from . import aws, records, reviewed
 from .cloudtrail import recent_events
 from .credentials import credential_inventory, inventory_tables
 from .deletion import (
@@ -36,7 +36,7 @@ from .log import logger
 from .names import POLICY_VERSION, caller_user_name, same_name
 
 READ_ACTIONS = ("iam:ListAccessKeys",)
-WRITE_ACTIONS = ("iam:UpdateAccessKey", "iam:DeleteLoginProfile", "iam:PutRolePolicy")
+WRITE_ACTIONS = ("iam:UpdateAccessKey", "iam:PutRolePolicy")  # deletion.py declares the rest
 
 __all__ = [
     "ORDERED_STEPS",
@@ -154,3 +154,105 @@ def check_offboard(user_name: str, spec_user_names: set[str], caller_arn: str) -
         )
     if problems:
         raise SafetyError("\n".join(problems))
+
+
+# --- the flow 05 runs --------------------------------------------------------------------------------
+@dataclass
+class Offboarding:
+    """One offboarding: the user, the record taken before anything changes, and the roles they reach."""
+
+    user: str | None
+    record: dict | None = None
+    roles_held: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, rb) -> Offboarding:
+        """Refuse the wrong user first (in the spec, or the operator); None: nothing to do."""
+        user = rb.params["offboard_user"]
+        if user is None:
+            print("offboard_user is not set: nothing to do.")
+            return cls(None)
+        check_offboard(user, set(rb.spec().users), rb.caller_arn)
+        print(f"offboarding {user} ({'APPLY' if rb.apply else 'plan only: nothing will change'})")
+        return cls(user)
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.record and self.record["exists"])
+
+    def take_record(self, rb) -> dict[str, pd.DataFrame]:
+        """What they hold, written to offboard_<user>_credentials.json; the tables to show."""
+        if self.user is None:
+            return {}
+        self.record = credential_inventory(rb.iam, self.user)
+        rb.write(records.OFFBOARD_CREDENTIALS, self.record, name=f"offboard_{self.user}_credentials.json")
+        print(f"{self.user}: {'exists' if self.exists else 'already gone'}")
+        return inventory_tables(self.record)
+
+    def reach(self, rb) -> pd.DataFrame:
+        """The roles they can assume now, by any path: the sessions `revoke_role_sessions` would end."""
+        from .access import effective_access
+        from .reports import access_paths
+
+        grants = []
+        if self.exists:
+            inventory = rb.inventory()
+            everyone = effective_access(inventory.details(), rb.params["roles"], inventory.account_id)
+            grants = [g for g in everyone if g.user == self.record["user_name"]]
+        self.roles_held = sorted({g.role_name for g in grants})
+        print(f"roles: {', '.join(self.roles_held) or 'none'}")
+        return access_paths(grants)
+
+    def steps(self, rb) -> list[Step]:
+        """Cut access now, optionally revoke role sessions, delete the user: every call that changes it."""
+        done = revoke_access(rb.iam, self.user)
+        if rb.params["revoke_role_sessions"]:
+            done += revoke_role_sessions(rb.iam, self.roles_held, datetime.now(timezone.utc))
+        return done + delete_user(rb.iam, self.user)
+
+    def planned(self, revoke_sessions: bool) -> list[dict]:
+        """The offboarding as data, from the record: what each step will remove, in the order it will.
+        A reviewed offboarding applies only if a fresh record plans exactly this."""
+        if not self.exists:
+            return []
+        r = self.record
+        rows = [("UpdateAccessKey", k["access_key_id"]) for k in r["access_keys"] if k.get("status") == "Active"]
+        rows += [("DeleteLoginProfile", f"user {self.user}")] if r["login_profile"]["exists"] else []
+        rows += [("PutRolePolicy", f"role {role}") for role in self.roles_held] if revoke_sessions else []
+        rows += [("RemoveUserFromGroup", f"group {g}") for g in r["groups"]]
+        rows += [("DeleteUserPolicy", f"policy {p}") for p in r["inline_policies"]]
+        rows += [("DetachUserPolicy", p["arn"]) for p in r["attached_policies"]]
+        rows += [("DeleteAccessKey", k["access_key_id"]) for k in r["access_keys"]]
+        rows += [("DeleteSSHPublicKey", k["ssh_public_key_id"]) for k in r["ssh_public_keys"]]
+        rows += [("DeactivateMFADevice", d["serial"]) for d in r["mfa_devices"]]
+        rows += [("DeleteVirtualMFADevice", d["serial"]) for d in r["mfa_devices"] if d["virtual"]]
+        rows += [("DeleteSigningCertificate", c["certificate_id"]) for c in r["signing_certificates"]]
+        rows += [
+            ("DeleteServiceSpecificCredential", c["credential_id"]) for c in r["service_specific_credentials"]["items"]
+        ]
+        rows.append(("DeleteUser", f"user {self.user}"))
+        return [{"action": action, "target": target} for action, target in rows]
+
+    def write(self, rb, steps: list[Step], applied: bool) -> None:
+        rows = steps_table(steps).to_dict("records")
+        planned = self.planned(rb.params["revoke_role_sessions"])
+        rb.write(records.OFFBOARD, records.OffboardRecord(self.user, self.exists, applied, rows, planned))
+
+
+def offboard(rb, o: Offboarding) -> pd.DataFrame:
+    """05's change: the headless/live decision (rb.act); "already gone" needs no step at all."""
+    if o.user is None:
+        return steps_table([])
+    if not o.exists:
+        o.write(rb, [], rb.apply)
+        print("already gone: nothing to do")
+        return steps_table([])
+
+    def go() -> pd.DataFrame:
+        reviewed.bind_offboard(rb, o)  # refused unless it removes exactly what a reviewed offboarding planned
+        done = o.steps(rb)
+        o.write(rb, done, True)
+        return steps_table(done)
+
+    o.write(rb, [], False)  # the record says "not applied" until the steps have run
+    return rb.act(f"Offboard {o.user}", go)

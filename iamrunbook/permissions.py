@@ -9,8 +9,13 @@ from __future__ import annotations
 import importlib
 import json
 
+from .names import POLICY_VERSION
+
 #: modules whose declared actions the runbook needs, in runbook order
-MODULES = ("notebook", "inventory", "access", "plan", "apply", "verify", "legacy", "offboard", "terraform", "widgets")
+MODULES = (
+    *("notebook", "gather", "inventory", "access", "plan", "mutations", "apply", "verify", "legacy", "legacy_backup"),
+    *("offboard", "credentials", "deletion", "cloudtrail", "terraform", "widgets", "audit", "reviewed", "archive"),
+)
 
 
 def _declared(attr: str) -> set[str]:
@@ -21,21 +26,27 @@ def _declared(attr: str) -> set[str]:
     return actions
 
 
-def required_actions(apply: bool = False) -> list[str]:
-    """Read actions for a plan-only run; read and write actions for an apply run."""
+def required_actions(apply: bool = False, archive: bool = False) -> list[str]:
+    """Read actions for a plan-only run; read and write actions for an apply run; with `archive` the S3
+    actions of `--archive` (archive.ARCHIVE_ACTIONS)."""
     actions = _declared("READ_ACTIONS")
     if apply:
         actions |= _declared("WRITE_ACTIONS")
+    if archive:
+        from .archive import ARCHIVE_ACTIONS
+
+        actions |= set(ARCHIVE_ACTIONS)
     return sorted(actions)
 
 
-def runner_policy(apply: bool = False) -> dict:
-    """An identity policy document for the runner role, one statement per service."""
+def runner_policy(apply: bool = False, archive: bool = False) -> dict:
+    """An identity policy document for the runner role, one statement per service. Scope the S3
+    statement's Resource to the archive bucket (`arn:aws:s3:::BUCKET`, `arn:aws:s3:::BUCKET/PREFIX/*`)."""
     by_service: dict[str, list[str]] = {}
-    for action in required_actions(apply):
+    for action in required_actions(apply, archive):
         by_service.setdefault(action.split(":", 1)[0], []).append(action)
     return {
-        "Version": "2012-10-17",
+        "Version": POLICY_VERSION,
         "Statement": [
             {
                 "Sid": f"Iamrunbook{service.capitalize()}{'Apply' if apply else 'Plan'}",
@@ -48,5 +59,5 @@ def runner_policy(apply: bool = False) -> dict:
     }
 
 
-def runner_policy_json(apply: bool = False) -> str:
-    return json.dumps(runner_policy(apply), indent=2)
+def runner_policy_json(apply: bool = False, archive: bool = False) -> str:
+    return json.dumps(runner_policy(apply, archive), indent=2)

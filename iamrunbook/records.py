@@ -102,43 +102,58 @@ class OffboardRecord(Shape):
     planned: list[dict] | None = None
 
 
-# --- the declarations -------------------------------------------------------------------------------
-IDENTITY = Record("identity.json", f"{__name__}:Identity")
-SESSION = Record("session.json")
+# --- the declarations, notebook by notebook ---------------------------------------------------------
+_SHAPES = __name__
+USER_COLUMNS = ("user", "managed", "description", "attached_policies", "inline_policies", "groups", "tags", "created")
+CREDENTIAL_COLUMNS = (
+    *("user", "password_enabled", "password_last_used", "mfa_active"),
+    *("access_key_1_active", "access_key_1_last_rotated", "access_key_1_last_used_date"),
+    *("access_key_2_active", "access_key_2_last_rotated", "access_key_2_last_used_date"),
+)
+
+# the runner and every notebook
 RUN_MANIFEST = Record("run.json", "iamrunbook.manifest:RunManifest")
+IDENTITY = Record("identity.json", f"{_SHAPES}:Identity")
+SESSION = Record("session.json")
 NOTEBOOKS = Record("*.ipynb")
 HTML = Record("*.html")
-
-INVENTORY_USERS = Record("inventory_users.csv")
-INVENTORY_ATTACHMENTS = Record("inventory_attachments.csv")
-INVENTORY_POLICIES = Record("inventory_policies.csv")
-INVENTORY_CREDENTIALS = Record("inventory_credentials.csv")
-EFFECTIVE_ACCESS = Record("effective_access.csv")
-EFFECTIVE_ACCESS_PATHS = Record("effective_access_paths.csv")
-ROLE_TRUST = Record("role_trust.csv")
-CIS_CHECKS = Record("cis_checks.csv")
-LEGACY_HOLDERS = Record("legacy_holders.csv")
+# 01_gather_user_info
+INVENTORY_USERS = Record("inventory_users.csv", columns=USER_COLUMNS)
+INVENTORY_ATTACHMENTS = Record("inventory_attachments.csv", columns=("kind", "entity", "policy", "policy_arn"))
+INVENTORY_POLICIES = Record(
+    "inventory_policies.csv", columns=("policy", "arn", "aws_managed", "default_version", "versions", "attachments")
+)
+INVENTORY_CREDENTIALS = Record("inventory_credentials.csv", columns=CREDENTIAL_COLUMNS)
+EFFECTIVE_ACCESS = Record("effective_access.csv")  # user x the configured role keys
+EFFECTIVE_ACCESS_PATHS = Record(
+    "effective_access_paths.csv", columns=("user", "role_key", "role_name", "verdict", "path", "conditions")
+)
+ROLE_TRUST = Record("role_trust.csv", columns=("role_key", "role", "trusts", "requires_mfa", "policy_requires_mfa"))
+CIS_CHECKS = Record("cis_checks.csv", columns=("check", "cis", "user", "status", "finding", "fix"))
+LEGACY_HOLDERS = Record("legacy_holders.csv", columns=("kind", "name"))
 ADOPTED_YAML = Record("adopted_iam_users.yaml")
 ADOPTED_TFVARS = Record("adopted_iam_users.auto.tfvars")
-
-LEGACY_DELTA = Record("legacy_privilege_delta.csv")
+# 02_delete_legacy_policy
+LEGACY_DELTA = Record(
+    "legacy_privilege_delta.csv",
+    columns=("user", "via", "in_spec", "role_key", "role", "legacy", "conditions", "spec", "change"),
+)
 LEGACY_BACKUP = Record("legacy_policy_backup*.json", "iamrunbook.legacy_backup:Backup")
 LEGACY_PLAN = Record("legacy_migration_plan.json", "iamrunbook.legacy:MigrationPlan")
-LEGACY_RESULT = Record("legacy_migration_result.json", f"{__name__}:Outcome")
-
+LEGACY_RESULT = Record("legacy_migration_result.json", f"{_SHAPES}:Outcome")
+# 03_import_and_apply
 PLAN = Record("plan.json", "iamrunbook.plan:Plan")
-APPLY_RESULT = Record("apply_result.json", f"{__name__}:Outcome")
-INTERACTIVE_PLAN = Record("interactive_plan.json", "iamrunbook.plan:Plan")
-INTERACTIVE_RESULT = Record("interactive_apply_result.json", f"{__name__}:Outcome")
-INTERACTIVE_SPEC = Record("iam_users.yaml")
+APPLY_RESULT = Record("apply_result.json", f"{_SHAPES}:Outcome")
 TERRAFORM = Record("terraform/*")
-
-VERIFICATION = Record("verification.json", f"{__name__}:VerificationRecord")
-
+INTERACTIVE_PLAN = Record("interactive_plan.json", "iamrunbook.plan:Plan")
+INTERACTIVE_RESULT = Record("interactive_apply_result.json", f"{_SHAPES}:Outcome")
+INTERACTIVE_SPEC = Record("iam_users.yaml")
+# 04_verify
+VERIFICATION = Record("verification.json", f"{_SHAPES}:VerificationRecord")
+# 05_offboard_user
 OFFBOARD_CREDENTIALS = Record("offboard_*_credentials.json")
-OFFBOARD_EVENTS = Record("offboard_*_events.csv")
-OFFBOARD = Record("offboard.json", f"{__name__}:OffboardRecord")
-
+OFFBOARD = Record("offboard.json", f"{_SHAPES}:OffboardRecord")
+# 06_access_review
 ACCESS_REVIEW = Record("access_review.json", "iamrunbook.review:AccessReview")
 ACCESS_REVIEW_TABLE = Record("access_review.csv")
 PROPOSED_YAML = Record("proposed_iam_users.yaml")
@@ -172,6 +187,8 @@ def write(run_dir: str | Path, record: Record | str, content: Any, *, name: str 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.writing")
     if isinstance(content, pd.DataFrame):
+        if record.columns and tuple(content.columns) != record.columns:
+            raise RunbookError(f"{name}: columns {list(content.columns)} are not the record's {list(record.columns)}")
         content.to_csv(tmp, index=False)
     elif isinstance(content, bytes):
         tmp.write_bytes(content)

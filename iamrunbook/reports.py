@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from . import records
 from .access import ASSUME_ROLE, VERDICTS, Grant, statement_covers
 from .inventory import Inventory, decode_document, default_document
 from .legacy import GRANTING, Holder, affected_users, legacy_grants, role_arns
@@ -35,19 +36,7 @@ def users_frame(inv: Inventory) -> pd.DataFrame:
                 "created": str(user.get("CreateDate", "")),
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "user",
-            "managed",
-            "description",
-            "attached_policies",
-            "inline_policies",
-            "groups",
-            "tags",
-            "created",
-        ],
-    )
+    return pd.DataFrame(rows, columns=records.USER_COLUMNS)
 
 
 def attachments_frame(inv: Inventory) -> pd.DataFrame:
@@ -57,7 +46,7 @@ def attachments_frame(inv: Inventory) -> pd.DataFrame:
         for name, entity in sorted(entities.items())
         for arn in sorted(Inventory.attached_arns(entity))
     ]
-    return pd.DataFrame(rows, columns=["kind", "entity", "policy", "policy_arn"])
+    return pd.DataFrame(rows, columns=records.INVENTORY_ATTACHMENTS.columns)
 
 
 def policies_frame(inv: Inventory) -> pd.DataFrame:
@@ -72,23 +61,12 @@ def policies_frame(inv: Inventory) -> pd.DataFrame:
         }
         for arn, p in sorted(inv.policies.items())
     ]
-    return pd.DataFrame(rows, columns=["policy", "arn", "aws_managed", "default_version", "versions", "attachments"])
+    return pd.DataFrame(rows, columns=records.INVENTORY_POLICIES.columns)
 
 
 def credentials_frame(inv: Inventory) -> pd.DataFrame:
     """Credential status per user from the credential report (no secrets are in the report)."""
-    cols = [
-        "user",
-        "password_enabled",
-        "password_last_used",
-        "mfa_active",
-        "access_key_1_active",
-        "access_key_1_last_rotated",
-        "access_key_1_last_used_date",
-        "access_key_2_active",
-        "access_key_2_last_rotated",
-        "access_key_2_last_used_date",
-    ]
+    cols = records.CREDENTIAL_COLUMNS
     rows = [r for r in (inv.credential_report or []) if r.get("user") != "<root_account>"]
     return pd.DataFrame([{c: r.get(c, "") for c in cols} for r in rows], columns=cols)
 
@@ -108,7 +86,7 @@ def access_matrix(grants: Iterable[Grant], users: Iterable[str], roles: Iterable
 
 def access_paths(grants: Iterable[Grant]) -> pd.DataFrame:
     """The detail behind the matrix: one row per path."""
-    columns = ["user", "role_key", "role_name", "verdict", "path", "conditions"]
+    columns = records.EFFECTIVE_ACCESS_PATHS.columns
     rows = [
         [g.user, g.role_key, g.role_name, g.verdict, g.path, "; ".join(g.conditions)]
         for g in sorted(grants, key=lambda g: (g.user, g.role_key, g.path))
@@ -116,16 +94,26 @@ def access_paths(grants: Iterable[Grant]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-_COLOURS = {
+_MATRIX_COLOURS = {
     "yes": "background-color: #2e7d32; color: white",
     "conditional": "background-color: #ffb300; color: black",
     "no": "background-color: #e0e0e0; color: #616161",
+}
+_DELTA_COLOURS = {
+    "removed": "background-color: #c62828; color: white; font-weight: bold",
+    "condition dropped": "background-color: #ffb300; color: black",
+    "added": "background-color: #2e7d32; color: white",
 }
 
 
 def styled_matrix(matrix: pd.DataFrame):
     """The matrix as a heatmap for notebooks: green yes, amber conditional, grey no."""
-    return matrix.style.map(lambda v: _COLOURS.get(v, ""))
+    return matrix.style.map(lambda v: _MATRIX_COLOURS.get(v, ""))
+
+
+def styled_delta(delta: pd.DataFrame):
+    """Removed access in red, widened (condition dropped) in amber, added in green: whole rows."""
+    return delta.style.apply(lambda row: [_DELTA_COLOURS.get(row["change"], "")] * len(row), axis=1)
 
 
 # --- the legacy policy ------------------------------------------------------------------------------
@@ -219,7 +207,7 @@ def policy_frame(policy: dict | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-DELTA_COLUMNS = ["user", "via", "in_spec", "role_key", "role", "legacy", "conditions", "spec", "change"]
+DELTA_COLUMNS = records.LEGACY_DELTA.columns
 
 
 def _delta_change(legacy: str, granted: bool) -> str:
@@ -277,19 +265,17 @@ def privilege_delta(spec: Spec, inv: Inventory, policy: dict | None, holders: It
     return pd.DataFrame(rows, columns=DELTA_COLUMNS)
 
 
-_DELTA_STYLES = {
-    "removed": "background-color: #c62828; color: white; font-weight: bold",
-    "condition dropped": "background-color: #ffb300; color: black",
-    "added": "background-color: #2e7d32; color: white",
-}
+# --- the spec and apply results ------------------------------------------------------------------------
+def roles_frame(spec: Spec) -> pd.DataFrame:
+    return pd.DataFrame(sorted(spec.roles.items()), columns=["role_key", "role_name"])
 
 
-def styled_delta(delta: pd.DataFrame):
-    """Removed access in red, widened (condition dropped) in amber, added in green."""
-    return delta.style.apply(lambda row: [_DELTA_STYLES.get(row["change"], "")] * len(row), axis=1)
+def spec_frame(spec: Spec) -> pd.DataFrame:
+    """Who the spec grants which roles."""
+    rows = [{"user": u.name, "description": u.description, "roles": ", ".join(u.roles)} for u in spec.users.values()]
+    return pd.DataFrame(rows, columns=["user", "description", "roles"])
 
 
-# --- apply results ----------------------------------------------------------------------------------
 def results_frame(rows: list[dict]) -> pd.DataFrame:
     """What an apply did: one row per change (address, kind, status)."""
     return pd.DataFrame(rows, columns=["address", "kind", "status"])

@@ -31,6 +31,9 @@ from . import manifest, records
 from .errors import SpecError
 from .manifest import new_run_dir, utc_iso
 from .notebook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
+
+# Exit codes and the reading of records live in outcome.py; the runner's callers find them here too.
+from .outcome import EXIT_ERROR, EXIT_OK, EXIT_PENDING, SUCCEEDED, Assessment, assess, decide_exit, pending_changes  # noqa: F401
 from .params import check_params, load_params_file, validate_params
 from .spec import grant_settings, load_spec, load_yaml
 
@@ -39,17 +42,10 @@ WRITE_ACTIONS: tuple[str, ...] = ()
 
 NOTEBOOKS_ENV = "IAMRUNBOOK_NOTEBOOKS"
 CHAIN = ("01_gather_user_info", "02_delete_legacy_policy", "03_import_and_apply", "04_verify")
-#: How many lines of each list of problems or changes the runner shows (the rest are in the run folder).
-SHOWN = 20
 
-SUCCEEDED = "succeeded"
 FAILED = "failed"
 NOT_RUN = "not run"
 INTERRUPTED = "interrupted"
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_PENDING = 2
 
 
 # --- finding notebooks -------------------------------------------------------------------------------
@@ -125,9 +121,9 @@ def run_label(notebooks: Sequence[Path], apply: bool) -> str:
 
 
 @contextlib.contextmanager
-def kernel_env(run_dir: Path, start_dir: Path) -> Iterator[None]:
+def kernel_env(run_dir: Path, start_dir: Path, extra: Mapping[str, str] | None = None) -> Iterator[None]:
     """The environment kernels inherit (papermill starts them from this process), restored afterwards."""
-    wanted = {RUN_DIR_ENV: str(run_dir), HEADLESS_ENV: "1", START_DIR_ENV: str(start_dir)}
+    wanted = {RUN_DIR_ENV: str(run_dir), HEADLESS_ENV: "1", START_DIR_ENV: str(start_dir), **dict(extra or {})}
     before = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:
@@ -219,6 +215,13 @@ def _kernel_manager_class(socket_dir: str | None):
             return super().get_kernel_spec(kernel_name)
 
     class RunbookKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts every kernel before asking it to shut down; an idle kernel then
+            # logs "KeyboardInterrupt caught in kernel" on stderr at the end of every notebook. A clean
+            # shutdown needs no interrupt: the shutdown request, then a kill if that times out.
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
         @default("kernel_spec_manager")
         def _default_specs(self):
             return ThisPythonSpecs(data_dir=self.data_dir)
@@ -299,73 +302,6 @@ def versions() -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Assessment:
-    """What the records of a run say: `pending`, what an apply would still do (exit 2 in a plan-only run);
-    `problems`, what no apply fixes (exit 1 in both modes); `details`, the lines an operator reads."""
-
-    pending: tuple[str, ...] = ()
-    problems: tuple[str, ...] = ()
-    details: tuple[str, ...] = ()
-
-
-def _shown(lines: Sequence[str], where: str) -> list[str]:
-    """At most SHOWN lines, then where the rest are."""
-    shown = [f"    {line.strip()}" for line in lines[:SHOWN]]
-    if len(lines) > SHOWN:
-        shown.append(f"    ... and {len(lines) - SHOWN} more (see {where})")
-    return shown
-
-
-def _migration(run_dir: Path, apply: bool, found: dict[str, list[str]]) -> None:
-    mplan = records.read(run_dir, records.LEGACY_PLAN)
-    if mplan is None or mplan.nothing_to_migrate:
-        return
-    if mplan.blocked:
-        found["problems"].append(f"legacy migration refused: {mplan.problems()[0].splitlines()[0]}")
-        found["details"] += [f"legacy migration refused ({records.LEGACY_PLAN.name}):"]
-        found["details"] += _shown([p for text in mplan.problems() for p in text.splitlines()], records.LEGACY_PLAN.name)
-    elif mplan.steps and not apply:
-        found["pending"].append(f"legacy migration: {len(mplan.steps)} step(s) pending")
-        found["details"] += [found["pending"][-1] + ":", *_shown(mplan.lines(), records.LEGACY_PLAN.name)]
-
-
-def assess(run_dir: Path, apply: bool = False) -> Assessment:
-    """Read the run's records (records.py) and sort what they hold into pending and problems."""
-    found: dict[str, list[str]] = {"pending": [], "problems": [], "details": []}
-    _migration(run_dir, apply, found)
-    plan = records.read(run_dir, records.PLAN)
-    if plan is not None and plan.changes and not apply:
-        found["pending"].append(f"plan: {len(plan.changes)} change(s) pending")
-        found["details"] += [found["pending"][-1] + ":", *_shown(plan.lines(), records.PLAN.name), f"    {plan.summary_line()}"]
-    verification = records.read(run_dir, records.VERIFICATION)
-    if verification is not None and not verification.ok:
-        from .verify import problem_line
-
-        found["pending"].append(f"verification: {len(verification.problems)} problem(s)")
-        lines = [problem_line(p) for p in verification.problems]
-        found["details"] += [found["pending"][-1] + ":", *_shown(lines, records.VERIFICATION.name)]
-        found["problems"] += [f"no apply fixes: {problem_line(p)}" for p in verification.unfixable]
-    offboard = records.read(run_dir, records.OFFBOARD)
-    if offboard is not None and offboard.exists and not offboard.applied:
-        found["pending"].append(f"offboarding of {offboard.user} pending")
-    return Assessment(*(tuple(found[k]) for k in ("pending", "problems", "details")))
-
-
-def pending_changes(run_dir: Path, apply: bool = False) -> list[str]:
-    """What the notebooks' records say is still to do (plan, verification, offboarding)."""
-    return list(assess(run_dir, apply).pending)
-
-
-def decide_exit(runs: Sequence[NotebookRun], apply: bool, pending: Sequence[str], problems: Sequence[str] = ()) -> int:
-    """1: a notebook failed, or a problem no apply fixes; 2: plan only with changes pending; else 0."""
-    if any(r.status != SUCCEEDED for r in runs) or problems:
-        return EXIT_ERROR
-    if not apply and pending:
-        return EXIT_PENDING
-    return EXIT_OK
-
-
-@dataclass(frozen=True)
 class RunResult:
     run_dir: Path
     exit_code: int
@@ -426,12 +362,17 @@ def run(
     start_dir: str | Path | None = None,
     echo: Callable[[str], None] | None = None,
     extra: Mapping[str, Any] | None = None,
+    precheck: Callable[[Mapping[str, Any], list[str], Path], list[str]] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run notebooks (default: the chain 01 -> 04) in order, stopping at the first failure.
 
     `params` are the parameters as given; they are checked before any kernel starts (SpecError).
     `echo` receives one progress line per notebook start and end (the CLI prints them). `extra` goes
-    into run.json as given (the reviewed plan and its approver, an archive).
+    into run.json as given (the reviewed plan and its approver). `precheck(params, notebooks, start)`
+    runs once the run folder exists and before any kernel: what it returns refuses the run (exit 1,
+    no notebook started), e.g. how a fresh plan differs from a reviewed one. `env` is added to the
+    kernels' environment.
     """
     say = echo or (lambda line: None)
     given = dict(params or {})
@@ -448,10 +389,11 @@ def run(
     run_dir = new_run_dir(out, run_label(sources, apply))
     started = datetime.now(timezone.utc)
     runs: list[NotebookRun] = []
+    refused = tuple(precheck(full, [p.stem for p in sources], start)) if precheck else ()
     try:
-        with kernel_env(run_dir, start), _socket_dir() as socket_dir:
+        with kernel_env(run_dir, start, env), _socket_dir() as socket_dir:
             for source in sources:
-                if runs and runs[-1].status != SUCCEEDED:
+                if refused or (runs and runs[-1].status != SUCCEEDED):
                     runs.append(NotebookRun(source.stem, NOT_RUN))
                     continue
                 say(f"running {source.stem} ...")
@@ -463,6 +405,8 @@ def run(
         for i, source in enumerate(sources[len(runs) :]):
             runs.append(NotebookRun(source.stem, INTERRUPTED if i == 0 else NOT_RUN))
         assessment = assess(run_dir, apply)
+        if refused:
+            assessment = Assessment(problems=refused, details=refused)
         code = decide_exit(runs, apply, assessment.pending, assessment.problems)
         record = write_record(
             run_dir,

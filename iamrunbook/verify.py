@@ -2,21 +2,37 @@
 
 Verification reuses the planner (a pending change is a problem) so "verified" and "plan is empty" can
 never disagree, and adds what a plan cannot fix: access to a role by a path the spec does not grant.
+Each problem says whether an apply would fix it, because a scheduled job that applies on exit code 2 must
+never loop on one it cannot: what is left after the pending changes (migration included) are simulated is
+what no apply fixes, and the runner exits 1 for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from . import records
+from .access import Grant, effective_access, unexpected_access
+from .changes import Change
 from .inventory import Inventory
-from .names import attachment_address, policy_address, policy_name, user_address
+from .names import (
+    attachment_address,
+    group_address,
+    group_attachment_address,
+    membership_address,
+    policy_address,
+    policy_name,
+    user_address,
+)
 from .plan import make_plan
 from .spec import Spec
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()
+UNEXPECTED = "unexpected access"
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,16 @@ class Problem:
     subject: str
     message: str
 
+    def line(self) -> str:
+        return problem_line(asdict(self))
+
+
+def problem_line(problem: Mapping) -> str:
+    """One problem as the operator reads it: a pending change in Terraform's words, or who can assume what."""
+    if problem.get("kind") == UNEXPECTED:
+        return str(problem.get("message", ""))
+    return f"{problem.get('subject')}: {problem.get('kind')} ({problem.get('message')})"
+
 
 @dataclass
 class Verification:
@@ -32,6 +58,8 @@ class Verification:
     addresses: list[str]
     iam_user_arns: dict[str, str]
     assume_role_policy_arns: dict[str, str]
+    #: the problems no apply fixes (a subset of `problems`)
+    unfixable: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -39,6 +67,15 @@ class Verification:
 
     def problems_frame(self) -> pd.DataFrame:
         return pd.DataFrame([p.__dict__ for p in self.problems], columns=["kind", "subject", "message"])
+
+    def record(self) -> records.VerificationRecord:
+        return records.VerificationRecord(
+            ok=self.ok,
+            problems=self.problems_frame().to_dict(orient="records"),
+            addresses=self.addresses,
+            outputs={"iam_user_arns": self.iam_user_arns, "assume_role_policy_arns": self.assume_role_policy_arns},
+            unfixable=[asdict(p) for p in self.unfixable],
+        )
 
 
 def state_addresses(spec: Spec, inv: Inventory) -> list[str]:
@@ -50,11 +87,23 @@ def state_addresses(spec: Spec, inv: Inventory) -> list[str]:
         if policy:
             policy_arns[policy["Arn"]] = key
             addresses.append(policy_address(key))
+    groups = spec.groups()
+    for key, group in groups.items():
+        entity = inv.group_named(group)
+        if entity is not None:
+            addresses.append(group_address(key))
+            if any(policy_arns.get(a) == key for a in Inventory.attached_arns(entity)):
+                addresses.append(group_attachment_address(key))
     for name in spec.users:
         user = inv.user_named(name)
         if user is None:
             continue
         addresses.append(user_address(name))
+        if groups:
+            member_of = {g.lower() for g in user.get("GroupList", [])}
+            if any(groups[k].lower() in member_of for k in spec.users[name].roles):
+                addresses.append(membership_address(name))
+            continue
         for arn in Inventory.attached_arns(user):
             key = policy_arns.get(arn)
             if key in spec.users[name].roles:
@@ -62,26 +111,82 @@ def state_addresses(spec: Spec, inv: Inventory) -> list[str]:
     return sorted(addresses)
 
 
+def access_problem(g: Grant, granted: bool) -> Problem:
+    why = "granted by the spec, but not through the runbook's own policy" if granted else "not granted by the spec"
+    verdict = "" if g.verdict == "yes" else f" ({'; '.join(g.conditions) or 'conditional'})"
+    return Problem(UNEXPECTED, g.user, f"{g.user} can assume {g.role_name}{verdict} via {g.path} ({why})")
+
+
 def access_problems(spec: Spec, inv: Inventory) -> list[Problem]:
     """Anyone who can assume a configured role by a path the spec does not grant."""
-    from .access import effective_access, unexpected_access
-
     grants = effective_access(inv.details(), spec.roles, inv.account_id)
+    granted = {(u.lower(), k) for u, k in spec.grants()}
     return [
-        Problem("unexpected access", g.user, f"{g.user} can assume {g.role_name} ({g.verdict}) via {g.path}")
-        for g in unexpected_access(grants, spec.grants())
+        access_problem(g, (g.user.lower(), g.role_key) in granted)
+        for g in unexpected_access(grants, spec.grants(), spec.groups())
     ]
 
 
-def verify(spec: Spec, inv: Inventory, *, check_access: bool = True) -> Verification:
+def unfixable_problems(spec: Spec, inv: Inventory, pending: Sequence[Change]) -> list[Problem]:
+    """The unexpected access still there once every pending change has been made (simulated, no AWS)."""
+    from .simulate import end_state
+
+    return access_problems(spec, end_state(inv, pending))
+
+
+def verify(
+    spec: Spec, inv: Inventory, *, check_access: bool = True, also_pending: Iterable[Change] = ()
+) -> Verification:
+    """The account against the spec. `also_pending`: changes an apply would make besides the plan's own
+    (the legacy migration), counted when deciding which problems an apply fixes."""
     plan = make_plan(spec, inv)
     problems = [Problem(c.kind, c.address, c.reason) for c in plan.changes]
+    unfixable: list[Problem] = []
     if check_access:
-        problems += access_problems(spec, inv)
+        found = access_problems(spec, inv)
+        problems += found
+        if found:
+            unfixable = unfixable_problems(spec, inv, [*also_pending, *plan.changes])
     user_arns = {name: inv.user_named(name)["Arn"] for name in spec.users if inv.user_named(name)}
     policy_arns = {
         key: inv.local_policy(policy_name(role))["Arn"]
         for key, role in spec.roles.items()
         if inv.local_policy(policy_name(role))
     }
-    return Verification(problems, state_addresses(spec, inv), user_arns, policy_arns)
+    return Verification(problems, state_addresses(spec, inv), user_arns, policy_arns, tuple(unfixable))
+
+
+def run(rb) -> Verification:
+    """04's check, from a fresh read, written to verification.json. After an apply any problem fails it."""
+    from .errors import RunbookError
+
+    spec, inventory = rb.spec(), rb.inventory()
+    verification = verify(spec, inventory, also_pending=migration_steps(rb, spec, inventory))
+    rb.write(records.VERIFICATION, verification.record())
+    if rb.apply and not verification.ok:
+        raise RunbookError(
+            f"verification after apply found {len(verification.problems)} problem(s):\n"
+            + "\n".join(f"- {p.line()}" for p in verification.problems)
+        )
+    print("verified: the account matches the spec" if verification.ok else summary(verification))
+    return verification
+
+
+def migration_steps(rb, spec: Spec, inv: Inventory) -> tuple[Change, ...]:
+    """What 02 would still do to this account (nothing when it is refused): an apply of the chain makes it."""
+    from .legacy import Holder, plan_migration
+
+    name = rb.params["legacy_policy_name"]
+    policy = inv.local_policy(name)
+    if policy is None:
+        return ()
+    holders = [Holder(kind, entity) for kind, entity in inv.holders(policy["Arn"])]
+    mplan = plan_migration(spec, inv, name, holders, rb.params["legacy_detach_unmanaged"])
+    return () if mplan.blocked else mplan.steps
+
+
+def summary(verification: Verification) -> str:
+    n, unfixable = len(verification.problems), len(verification.unfixable)
+    if not unfixable:
+        return f"drift: {n} problem(s), all of which an apply fixes (plan-only run)"
+    return f"{n} problem(s); {unfixable} of them no apply fixes: remove those paths by hand"

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook import cli, legacy
+from iamrunbook import cli, legacy, legacy_backup
 from iamrunbook.access import effective_access
 from iamrunbook.apply import ApplyError, apply_plan
 from iamrunbook.errors import AwsActionError
 from iamrunbook.inventory import Inventory, decode_document, fetch_details, read_inventory
 from iamrunbook.names import policy_arn
+from iamrunbook.notebook import open_runbook
 from iamrunbook.plan import make_plan
 from iamrunbook.sandbox import ACCOUNT_ID, seed
 from iamrunbook.spec import load_spec
@@ -68,15 +69,10 @@ def run_apply(iam, sts, tmp: Path):
 
 
 def run_migration(iam, sts, tmp: Path):
-    """Flow (ii): what 02_delete_legacy_policy does: read, back up, plan, apply. Returns (steps, result)."""
-    spec = example_spec()
-    inv = read_inventory(iam, sts)
-    policy = legacy.find_legacy(inv, seed.LEGACY_POLICY)
-    holders = legacy.list_holders(iam, policy["Arn"] if policy else None)
-    tmp.mkdir(parents=True, exist_ok=True)
-    backup_path = legacy.backup(iam, policy, holders, tmp)
-    mplan = legacy.plan_migration(spec, inv, seed.LEGACY_POLICY, holders)
-    return list(mplan.steps), legacy.apply_migration(iam, mplan, backup_path=backup_path)
+    """Flow (ii): what 02_delete_legacy_policy does (legacy.run): read, back up, plan, apply."""
+    rb = open_runbook({"iam_users_file": str(EXAMPLE), "apply": True}, tmp)
+    mplan, result = legacy.run(rb)
+    return list(mplan.steps), result
 
 
 FLOWS = {"apply": (run_apply, APPLY_CALLS), "migration": (run_migration, MIGRATION_CALLS)}

@@ -35,7 +35,8 @@ NOT_THE_RUNBOOK = {"runner"}
 #: calls a module makes through another module's functions (and so declares), not in its own source
 VIA = {
     "notebook": {"aws"},  # aws.caller_identity
-    "legacy": {"apply"},  # apply.HANDLERS create, repair, attach and detach
+    "credentials": {"deletion"},  # deletion.get_user, holdings, list_service_specific_credentials
+    "offboard": {"deletion"},  # deletion.delete_login_profile, delete_user
     "widgets": {"inventory"},  # the fresh read_inventory before Confirm
 }
 
@@ -59,6 +60,8 @@ def called(name: str) -> set[str]:
     methods = set(re.findall(r"\.([a-z][a-z0-9_]*)\(", source))
     methods |= set(re.findall(r'get_paginator\("([a-z_]+)"\)', source))
     methods |= set(re.findall(r'\(\w+, "([a-z_]+)"', source))  # aws.paginate(iam, "list_access_keys", ...)
+    methods |= set(re.findall(r'"((?:list|get)_[a-z_]+)"', source))  # a table naming the list operation
+    methods |= set(re.findall(r'^\s*\("\w+", "\w+", "([a-z_]+)",', source, re.M))  # deletion._REMOVALS rows
     found = set()
     for service in SERVICES:
         client = boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")

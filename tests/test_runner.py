@@ -14,7 +14,10 @@ import nbformat
 import pytest
 import yaml
 
-from iamrunbook import runner
+from iamrunbook import manifest, records, runner
+from iamrunbook.changes import Change
+from iamrunbook.legacy import MigrationPlan
+from iamrunbook.plan import Plan
 from iamrunbook.errors import SpecError
 from iamrunbook.params import PARAMETERS
 
@@ -123,7 +126,7 @@ def test_kernel_params_fill_defaults_so_notebook_examples_never_mix_in():
 
 # --- run folders -------------------------------------------------------------------------------------
 def test_new_run_dir_never_reuses_a_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "utc_stamp", lambda: "20250101T000000Z")
+    monkeypatch.setattr(manifest, "utc_stamp", lambda: "20250101T000000Z")
     first = runner.new_run_dir(tmp_path, "plan")
     second = runner.new_run_dir(tmp_path, "plan")
     assert first.name == "20250101T000000Z-plan"
@@ -139,15 +142,21 @@ def test_run_label():
 
 
 def test_pending_changes_and_exit_codes(tmp_path):
+    """The runner reads the notebooks' records through records.py, typed: pending changes and problems."""
     ok = [runner.NotebookRun("03_import_and_apply", runner.SUCCEEDED)]
     assert runner.pending_changes(tmp_path) == []
-    (tmp_path / "legacy_migration_plan.json").write_text(json.dumps({"steps": []}), encoding="utf-8")
+    migration = MigrationPlan("AssumeRolesPolicy", "arn:aws:iam::123456789012:policy/AssumeRolesPolicy", "1", "c")
+    records.write(tmp_path, records.LEGACY_PLAN, migration)
     assert runner.pending_changes(tmp_path) == []
-    (tmp_path / "plan.json").write_text(json.dumps({"changes": [{"kind": "attach"}]}), encoding="utf-8")
-    (tmp_path / "verification.json").write_text(json.dumps({"ok": False, "problems": [{}, {}]}), encoding="utf-8")
+    change = Change("attach", 'aws_iam_user_policy_attachment.user_roles["bob/admin"]', "grant AdminRole")
+    records.write(tmp_path, records.PLAN, Plan((change,), "1", "c"))
+    problems = [{"kind": "attach", "subject": "a", "message": "m"}, {"kind": "unexpected access", "subject": "b",
+                                                                      "message": "b can assume AdminRole via x"}]
+    records.write(tmp_path, records.VERIFICATION, records.VerificationRecord(False, problems, [], {}))
     pending = runner.pending_changes(tmp_path)
     assert pending == ["plan: 1 change(s) pending", "verification: 2 problem(s)"]
-    (tmp_path / "legacy_migration_plan.json").write_text(json.dumps({"steps": [{}, {}, {}]}), encoding="utf-8")
+    steps = tuple(Change("delete_policy_version", f"policy/x/v{i}", "r") for i in range(3))
+    records.write(tmp_path, records.LEGACY_PLAN, MigrationPlan(**{**migration.__dict__, "steps": steps}))
     assert runner.pending_changes(tmp_path)[0] == "legacy migration: 3 step(s) pending"
     assert runner.pending_changes(tmp_path, apply=True) == ["verification: 2 problem(s)"]
     assert runner.decide_exit(ok, apply=False, pending=pending) == runner.EXIT_PENDING
@@ -155,6 +164,12 @@ def test_pending_changes_and_exit_codes(tmp_path):
     assert runner.decide_exit(ok, apply=False, pending=[]) == runner.EXIT_OK
     failed = [*ok, runner.NotebookRun("04_verify", runner.FAILED)]
     assert runner.decide_exit(failed, apply=False, pending=[]) == runner.EXIT_ERROR
+    # a problem no apply fixes is an error in both modes: a job that applies on 2 must never loop on it
+    records.write(tmp_path, records.VERIFICATION, records.VerificationRecord(False, problems, [], {}, problems[1:]))
+    assessment = runner.assess(tmp_path)
+    assert assessment.problems == ("no apply fixes: b can assume AdminRole via x",)
+    for apply in (False, True):
+        assert runner.decide_exit(ok, apply, assessment.pending, assessment.problems) == runner.EXIT_ERROR
 
 
 def test_an_interrupted_run_still_writes_its_record(tmp_path, monkeypatch):
@@ -200,7 +215,9 @@ def test_plan_only_on_the_legacy_account_is_drift(aws, legacy_account, tmp_path)
     assert set(record["versions"]) >= {"iamrunbook", "boto3", "papermill"}
     assert record["started"] <= record["finished"]
     assert [(n["name"], n["status"]) for n in record["notebooks"]] == [(n, "succeeded") for n in runner.CHAIN]
-    assert record["plan_summary"] == {"import": 1, "add": 11, "change": 0, "destroy": 0}
+    # planned on the account as 02 will leave it: your-username's grants are the migration's
+    assert record["plan_summary"] == {"import": 1, "add": 5, "change": 0, "destroy": 0}
+    assert record["legacy_plan_summary"] == {"import": 0, "add": 6, "change": 0, "destroy": 3}
     assert record["verification_ok"] is False
     assert [p.split(":")[0] for p in record["pending"]] == ["legacy migration", "plan", "verification"]
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"run.json"}
@@ -241,7 +258,7 @@ def test_a_failed_cell_stops_the_chain_and_keeps_the_notebook(aws, legacy_accoun
     failure = result.failure
     assert failure.notebook == "03_import_and_apply" and failure.ename == "SpecError"
     assert "'GoneRole' does not exist" in failure.evalue
-    assert failure.first_line == "from iamrunbook.plan import make_plan"
+    assert failure.first_line == "plan = apply.plan(rb, spec, inventory)  # written to plan.json"
     assert [(n.name, n.status) for n in result.notebooks] == [
         ("03_import_and_apply", "failed"),
         ("04_verify", "not run"),

@@ -454,9 +454,9 @@ def carol(iam):
 @pytest.mark.parametrize(
     ("notebook", "shown"),
     [
-        ("02_delete_legacy_policy", 'confirm_button(f"Migrate away from {name}"'),
-        ("03_import_and_apply", "RoleMatrixEditor.for_runbook(rb, spec, inventory)"),
-        ("05_offboard_user", 'confirm_button(f"Offboard {user}"'),
+        ("02_delete_legacy_policy", "legacy.migrate(rb"),
+        ("03_import_and_apply", "apply.run(rb"),
+        ("05_offboard_user", "offboard.offboard(rb"),
     ],
 )
 def test_live_notebooks_wait_for_a_click_even_with_apply_true(
@@ -479,6 +479,7 @@ def outputs_text(cell) -> str:
 
 def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):
     clicks = (
+        "editor = rb.pending\n"
         "editor.checkboxes[('bob@example.com', 'admin')].value = True\n"
         "editor.apply_button.click()\n"
         "print(editor.status_text)\n"
@@ -493,7 +494,7 @@ def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, i
 
 
 def test_live_notebook_02_migrates_after_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):
-    clicks = "migrate_button.button.click()\nmigrate_button.confirm.click()\nprint(migrate_button.status_text)"
+    clicks = "rb.pending.button.click()\nrb.pending.confirm.click()\nprint(rb.pending.status_text)"
     nb = run_live("02_delete_legacy_policy", tmp_path, monkeypatch, clicks)
     assert outputs_text(nb.cells[-1]).strip() == "Done."
     policies = {p["PolicyName"] for page in iam.get_paginator("list_policies").paginate(Scope="Local")
@@ -508,7 +509,7 @@ def test_live_notebook_02_migrates_after_confirm(aws, legacy_account, iam, monke
 
 
 def test_live_notebook_05_offboards_after_confirm(aws, legacy_account, carol, iam, monkeypatch, tmp_path):
-    clicks = "offboard_button.button.click()\noffboard_button.confirm.click()\nprint(offboard_button.status_text)"
+    clicks = "rb.pending.button.click()\nrb.pending.confirm.click()\nprint(rb.pending.status_text)"
     nb = run_live("05_offboard_user", tmp_path, monkeypatch, clicks)
     assert outputs_text(nb.cells[-1]).strip() == "Done."
     assert user_names(iam) == {"your-username"}

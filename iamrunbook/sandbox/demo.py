@@ -8,16 +8,14 @@ as a scheduled job would, and tells what happened from the run folder's own file
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from .. import runner
+from .. import records, runner
 from .seed import seed_demo_account
 from .server import EmbeddedAws
 
@@ -52,13 +50,6 @@ def pointed_at(aws: EmbeddedAws) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _csv(path: Path) -> list[dict]:
     try:
         with path.open(encoding="utf-8") as fh:
@@ -68,83 +59,97 @@ def _csv(path: Path) -> list[dict]:
 
 
 def story(run_dir: Path) -> list[str]:
-    """What the apply run did, told from the audit record it left behind."""
+    """What the apply run did, told from the audit record it left behind (read through records.py)."""
     lines = []
-    identity = _json(run_dir / "identity.json") or {}
-    lines.append(f"Ran as {identity.get('caller_arn')} in account {identity.get('account_id')}.")
-    users = _csv(run_dir / "inventory_users.csv")
+    identity = records.read(run_dir, records.IDENTITY)
+    lines.append(f"Ran as {identity.caller_arn} in account {identity.account_id}." if identity else "No identity.")
+    users = _csv(run_dir / records.INVENTORY_USERS.name)
     if users:
         lines.append(f"01 found {len(users)} users:")
         for u in users:
             held = u.get("attached_policies") or "no policies"
             managed = "managed" if u.get("managed") == "True" else "not managed by iamrunbook"
             lines.append(f"     {u['user']}: {held} ({managed})")
-    backup = _json(run_dir / "legacy_policy_backup.json") or {}
-    migration = _json(run_dir / "legacy_migration_result.json") or {}
+    backup = records.read(run_dir, records.LEGACY_BACKUP, name="legacy_policy_backup.json")
+    migration = records.read(run_dir, records.LEGACY_RESULT)
     if backup:
-        versions = len(backup.get("versions", []))
         lines.append(
-            f"02 backed up {backup.get('policy_name', 'the legacy policy')} ({versions} version(s)) to "
-            "legacy_policy_backup.json,"
+            f"02 backed up {backup.policy_name} ({len(backup.versions)} version(s)) to legacy_policy_backup.json,"
         )
-        steps = migration.get("steps", [])
-        attach = sum(1 for s in steps if s.get("kind") == "attach")
+        attach = (
+            sum(1 for s in migration.steps or [] if s.get("kind") in ("attach", "add_to_group")) if migration else 0
+        )
         lines.append(
-            f"   attached {attach} Assume*Policy policies BEFORE detaching it, then deleted it: nobody was locked out."
+            f"   granted {attach} Assume*Policy policies BEFORE detaching it, then deleted it: nobody was locked out."
         )
     elif migration:
-        lines.append(f"02 {migration.get('message', 'legacy migration done')}")
-    plan = _json(run_dir / "plan.json") or {}
-    changes = plan.get("changes", [])
-    kinds = [c.get("kind") for c in changes]
-    imported = [c.get("user") for c in changes if c.get("kind") == "import_user"]
-    created = [c.get("user") for c in changes if c.get("kind") == "create_user"]
+        lines.append(f"02 {migration.message or 'legacy migration done'}")
+    plan = records.read(run_dir, records.PLAN)
+    changes = list(plan.changes) if plan else []
+    kinds = [c.kind for c in changes]
+    imported = [c.user for c in changes if c.kind == "import_user"]
+    created = [c.user for c in changes if c.kind == "create_user"]
     lines.append(
         f"03 imported {len(imported)} existing user(s) ({', '.join(imported) or '-'}), created {len(created)} "
         f"({', '.join(created) or '-'}), attached {kinds.count('attach')} policies, "
         f"created {kinds.count('create_policy')} policies; untagged users outside the spec were left alone."
     )
-    verification = _json(run_dir / "verification.json") or {}
-    addresses = verification.get("addresses", [])
-    ok = "verified" if verification.get("ok") else "NOT verified"
+    verification = records.read(run_dir, records.VERIFICATION)
+    addresses = verification.addresses if verification else []
+    ok = "verified" if verification and verification.ok else "NOT verified"
     lines.append(f"04 {ok}: {len(addresses)} addresses, as `terraform state list` would print them:")
     lines += [f"     {a}" for a in addresses]
     return lines
 
 
+def _command(echo: Callable[[str], None], *argv: str) -> int:
+    """Run one `iamrunbook` command exactly as an operator types it, and show it."""
+    from ..cli import main
+
+    echo(f"\n== iamrunbook {' '.join(argv)} ==")
+    sys.stdout.flush()
+    return main(list(argv))
+
+
+def _latest(out: Path, before: set[Path]) -> Path:
+    """The run folder the last command made."""
+    return max((p for p in out.iterdir() if p.is_dir() and p not in before), key=lambda p: p.name)
+
+
 def run_demo(out: str | Path = "runs", keep_running: bool = False, echo: Callable[[str], None] = print) -> int:
-    """Seed, apply the example spec, verify, then a plan-only run that must find no drift. Exit code 0/1."""
+    """Seed; plan; apply that reviewed plan; a plan-only drift check that must find nothing; audit verify.
+    Exit code 0, or 1 when any step did not end as it should."""
     started = time.monotonic()
+    out = Path(out)
+    params = str(EXAMPLE_PARAMS)
     with EmbeddedAws(load_aws_managed_policies=False) as aws, pointed_at(aws):
         echo(f"Embedded AWS (moto, strict like AWS) on {aws.endpoint}: no real account is touched.")
-        seeded = seed_demo_account(aws.client("iam", internal=True))
+        seed_demo_account(aws.client("iam", internal=True))
         echo(
             "Seeded a hand-built account: three roles; your-username with a console password, MFA, an access key "
             "and the legacy AssumeRolesPolicy; alice@example.com with no policies; ci-bot with its own policy."
         )
-        if not seeded:
-            echo("seeding failed")
+        seen = set(out.iterdir()) if out.is_dir() else set()
+        if _command(echo, "run", "-f", params, "--out", str(out)) != runner.EXIT_PENDING:
+            echo("the plan-only run should have found changes to make (exit 2)")
             return 1
-        params = runner.gather_params(EXAMPLE_PARAMS, apply=True)
-        echo("\n== iamrunbook run -f parameters/example.yaml --apply ==")
-        first = runner.run(params=params, out=out, params_file=EXAMPLE_PARAMS, echo=echo)
-        if first.exit_code != runner.EXIT_OK:
-            echo(f"the apply run failed (exit {first.exit_code}); its record is in {first.run_dir}")
-            if first.failure:
-                echo(first.failure.message())
+        planned = _latest(out, seen)
+        echo(f"A person reviews {planned}/plan.json (and the HTML beside it), then approves exactly that plan:")
+        seen = set(out.iterdir())
+        reviewed = ["--apply", "--plan", str(planned), "--approved-by", "demo"]
+        if _command(echo, "run", "-f", params, *reviewed, "--out", str(out)) != runner.EXIT_OK:
+            echo("the reviewed apply failed; its record is in the newest run folder")
             return 1
-        for line in story(first.run_dir):
+        applied = _latest(out, seen)
+        for line in story(applied):
             echo(line)
-        echo(f"The audit record (executed notebooks, HTML, run.json, side files) is in {first.run_dir}")
-
-        echo("\n== iamrunbook run -f parameters/example.yaml  (plan only: what a scheduled drift check runs) ==")
-        second = runner.run(params=runner.gather_params(EXAMPLE_PARAMS), out=out, params_file=EXAMPLE_PARAMS, echo=echo)
-        verdict = {0: "no drift", 2: "DRIFT: changes pending"}.get(second.exit_code, "error")
-        echo(f"plan-only run exit code {second.exit_code} ({verdict}); record in {second.run_dir}")
-        echo(f"demo finished in {time.monotonic() - started:.0f} s")
+        drift = _command(echo, "run", "-f", params, "--out", str(out))
+        echo(f"plan-only run exit code {drift} ({ {0: 'no drift', 2: 'DRIFT: changes pending'}.get(drift, 'error') })")
+        intact = _command(echo, "audit", "verify", str(out))
+        echo(f"demo finished in {time.monotonic() - started:.0f} s; the audit record is in {out.resolve()}")
         if keep_running:
             _serve_until_interrupted(aws, echo)
-        return 0 if second.exit_code == runner.EXIT_OK else 1
+        return 0 if drift == runner.EXIT_OK and intact == runner.EXIT_OK else 1
 
 
 def _serve_until_interrupted(aws: EmbeddedAws, echo: Callable[[str], None]) -> None:

@@ -1,0 +1,60 @@
+"""Gather (01): the account as it is, read once and recorded, before anything changes.
+
+Each function reads what the inventory already holds (one sweep plus the credential report), writes its
+table to the run folder and returns it for the notebook to show. Nothing here changes the account.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import records, reports
+from .access import Grant, effective_access
+from .display import table
+from .inventory import Inventory
+
+READ_ACTIONS: tuple[str, ...] = ()  # inventory.py declares the sweep and the credential report
+WRITE_ACTIONS: tuple[str, ...] = ()
+
+
+def inventory(rb) -> Inventory:
+    """The sweep and the credential report; users, attachments and policies go to the run folder."""
+    inv = rb.inventory(with_credential_report=True)
+    rb.write(records.INVENTORY_USERS, reports.users_frame(inv))
+    rb.write(records.INVENTORY_ATTACHMENTS, reports.attachments_frame(inv))
+    rb.write(records.INVENTORY_POLICIES, reports.policies_frame(inv))
+    return inv
+
+
+def legacy_holders(rb, inv: Inventory):
+    """Who holds the bundled legacy policy (`legacy_policy_name`): the people 02 migrates."""
+    name = rb.params["legacy_policy_name"]
+    arn = (inv.local_policy(name) or {}).get("Arn")
+    print(f"{name}: {arn or 'not in this account'}")
+    holders = pd.DataFrame(inv.holders(arn) if arn else [], columns=["kind", "name"])
+    rb.write(records.LEGACY_HOLDERS, holders)
+    return table(holders, f"Nobody holds {name}: there is nothing to migrate.")
+
+
+def credentials(rb, inv: Inventory):
+    frame = reports.credentials_frame(inv)
+    rb.write(records.INVENTORY_CREDENTIALS, frame)
+    return table(frame, "The credential report lists no users.")
+
+
+def access(rb, inv: Inventory) -> tuple[pd.DataFrame, list[Grant]]:
+    """Who can assume each configured role, by any path: the matrix and every path behind it."""
+    grants = effective_access(inv.details(), rb.params["roles"], inv.account_id)
+    matrix = reports.access_matrix(grants, inv.users, rb.params["roles"])
+    rb.write(records.EFFECTIVE_ACCESS, matrix.reset_index())
+    rb.write(records.EFFECTIVE_ACCESS_PATHS, reports.access_paths(grants))
+    return matrix, grants
+
+
+def adopted(rb, inv: Inventory) -> pd.DataFrame:
+    """The account as a spec (adopted_iam_users.yaml / .auto.tfvars): a starting point for `iam_users`."""
+    from .terraform import write_adopted
+
+    written = write_adopted(rb.run_dir, inv, rb.params["roles"])
+    print(written[next(iter(written))].read_text(encoding="utf-8"))
+    return pd.DataFrame([{"file": path.name} for path in written.values()])
