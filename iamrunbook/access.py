@@ -52,7 +52,7 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _statements(document) -> list[dict]:
+def statements(document) -> list[dict]:
     doc = decode_document(document)
     return [s for s in _as_list(doc.get("Statement")) if isinstance(s, dict)]
 
@@ -142,7 +142,7 @@ def _principal_kind(stmt: dict, user_arn: str, account_id: str) -> str | None:
     return next((k for k in ("user", "any", "account") if k in kinds), None)
 
 
-def _describe_conditions(effect: str, condition) -> tuple[str, ...]:
+def describe_conditions(effect: str, condition) -> tuple[str, ...]:
     """Condition blocks in words: MFA gates as 'only with MFA', the rest as 'Condition <op> <key>'."""
     described = []
     for op, block in (condition or {}).items():
@@ -152,8 +152,11 @@ def _describe_conditions(effect: str, condition) -> tuple[str, ...]:
                 (effect == "Allow" and op == "Bool" and flags == {"true"})
                 or (effect == "Deny" and op == "BoolIfExists" and flags == {"false"})
             )
+            mfa_age = effect == "Allow" and key.lower() == "aws:multifactorauthage" and op == "NumericLessThan"
             if mfa_gate:
                 described.append(MFA_ONLY)
+            elif mfa_age:
+                described.append(f"MFA used less than {', '.join(sorted(flags))} s ago")
             elif effect == "Deny":
                 described.append(f"denied when Condition {op} {key}")
             else:
@@ -170,7 +173,7 @@ def _weakest(allows: list[dict]) -> tuple[str, ...] | None:
     conditions of all of them (any one suffices); None when nothing allows."""
     if not allows:
         return None
-    described = [_describe_conditions("Allow", s.get("Condition")) for s in allows]
+    described = [describe_conditions("Allow", s.get("Condition")) for s in allows]
     return () if any(not d for d in described) else _merge(*described)
 
 
@@ -190,14 +193,14 @@ def document_access(
     user entry, resolves policy variables such as ${aws:username}; without it they match nothing."""
     doc = decode_document(document)
     variables = _variables(doc, user, account_id) if user else None
-    matching = [s for s in _statements(doc) if statement_covers(s, action, resource, variables)]
+    matching = [s for s in statements(doc) if statement_covers(s, action, resource, variables)]
     denies = [s for s in matching if s.get("Effect") == "Deny"]
     if any(not s.get("Condition") for s in denies):
         return "no", ()
     allowed = _weakest([s for s in matching if s.get("Effect") == "Allow"])
     if allowed is None:
         return "no", ()
-    conditions = _merge(allowed, *(_describe_conditions("Deny", s["Condition"]) for s in denies))
+    conditions = _merge(allowed, *(describe_conditions("Deny", s["Condition"]) for s in denies))
     return ("conditional" if conditions else "yes"), conditions
 
 
@@ -214,7 +217,7 @@ class _Source:
     @classmethod
     def of(cls, path: str, policy_arn: str | None, document, user: dict, account_id: str) -> _Source:
         doc = decode_document(document)
-        return cls(path, policy_arn, tuple(_statements(doc)), _variables(doc, user, account_id))
+        return cls(path, policy_arn, tuple(statements(doc)), _variables(doc, user, account_id))
 
 
 def _sources(user: dict, groups: Mapping[str, dict], documents: Mapping[str, dict], account_id: str):
@@ -250,14 +253,14 @@ def _user_grants(user: dict, key: str, role: dict, sources, boundary, account_id
     name, user_arn, arn = user["UserName"], user["Arn"], role["Arn"]
     trust = [
         (s, kind)
-        for s in _statements(role.get("AssumeRolePolicyDocument", {}))
+        for s in statements(role.get("AssumeRolePolicyDocument", {}))
         if _action_matches(s) and (kind := _principal_kind(s, user_arn, account_id))
     ]
     denies = [s for src in [*sources, *boundary] for s in _identity_matches(src, "Deny", arn)]
     denies += [s for s, _ in trust if s.get("Effect") == "Deny"]
     if any(not s.get("Condition") for s in denies):
         return []
-    deny_conditions = _merge(*(_describe_conditions("Deny", s["Condition"]) for s in denies))
+    deny_conditions = _merge(*(describe_conditions("Deny", s["Condition"]) for s in denies))
     trust_allows = [(s, kind) for s, kind in trust if s.get("Effect") == "Allow"]
 
     def grant(path: str, policy_arn: str | None, *conditions: tuple[str, ...]) -> Grant:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from . import records, reports
-from .access import Grant, effective_access
+from .access import MFA_ONLY, Grant, effective_access
 from .display import table
 from .inventory import Inventory
 
@@ -58,3 +58,44 @@ def adopted(rb, inv: Inventory) -> pd.DataFrame:
     written = write_adopted(rb.run_dir, inv, rb.params["roles"])
     print(written[next(iter(written))].read_text(encoding="utf-8"))
     return pd.DataFrame([{"file": path.name} for path in written.values()])
+
+
+def _trusted(role: dict) -> tuple[list[str], bool]:
+    """Whom a role's trust policy lets assume it, and whether every such statement requires MFA."""
+    from .access import describe_conditions, statements
+
+    names, gated = [], []
+    for stmt in statements(role.get("AssumeRolePolicyDocument", {})):
+        if stmt.get("Effect") != "Allow":
+            continue
+        principal = stmt.get("Principal", {})
+        values = principal.get("AWS", principal) if isinstance(principal, dict) else principal
+        names += [str(v) for v in (values if isinstance(values, list) else [values])]
+        gated.append(MFA_ONLY in describe_conditions("Allow", stmt.get("Condition")))
+    return names, bool(gated) and all(gated)
+
+
+def role_trust(rb, inv: Inventory) -> pd.DataFrame:
+    """Each configured role: whom its trust policy trusts and whether it requires MFA, next to whether the
+    spec's Assume*Policy requires it. The runbook does not own the roles and never edits their trust."""
+    settings = rb.spec().settings
+    rows = []
+    for key, name in rb.params["roles"].items():
+        role = inv.roles.get(name)
+        trusts, mfa = _trusted(role) if role else ([], False)
+        rows.append({"role_key": key, "role": name, "trusts": ", ".join(trusts) or "(role not in the account)",
+                     "requires_mfa": mfa, "policy_requires_mfa": settings.mfa(key)})  # fmt: skip
+    frame = pd.DataFrame(rows, columns=records.ROLE_TRUST.columns)
+    rb.write(records.ROLE_TRUST, frame)
+    return frame
+
+
+def cis_checks(rb, inv: Inventory):
+    """CIS AWS Foundations user checks (1.10, 1.12-1.16), from the sweep and the credential report; the
+    table shows what fails, the CSV every user and check."""
+    from . import cis
+
+    rows = cis.findings(inv)
+    rb.write(records.CIS_CHECKS, cis.frame(rows))
+    display_summary = cis.summary(rows)
+    return display_summary, table(cis.failing(rows), "Every user passes every check.")
