@@ -9,7 +9,9 @@ runbook applied, and `terraform state list` after `terraform apply` prints expec
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -52,6 +54,18 @@ from iamrunbook.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = load_params_file(ROOT / "parameters" / "example.yaml")
+
+
+def _load_golden():
+    """tests/golden/generate.py, the cases behind the golden files (a script, so loaded by path)."""
+    spec = importlib.util.spec_from_file_location("golden_generate", ROOT / "tests" / "golden" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+GOLDEN = _load_golden()
 
 
 # Every kind of character AWS allows in a tag value: letters, separators (\p{Z}), numbers, _.:/=+-@.
@@ -148,6 +162,27 @@ def test_load_tfvars_refuses_what_is_not_a_spec():
         )
     with pytest.raises(SpecError, match="malformed HCL"):
         load_tfvars('iam_users = { "a" = ')
+
+
+# --- golden files ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", list(GOLDEN.CASES))
+def test_files_are_byte_identical_to_the_golden_ones(case, iam, sts, tmp_path):
+    GOLDEN.CASES[case](iam, sts, tmp_path)
+    kept = GOLDEN.GOLDEN / case
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in kept.iterdir())
+    for path in sorted(kept.iterdir()):
+        written = (tmp_path / path.name).read_bytes()
+        if written != path.read_bytes():  # show a readable diff of the first file that differs
+            assert written.decode("utf-8") == path.read_text(encoding="utf-8"), path.name
+            pytest.fail(f"{path.name}: same text, different bytes")
+
+
+def test_golden_cases_cover_what_the_writer_must_escape():
+    text = (GOLDEN.GOLDEN / "escaping" / "iam_users.tf").read_text(encoding="utf-8")
+    assert r'"Quote\"Role"' in text and '"Tmpl$${var.x}%%{if}Role"' in text and r'"Back\\slash\\nRole"' in text
+    tfvars = (GOLDEN.GOLDEN / "escaping" / TFVARS_FILE).read_text(encoding="utf-8")
+    assert r'"line\u2028sep"' in tfvars and "😀" in tfvars
+    assert "import {" in (GOLDEN.GOLDEN / "example_after_apply" / IMPORTS_FILE).read_text(encoding="utf-8")
 
 
 # --- the generated module ---------------------------------------------------------------------------
