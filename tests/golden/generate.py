@@ -85,6 +85,20 @@ def adopted_demo(iam, sts, out: Path) -> None:
     write_adopted(out, read_inventory(iam, sts))
 
 
+def adopted_empty(iam, sts, out: Path) -> None:
+    """write_adopted on an account with roles and no users: an empty spec, and a warning-free header."""
+    seed.seed_roles(iam)
+    write_adopted(out, read_inventory(iam, sts))
+
+
+def adopted_warnings(iam, sts, out: Path) -> None:
+    """write_adopted where roles are missing and a user name is one the spec cannot hold (`,`)."""
+    seed.seed_roles(iam, {"admin": "AdminRole"})
+    iam.create_user(UserName="a,b")
+    iam.create_user(UserName="dave")
+    write_adopted(out, read_inventory(iam, sts))
+
+
 CASES: dict[str, Callable[..., None]] = {
     "example_no_inventory": example_no_inventory,
     "example_after_apply": example_after_apply,
@@ -92,6 +106,8 @@ CASES: dict[str, Callable[..., None]] = {
     "escaping": escaping,
     "empty_spec": empty_spec,
     "adopted_demo": adopted_demo,
+    "adopted_empty": adopted_empty,
+    "adopted_warnings": adopted_warnings,
 }
 
 
