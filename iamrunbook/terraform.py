@@ -11,6 +11,10 @@ Decisions worth knowing:
   managed part is every resource the spec needs, which equals verify's addresses once the account converged.
 - Import ids use the account's real names and ARNs; an address always uses the spec's spelling. IAM user
   names are case-insensitive, so `Alice` in the spec imports the existing `alice` (Terraform then renames).
+- `grant_via: group`: one IAM group per role holds the role's Assume*Policy and users are its members,
+  one `aws_iam_user_group_membership` per user (import id `<user>/<group>/...`, the address names.py gives
+  verify and the planner). That resource is not exclusive: other members are the runbook's to remove.
+- `require_mfa`: the document's conditions are names.mfa_condition, as the runbook writes: no change on import.
 - Adoption counts a role as granted when a user can assume it unconditionally by any path. A conditional
   path (MFA, source IP, ...) is not turned into a plain grant, which would widen access: it is written as
   a comment next to the user, and so is every grant that comes by a path other than the runbook's own.
@@ -35,13 +39,27 @@ from .names import (
     DEFAULT_ROLES,
     ROLES_TAG_SEPARATOR,
     attachment_address,
+    find_named,
+    group_address,
+    group_attachment_address,
+    membership_address,
+    mfa_condition,
     policy_address,
     policy_description,
     policy_name,
     user_address,
     user_tags,
 )
-from .spec import MAX_DESCRIPTION, Spec, UserSpec, load_hcl, load_yaml, tag_value_problem, validate_users
+from .spec import (
+    MAX_DESCRIPTION,
+    GrantSettings,
+    Spec,
+    UserSpec,
+    load_hcl,
+    load_yaml,
+    tag_value_problem,
+    validate_users,
+)
 
 READ_ACTIONS: tuple[str, ...] = ()  # pure: works on an Inventory already read
 WRITE_ACTIONS: tuple[str, ...] = ()
@@ -136,6 +154,16 @@ def _entry(value: Any) -> tuple[str, list[str]]:
     return (value.get("description") or ""), list(value.get("roles") or [])
 
 
+def _tfvars_entry(name: str, value: Any, notes: Iterable[str]) -> dict[str, Any]:
+    description, roles = _entry(value)
+    return {
+        "name": hcl_string(name),
+        "description": hcl_string(description),
+        "roles": [hcl_string(r) for r in roles],
+        "notes": [_comment(n) for n in notes],
+    }
+
+
 def dump_tfvars(
     iam_users: Mapping[str, Any],
     *,
@@ -147,17 +175,7 @@ def dump_tfvars(
     Values may be {description, roles} mappings or UserSpec. `notes` (user -> lines) become comments
     above the user's entry, `header` lines comments at the top; load_tfvars ignores both.
     """
-    users = []
-    for name, value in iam_users.items():
-        description, roles = _entry(value)
-        users.append(
-            {
-                "name": hcl_string(name),
-                "description": hcl_string(description),
-                "roles": [hcl_string(r) for r in roles],
-                "notes": [_comment(n) for n in (notes or {}).get(name, ())],
-            }
-        )
+    users = [_tfvars_entry(name, value, (notes or {}).get(name, ())) for name, value in iam_users.items()]
     return render_template("iam_users.auto.tfvars.j2", users=users, header=[_comment(h) for h in header])
 
 
@@ -186,29 +204,51 @@ class ImportBlock:
 
 
 def import_blocks(spec: Spec, inventory: Inventory | None) -> list[ImportBlock]:
-    """One import for every resource the configuration manages that already exists in the account."""
+    """An import for each resource the configuration manages that exists: entities, then what joins them."""
     if inventory is None:
         return []
-    blocks: list[ImportBlock] = []
-    policy_arns: dict[str, str] = {}
-    for key, role in spec.roles.items():
-        policy = inventory.local_policy(policy_name(role))
-        if policy is not None:
-            policy_arns[key] = policy["Arn"]
-            blocks.append(ImportBlock(policy_address(key), policy["Arn"]))
-    attachments: list[ImportBlock] = []
-    for user in spec.users.values():
-        existing = inventory.user_named(user.name)
-        if existing is None:
-            continue
-        real_name = existing["UserName"]
-        blocks.append(ImportBlock(user_address(user.name), real_name))
-        attached = Inventory.attached_arns(existing)
-        for key in user.roles:
-            arn = policy_arns.get(key)
-            if arn is not None and arn in attached:
-                attachments.append(ImportBlock(attachment_address(user.name, key), f"{real_name}/{arn}"))
-    return blocks + attachments
+    policies = {k: p["Arn"] for k, role in spec.roles.items() if (p := inventory.local_policy(policy_name(role)))}
+    real_groups = {k: find_named(inventory.groups, name) for k, name in spec.groups().items()}
+    groups = {k: inventory.groups[real] for k, real in real_groups.items() if real is not None}
+    users = {name: user for name in spec.users if (user := inventory.user_named(name)) is not None}
+    blocks = [ImportBlock(policy_address(k), arn) for k, arn in policies.items()]
+    blocks += [ImportBlock(group_address(k), group["GroupName"]) for k, group in groups.items()]
+    blocks += [ImportBlock(user_address(name), user["UserName"]) for name, user in users.items()]
+    if spec.settings.via_group:
+        return blocks + _group_grant_imports(spec, policies, groups, users)
+    return blocks + _attachment_imports(spec, policies, users)
+
+
+def _attachment_imports(spec: Spec, policies: Mapping[str, str], users: Mapping[str, dict]) -> list[ImportBlock]:
+    """User mode: `<user>/<policy ARN>` for each granted Assume*Policy already attached to the user."""
+    blocks = []
+    for name, user in users.items():
+        attached = Inventory.attached_arns(user)
+        for key in spec.users[name].roles:
+            if policies.get(key) in attached:
+                blocks.append(ImportBlock(attachment_address(name, key), f"{user['UserName']}/{policies[key]}"))
+    return blocks
+
+
+def _group_grant_imports(
+    spec: Spec, policies: Mapping[str, str], groups: Mapping[str, dict], users: Mapping[str, dict]
+) -> list[ImportBlock]:
+    """Group mode: `<group>/<policy ARN>` per attached group policy; `<user>/<group>/<group>...` per member.
+
+    A membership lists only the spec's groups the user is in already: the provider reads back exactly
+    those, and Terraform then adds the missing ones as an in-place update.
+    """
+    blocks = [
+        ImportBlock(group_attachment_address(key), f"{group['GroupName']}/{policies[key]}")
+        for key, group in groups.items()
+        if policies.get(key) in Inventory.attached_arns(group)
+    ]
+    for name, user in users.items():
+        member_of = [groups[k]["GroupName"] for k in spec.users[name].roles if k in groups]
+        member_of = [g for g in member_of if g in user.get("GroupList", [])]
+        if member_of:
+            blocks.append(ImportBlock(membership_address(name), "/".join([user["UserName"], *member_of])))
+    return blocks
 
 
 def render_imports(blocks: Iterable[ImportBlock]) -> str:
@@ -222,21 +262,13 @@ def render_versions() -> str:
 
 def render_variables(roles: Mapping[str, str]) -> str:
     """variables.tf: `iam_users`, validated by the rules spec.py applies, so Terraform refuses the same specs."""
-    keys = list(roles)
-    messages = {
-        "roles": "Every role key must be one of: " + ", ".join(keys) + ".",
-        "names": "User names are 1-64 letters, digits and + = . @ _ - (no ',': the Name tag refuses it).",
-        "descriptions": (
-            f"Descriptions are tag values: at most {MAX_DESCRIPTION} letters, digits, spaces and _ . : / = + - @."
-        ),
-    }
     return render_template(
         "variables.tf.j2",
-        role_keys="[" + ", ".join(hcl_string(k) for k in keys) + "]",
+        role_keys="[" + ", ".join(hcl_string(k) for k in roles) + "]",
+        role_key_text=hcl_string(", ".join(roles))[1:-1],  # inside the message's quotes
         name_pattern=hcl_string(_USER_NAME_RE),
         description_pattern=hcl_string(_TAG_VALUE_RE),
         max_description=MAX_DESCRIPTION,
-        messages={k: hcl_string(v) for k, v in messages.items()},
     )
 
 
@@ -256,22 +288,36 @@ def _user_tag_expressions() -> list[tuple[str, str]]:
     return exprs
 
 
-def render_module(roles: Mapping[str, str]) -> str:
-    """iam_users.tf: the same policies, users, tags and attachments the runbook makes."""
+def _mfa_conditions(settings: GrantSettings) -> list[dict]:
+    """names.mfa_condition as aws_iam_policy_document conditions: the JSON Terraform renders means the same."""
+    return [
+        {"test": hcl_string(test), "variable": hcl_string(variable), "values": [hcl_string(value)]}
+        for test, keys in mfa_condition(settings.mfa_max_age_seconds).items()
+        for variable, value in keys.items()
+    ]
+
+
+def render_module(roles: Mapping[str, str], settings: GrantSettings | None = None) -> str:
+    """iam_users.tf: the same policies, groups, users, tags, attachments and memberships the runbook makes."""
+    settings = settings or GrantSettings()
     policies = [
         (key, {"name": hcl_string(policy_name(role)), "description": hcl_string(policy_description(role))})
         for key, role in roles.items()
     ]
+    groups = [(key, hcl_string(settings.group_name(key, role))) for key, role in roles.items()]
     return render_template(
         "iam_users.tf.j2",
         roles=_aligned((k, hcl_string(v)) for k, v in roles.items()),
         policies=_aligned(policies),
+        groups=_aligned(groups) if settings.via_group else [],
+        mfa_roles=[hcl_string(key) for key in roles if settings.mfa(key)],
+        mfa_conditions=_mfa_conditions(settings),
         user_tags=_aligned(_user_tag_expressions(), quote=False),
     )
 
 
-def render_outputs() -> str:
-    return render_template("outputs.tf.j2")
+def render_outputs(settings: GrantSettings | None = None) -> str:
+    return render_template("outputs.tf.j2", groups=(settings or GrantSettings()).via_group)
 
 
 # --- state list ------------------------------------------------------------------------------------
@@ -279,8 +325,11 @@ def managed_addresses(spec: Spec) -> list[str]:
     """Every managed resource the configuration holds for `spec` (the part verify reports)."""
     addresses = [policy_address(key) for key in spec.roles]
     addresses += [user_address(name) for name in spec.users]
-    addresses += [attachment_address(u.name, key) for u in spec.users.values() for key in u.roles]
-    return addresses
+    if spec.settings.via_group:
+        addresses += [group_address(key) for key in spec.roles]
+        addresses += [group_attachment_address(key) for key in spec.roles]
+        return addresses + [membership_address(u.name) for u in spec.users.values() if u.roles]
+    return addresses + [attachment_address(u.name, key) for u in spec.users.values() for key in u.roles]
 
 
 def data_addresses(spec: Spec) -> list[str]:
@@ -320,8 +369,8 @@ def write_terraform(out_dir: str | Path, spec: Spec, inventory: Inventory | None
         IMPORTS_FILE: render_imports(blocks),
         VERSIONS_FILE: render_versions(),
         VARIABLES_FILE: render_variables(spec.roles),
-        MODULE_FILE: render_module(spec.roles),
-        OUTPUTS_FILE: render_outputs(),
+        MODULE_FILE: render_module(spec.roles, spec.settings),
+        OUTPUTS_FILE: render_outputs(spec.settings),
         STATE_LIST_FILE: "\n".join(expected_state_list(spec)) + "\n",
     }
     written = {name: _write(out, name, text) for name, text in files.items()}
@@ -426,13 +475,7 @@ def write_adopted(run_dir: str | Path, inventory: Inventory, roles: Mapping[str,
     """Write adopted_iam_users.yaml (a parameters file) and adopted_iam_users.auto.tfvars into run_dir."""
     roles = dict(DEFAULT_ROLES if roles is None else roles)
     adoption = adopt(inventory, roles)
-    header = [
-        f"Adopted from account {inventory.account_id}: every existing user and the roles they can assume today.",
-        "Only unconditional access becomes a grant; comments name other paths and conditional access.",
-        "Applying this spec makes every user listed here managed (tagged ManagedBy=iamrunbook): delete the",
-        "entries the runbook should not own, e.g. service users, before using it.",
-        *(f"WARNING: {w}" for w in adoption.warnings),
-    ]
+    header = render_template("adopted_header.txt.j2", account_id=inventory.account_id, adoption=adoption).splitlines()
     yaml_text = dump_parameters_yaml(roles, adoption.iam_users, notes=adoption.notes, header=header)
     tfvars_text = dump_tfvars(adoption.iam_users, notes=adoption.notes, header=header)
     # Both files must read back as the spec they describe: check before anyone relies on them.
