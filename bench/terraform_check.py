@@ -1,26 +1,32 @@
 """Check the Terraform handoff with the real Terraform, against the embedded AWS holding the converged account.
 
-    python bench/terraform_check.py [--plugin-dir /opt/tf-plugins] [--keep DIR]
+    python bench/terraform_check.py [--plugin-dir /opt/tf-plugins] [--keep DIR] [--only NAME ...]
 
 Not part of pytest: a user's fresh machine may have neither Terraform nor a local copy of its AWS provider.
-For each scenario (grant_via user or group, with and without require_mfa, on parameters/example.yaml) it
-starts a strict EmbeddedAws on 127.0.0.1, brings the account to the state the runbook converges to, writes
-the handoff with `terraform.write_terraform`, and runs, in a temporary folder:
+For each scenario it starts from an empty strict EmbeddedAws on 127.0.0.1, prepares the account, writes the
+handoff with `terraform.write_terraform`, and runs, in a temporary folder:
 
 - `terraform fmt -check` on the handoff as written;
 - `terraform init -plugin-dir=...` and `terraform validate`;
-- `terraform plan`: every managed resource must be imported, with 0 to add and 0 to destroy; a change is
-  allowed only in Terraform-only settings (`force_destroy` on imported users);
+- `terraform plan`: Terraform must read the tfvars as the spec; every managed resource must be imported,
+  with 0 to add and 0 to destroy, and a change is allowed only in Terraform-only settings (`force_destroy`
+  on imported users);
 - `terraform apply` of that plan, which must make no mutating call to AWS;
-- `terraform state list`, which must equal expected_state_list.txt, and the policy documents in the state,
-  which must mean the same as names.policy_document;
+- `terraform state list`, which must equal expected_state_list.txt, and the policy documents (the ones
+  Terraform renders and the ones in AWS), which must mean the same as names.policy_document;
 - a second `terraform plan`, which must find no changes.
 
-The account: in user mode the runbook's own plan + apply (for MFA-required roles whose document the
-planner left without the condition, the MFA document is then set with boto3). In group mode it is built
-with plain boto3 calls (`converge_by_hand`), as the runbook's group-mode planner is still being written.
-The provider block pointing at the server is written into the temporary copy only, never into the handoff.
-Exit code 1 when a check fails.
+Scenarios: parameters/example.yaml with grant_via user and group, each with and without require_mfa, on
+the converged account. In user mode that is the runbook's own plan + apply (where the planner left an
+MFA-required role's document without the condition, the MFA document is then set with boto3); in group
+mode it is built with plain boto3 calls (`converge_by_hand`), as the runbook's group-mode planner is being
+written elsewhere. Two more: a control whose account lacks the MFA condition, which must fail exactly the
+"Terraform-only changes" and "no AWS change" checks; and a fresh account (roles only) with custom roles and
+odd names in group mode with MFA, where Terraform creates everything and the runbook's import_blocks must
+then find every managed address.
+
+The provider block pointing at the server goes into the temporary copy only, never into the handoff.
+Prints one line per scenario, then a table. Exit code 1 when a scenario is not as it must be.
 """
 
 from __future__ import annotations
@@ -42,9 +48,9 @@ from iamrunbook.apply import apply_plan
 from iamrunbook.inventory import Inventory, default_document, read_inventory
 from iamrunbook.names import document_text, policy_description, policy_document, policy_name, user_tags
 from iamrunbook.plan import make_plan
-from iamrunbook.sandbox import EmbeddedAws, seed
+from iamrunbook.sandbox import ACCOUNT_ID, EmbeddedAws, seed
 from iamrunbook.spec import GrantSettings, Spec, load_spec
-from iamrunbook.terraform import STATE_LIST_FILE, write_terraform
+from iamrunbook.terraform import STATE_LIST_FILE, import_blocks, managed_addresses, write_terraform
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = yaml.safe_load((ROOT / "parameters" / "example.yaml").read_text(encoding="utf-8"))
@@ -63,6 +69,23 @@ def example_spec(grant_via: str = "user", mfa: bool = False) -> Spec:
         mfa_max_age_seconds=MFA_MAX_AGE if mfa else None,
     )
     return load_spec(EXAMPLE["iam_users"], roles=EXAMPLE["roles"], settings=settings)
+
+
+def custom_spec() -> Spec:
+    """Roles other than the default, odd user names, descriptions with non-printing separators, a user
+    granted nothing; group mode with MFA on one role (no age limit).
+
+    No `+` in role names here: moto returns policy documents without the URL-encoding AWS applies, and the
+    provider's URL-decoding then reads `+` as a space (boto3 does not), so such a role could not converge.
+    """
+    roles = {"ops": "Ops.Role-1", "read_only": "ReadOnly.Role=2@x"}
+    users = {
+        "a+b=c@d.e": {"description": "Zoë 中文 \u00a0\u2028\u2029 ² _ . : / = + - @", "roles": ["ops", "read_only"]},
+        "UPPER_lower-09": {"description": "", "roles": []},
+        "@": {"description": "Ω", "roles": ["read_only"]},
+    }
+    settings = GrantSettings(grant_via="group", role_groups={"ops": "Ops"}, require_mfa=frozenset({"ops"}))
+    return load_spec(users, roles=roles, settings=settings)
 
 
 def wanted_document(spec: Spec, account_id: str, key: str) -> dict:
@@ -104,19 +127,21 @@ def require_mfa_by_hand(iam, spec: Spec, inventory: Inventory) -> int:
     return changed
 
 
-def converged_account(iam, sts, spec: Spec, *, mfa_by_hand: bool = True) -> Inventory:
-    """The account brought to what `spec` asks for; the inventory read afterwards.
+def prepared_account(iam, sts, spec: Spec, account: str) -> Inventory:
+    """The account a scenario starts from; the inventory read afterwards.
 
-    User mode starts from the legacy account (the runbook migrates your-username); group mode from the
-    roles alone, since it is built by hand.
+    "converged": what the runbook leaves. User mode starts from the legacy account (the runbook migrates
+    your-username); group mode from the roles alone, since it is built by hand. "control": converged, but
+    the MFA condition the spec asks for is missing. "fresh": the roles only, Terraform creates the rest.
     """
-    if spec.settings.via_group:
-        seed.seed_roles(iam)
-        converge_by_hand(iam, spec, sts.get_caller_identity()["Account"])
+    if account == "fresh" or spec.settings.via_group:
+        seed.seed_roles(iam, spec.roles)
+        if account != "fresh":
+            converge_by_hand(iam, spec, sts.get_caller_identity()["Account"])
     else:
-        seed.seed_legacy_account(iam)
+        seed.seed_legacy_account(iam, spec.roles)
         apply_plan(iam, make_plan(spec, read_inventory(iam, sts)))
-        if mfa_by_hand:
+        if account != "control":
             require_mfa_by_hand(iam, spec, read_inventory(iam, sts))
     return read_inventory(iam, sts)
 
@@ -248,18 +273,18 @@ def same_document(a: dict, b: dict) -> bool:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    grant_via: str
-    mfa: bool
-    #: a control: the account lacks the MFA condition the spec requires, so the plan must show real changes
-    control: bool = False
+    spec: Spec
+    #: "converged", "control" or "fresh" (see prepared_account)
+    account: str = "converged"
 
 
 SCENARIOS = [
-    Scenario("user", "user", False),
-    Scenario("user + mfa", "user", True),
-    Scenario("group", "group", False),
-    Scenario("group + mfa", "group", True),
-    Scenario("control: mfa missing", "user", True, control=True),
+    Scenario("user", example_spec("user")),
+    Scenario("user + mfa", example_spec("user", mfa=True)),
+    Scenario("group", example_spec("group")),
+    Scenario("group + mfa", example_spec("group", mfa=True)),
+    Scenario("control: mfa missing", example_spec("user", mfa=True), account="control"),
+    Scenario("fresh: custom group + mfa", custom_spec(), account="fresh"),
 ]
 #: what the control must fail, and only that: Terraform would add the MFA condition in AWS
 CONTROL_FAILS = frozenset({"plan: Terraform-only changes", "apply: no AWS change"})
@@ -291,28 +316,37 @@ class Result:
         return "fails as it must: " + ", ".join(sorted(self.must_fail)) if self.must_fail else "all pass"
 
 
-def check_plan(run: Run, expected: list[str], result: Result) -> None:
-    """fmt, validate and the first plan: imports only, changes in Terraform-only settings only."""
+def check_plan(run: Run, spec: Spec, fresh: bool, expected: list[str], result: Result) -> None:
+    """fmt, validate and the first plan: imports only (or, on a fresh account, creates only)."""
     checks = result.checks
     checks["fmt"] = run.terraform("fmt", "-check", ok=(0, 3), where=run.handoff).returncode == 0
     checks["validate"] = run.terraform("validate").returncode == 0
     run.terraform("plan", "-input=false", "-out=tfplan")
-    result.plan = read_plan(run.json("tfplan"))
-    checks["plan: all imported"] = sorted(result.plan.imported) == sorted(a for a in expected if a[:5] != "data.")
+    plan_json = run.json("tfplan")
+    result.plan = read_plan(plan_json)
+    checks["tfvars read as the spec"] = plan_json["variables"]["iam_users"]["value"] == spec.to_mapping()
+    managed = sorted(a for a in expected if not a.startswith("data."))
+    if fresh:
+        checks["plan: creates everything"] = result.plan.add == len(managed) and not result.plan.imports
+        checks["plan: 0 change, 0 destroy"] = result.plan.change == 0 and result.plan.destroy == 0
+        return
+    checks["plan: all imported"] = sorted(result.plan.imported) == managed
     checks["plan: 0 add, 0 destroy"] = result.plan.add == 0 and result.plan.destroy == 0
     checks["plan: Terraform-only changes"] = not result.plan.real_changes
     result.notes += [f"{a}: {', '.join(v)}" for a, v in result.plan.real_changes.items()]
 
 
-def check_apply(
-    run: Run, server: EmbeddedAws, inventory: Inventory, spec: Spec, expected: list[str], result: Result
-) -> None:
+def check_apply(run: Run, server: EmbeddedAws, spec: Spec, fresh: bool, expected: list[str], result: Result) -> None:
     """apply without touching AWS, the state Terraform keeps, and a second plan with nothing to do."""
     checks = result.checks
     server.clear_calls()
     run.terraform("apply", "-input=false", "tfplan")
     result.apply_mutations = len(server.mutating_calls())
-    checks["apply: no AWS change"] = result.apply_mutations == 0
+    if fresh:  # what Terraform made, the runbook finds under the same addresses
+        found = import_blocks(spec, read_inventory(server.client("iam"), server.client("sts")))
+        checks["runbook finds what Terraform made"] = sorted(b.to for b in found) == sorted(managed_addresses(spec))
+    else:
+        checks["apply: no AWS change"] = result.apply_mutations == 0
     listed = run.terraform("state", "list").stdout.splitlines()
     checks["state list"] = listed == expected
     if listed != expected:
@@ -324,7 +358,7 @@ def check_apply(
     ):
         documents = state_documents(state, prefix, attribute)
         checks[label] = set(documents) == set(spec.roles) and all(
-            same_document(doc, wanted_document(spec, inventory.account_id, key)) for key, doc in documents.items()
+            same_document(doc, wanted_document(spec, ACCOUNT_ID, key)) for key, doc in documents.items()
         )
     checks["second plan: no changes"] = run.terraform("plan", "-detailed-exitcode", ok=(0, 2)).returncode == 0
 
@@ -332,10 +366,10 @@ def check_apply(
 def check_scenario(server: EmbeddedAws, scenario: Scenario, tmp: Path, plugin_dir: str) -> Result:
     """Converge the account, write the handoff, and run Terraform's checks on it."""
     started = time.monotonic()
-    result = Result(scenario.name, must_fail=CONTROL_FAILS if scenario.control else frozenset())
+    result = Result(scenario.name, must_fail=CONTROL_FAILS if scenario.account == "control" else frozenset())
     server.reset()
-    spec = example_spec(scenario.grant_via, scenario.mfa)
-    inventory = converged_account(server.client("iam"), server.client("sts"), spec, mfa_by_hand=not scenario.control)
+    spec, fresh = scenario.spec, scenario.account == "fresh"
+    inventory = prepared_account(server.client("iam"), server.client("sts"), spec, scenario.account)
     run = Run(tmp / "handoff", tmp / "work", terraform_env(server, tmp))
     files = write_terraform(run.handoff, spec, inventory)
     shutil.copytree(run.handoff, run.work)
@@ -343,8 +377,8 @@ def check_scenario(server: EmbeddedAws, scenario: Scenario, tmp: Path, plugin_di
     expected = files[STATE_LIST_FILE].read_text(encoding="utf-8").splitlines()
     result.managed = sum(not a.startswith("data.") for a in expected)
     run.terraform("init", f"-plugin-dir={plugin_dir}", "-input=false")
-    check_plan(run, expected, result)
-    check_apply(run, server, inventory, spec, expected, result)
+    check_plan(run, spec, fresh, expected, result)
+    check_apply(run, server, spec, fresh, expected, result)
     result.seconds = time.monotonic() - started
     result.notes.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run.seconds.items()))
     return result
