@@ -11,6 +11,10 @@ Decisions worth knowing:
   managed part is every resource the spec needs, which equals verify's addresses once the account converged.
 - Import ids use the account's real names and ARNs; an address always uses the spec's spelling. IAM user
   names are case-insensitive, so `Alice` in the spec imports the existing `alice` (Terraform then renames).
+- `grant_via: group`: one IAM group per role holds the role's Assume*Policy and users are its members,
+  one `aws_iam_user_group_membership` per user (import id `<user>/<group>/...`, the address names.py gives
+  verify and the planner). That resource is not exclusive: other members are the runbook's to remove.
+- `require_mfa`: the document's conditions are names.mfa_condition, as the runbook writes: no change on import.
 - Adoption counts a role as granted when a user can assume it unconditionally by any path. A conditional
   path (MFA, source IP, ...) is not turned into a plain grant, which would widen access: it is written as
   a comment next to the user, and so is every grant that comes by a path other than the runbook's own.
@@ -21,9 +25,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
 
 from .errors import RunbookError, SpecError
@@ -33,13 +39,27 @@ from .names import (
     DEFAULT_ROLES,
     ROLES_TAG_SEPARATOR,
     attachment_address,
+    find_named,
+    group_address,
+    group_attachment_address,
+    membership_address,
+    mfa_condition,
     policy_address,
     policy_description,
     policy_name,
     user_address,
     user_tags,
 )
-from .spec import MAX_DESCRIPTION, Spec, UserSpec, load_hcl, load_yaml, tag_value_problem, validate_users
+from .spec import (
+    MAX_DESCRIPTION,
+    GrantSettings,
+    Spec,
+    UserSpec,
+    load_hcl,
+    load_yaml,
+    tag_value_problem,
+    validate_users,
+)
 
 READ_ACTIONS: tuple[str, ...] = ()  # pure: works on an Inventory already read
 WRITE_ACTIONS: tuple[str, ...] = ()
@@ -55,7 +75,6 @@ ADOPTED_YAML = "adopted_iam_users.yaml"
 ADOPTED_TFVARS = "adopted_iam_users.auto.tfvars"
 
 CALLER_IDENTITY = "data.aws_caller_identity.current"
-TFVARS_HEADER = "# iam_users: IAM user name -> description and the role keys the user may assume (iamrunbook)."
 
 # The rules spec.py enforces, for Terraform's validation blocks (RE2 syntax; \p classes as in AWS's model).
 _USER_NAME_RE = r"^[A-Za-z0-9_+=.@-]{1,64}$"
@@ -100,6 +119,34 @@ def _comment(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _aligned(pairs: Iterable[tuple[str, Any]], quote: bool = True) -> list[tuple[str, Any]]:
+    """(key, value) pairs with the keys padded so the `=` line up, as terraform fmt leaves them."""
+    pairs = [(hcl_string(k) if quote else k, v) for k, v in pairs]
+    width = max((len(k) for k, _ in pairs), default=0)
+    return [(k.ljust(width), v) for k, v in pairs]
+
+
+# --- templates -------------------------------------------------------------------------------------
+def _template_source(name: str) -> str:
+    """Templates are package data: importlib.resources finds them in a wheel install as in a checkout."""
+    return resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FunctionLoader(_template_source),
+    autoescape=False,  # HCL, not HTML: every value is HCL already (strings through hcl_string)
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,  # a value the template names but Python did not give is a bug
+)
+
+
+def render_template(name: str, **data: Any) -> str:
+    """The text of templates/<name> with `data` filled in."""
+    return _TEMPLATES.get_template(name).render(**data)
+
+
 # --- tfvars ----------------------------------------------------------------------------------------
 def _entry(value: Any) -> tuple[str, list[str]]:
     if isinstance(value, UserSpec):
@@ -107,24 +154,29 @@ def _entry(value: Any) -> tuple[str, list[str]]:
     return (value.get("description") or ""), list(value.get("roles") or [])
 
 
-def dump_tfvars(iam_users: Mapping[str, Any], *, notes: Mapping[str, Iterable[str]] | None = None) -> str:
+def _tfvars_entry(name: str, value: Any, notes: Iterable[str]) -> dict[str, Any]:
+    description, roles = _entry(value)
+    return {
+        "name": hcl_string(name),
+        "description": hcl_string(description),
+        "roles": [hcl_string(r) for r in roles],
+        "notes": [_comment(n) for n in notes],
+    }
+
+
+def dump_tfvars(
+    iam_users: Mapping[str, Any],
+    *,
+    notes: Mapping[str, Iterable[str]] | None = None,
+    header: Iterable[str] = (),
+) -> str:
     """The `iam_users` mapping as a `terraform fmt`-clean tfvars file, users in the given order.
 
     Values may be {description, roles} mappings or UserSpec. `notes` (user -> lines) become comments
-    above the user's entry; load_tfvars ignores them.
+    above the user's entry, `header` lines comments at the top; load_tfvars ignores both.
     """
-    if not iam_users:
-        return f"{TFVARS_HEADER}\niam_users = {{}}\n"
-    lines = [TFVARS_HEADER, "iam_users = {"]
-    for name, value in iam_users.items():
-        description, roles = _entry(value)
-        lines += [f"  # {_comment(n)}" for n in (notes or {}).get(name, ())]
-        lines.append(f"  {hcl_string(name)} = {{")
-        lines.append(f"    description = {hcl_string(description)}")
-        lines.append(f"    roles       = [{', '.join(hcl_string(r) for r in roles)}]")
-        lines.append("  }")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    users = [_tfvars_entry(name, value, (notes or {}).get(name, ())) for name, value in iam_users.items()]
+    return render_template("iam_users.auto.tfvars.j2", users=users, header=[_comment(h) for h in header])
 
 
 def load_tfvars(text: str, source: str = "<tfvars>") -> dict[str, dict]:
@@ -145,115 +197,78 @@ class ImportBlock:
     id: str
 
     def to_hcl(self) -> str:
-        return f"import {{\n  to = {self.to}\n  id = {hcl_string(self.id)}\n}}\n"
+        return render_template("import_block.tf.j2", block=self._escaped())
+
+    def _escaped(self) -> dict[str, str]:
+        return {"to": self.to, "id": hcl_string(self.id)}
 
 
 def import_blocks(spec: Spec, inventory: Inventory | None) -> list[ImportBlock]:
-    """One import for every resource the configuration manages that already exists in the account."""
+    """An import for each resource the configuration manages that exists: entities, then what joins them."""
     if inventory is None:
         return []
-    blocks: list[ImportBlock] = []
-    policy_arns: dict[str, str] = {}
-    for key, role in spec.roles.items():
-        policy = inventory.local_policy(policy_name(role))
-        if policy is not None:
-            policy_arns[key] = policy["Arn"]
-            blocks.append(ImportBlock(policy_address(key), policy["Arn"]))
-    attachments: list[ImportBlock] = []
-    for user in spec.users.values():
-        existing = inventory.user_named(user.name)
-        if existing is None:
-            continue
-        real_name = existing["UserName"]
-        blocks.append(ImportBlock(user_address(user.name), real_name))
-        attached = Inventory.attached_arns(existing)
-        for key in user.roles:
-            arn = policy_arns.get(key)
-            if arn is not None and arn in attached:
-                attachments.append(ImportBlock(attachment_address(user.name, key), f"{real_name}/{arn}"))
-    return blocks + attachments
+    policies = {k: p["Arn"] for k, role in spec.roles.items() if (p := inventory.local_policy(policy_name(role)))}
+    real_groups = {k: find_named(inventory.groups, name) for k, name in spec.groups().items()}
+    groups = {k: inventory.groups[real] for k, real in real_groups.items() if real is not None}
+    users = {name: user for name in spec.users if (user := inventory.user_named(name)) is not None}
+    blocks = [ImportBlock(policy_address(k), arn) for k, arn in policies.items()]
+    blocks += [ImportBlock(group_address(k), group["GroupName"]) for k, group in groups.items()]
+    blocks += [ImportBlock(user_address(name), user["UserName"]) for name, user in users.items()]
+    if spec.settings.via_group:
+        return blocks + _group_grant_imports(spec, policies, groups, users)
+    return blocks + _attachment_imports(spec, policies, users)
+
+
+def _attachment_imports(spec: Spec, policies: Mapping[str, str], users: Mapping[str, dict]) -> list[ImportBlock]:
+    """User mode: `<user>/<policy ARN>` for each granted Assume*Policy already attached to the user."""
+    blocks = []
+    for name, user in users.items():
+        attached = Inventory.attached_arns(user)
+        for key in spec.users[name].roles:
+            if policies.get(key) in attached:
+                blocks.append(ImportBlock(attachment_address(name, key), f"{user['UserName']}/{policies[key]}"))
+    return blocks
+
+
+def _group_grant_imports(
+    spec: Spec, policies: Mapping[str, str], groups: Mapping[str, dict], users: Mapping[str, dict]
+) -> list[ImportBlock]:
+    """Group mode: `<group>/<policy ARN>` per attached group policy; `<user>/<group>/<group>...` per member.
+
+    A membership lists only the spec's groups the user is in already: the provider reads back exactly
+    those, and Terraform then adds the missing ones as an in-place update.
+    """
+    blocks = [
+        ImportBlock(group_attachment_address(key), f"{group['GroupName']}/{policies[key]}")
+        for key, group in groups.items()
+        if policies.get(key) in Inventory.attached_arns(group)
+    ]
+    for name, user in users.items():
+        member_of = [groups[k]["GroupName"] for k in spec.users[name].roles if k in groups]
+        member_of = [g for g in member_of if g in user.get("GroupList", [])]
+        if member_of:
+            blocks.append(ImportBlock(membership_address(name), "/".join([user["UserName"], *member_of])))
+    return blocks
 
 
 def render_imports(blocks: Iterable[ImportBlock]) -> str:
-    head = (
-        "# Resources that already exist in the account: `terraform plan` adopts them instead of creating them.\n"
-        "# Import blocks need Terraform >= 1.5. Once applied they may stay or be deleted.\n"
-        "# Imported users show `+ force_destroy = true`: a Terraform-only setting, no change in AWS.\n"
-    )
-    body = "\n".join(b.to_hcl() for b in blocks)
-    return head + ("\n" + body if body else "# (nothing exists yet: Terraform will create everything)\n")
+    return render_template("imports.tf.j2", blocks=[b._escaped() for b in blocks])
 
 
 # --- the module ------------------------------------------------------------------------------------
-def _map_lines(pairs: Iterable[tuple[str, str]], indent: str) -> list[str]:
-    """`"key" = value` lines with the `=` aligned, as terraform fmt leaves them."""
-    pairs = [(hcl_string(k), v) for k, v in pairs]
-    width = max((len(k) for k, _ in pairs), default=0)
-    return [f"{indent}{k.ljust(width)} = {v}" for k, v in pairs]
-
-
-def _object(name: str, pairs: Iterable[tuple[str, str]], indent: str) -> list[str]:
-    inner = _map_lines(pairs, indent + "  ")
-    if not inner:
-        return [f"{indent}{name} = {{}}"]
-    return [f"{indent}{name} = {{", *inner, f"{indent}}}"]
-
-
 def render_versions() -> str:
-    return (
-        "terraform {\n"
-        '  required_version = ">= 1.5" # import blocks\n'
-        "  required_providers {\n"
-        "    aws = {\n"
-        '      source  = "hashicorp/aws"\n'
-        '      version = ">= 5.0"\n'
-        "    }\n"
-        "  }\n"
-        "}\n"
-    )
+    return render_template("versions.tf.j2")
 
 
 def render_variables(roles: Mapping[str, str]) -> str:
     """variables.tf: `iam_users`, validated by the rules spec.py applies, so Terraform refuses the same specs."""
-    keys = list(roles)
-    key_list = "[" + ", ".join(hcl_string(k) for k in keys) + "]"
-    name_ok = f"can(regex({hcl_string(_USER_NAME_RE)}, name))"
-    description_ok = (
-        f"can(regex({hcl_string(_TAG_VALUE_RE)}, user.description)) && length(user.description) <= {MAX_DESCRIPTION}"
-    )
-    messages = [
-        "Every role key must be one of: " + ", ".join(keys) + ".",
-        "User names are 1-64 letters, digits and + = . @ _ - (no ',': the Name tag refuses it).",
-        f"Descriptions are tag values: at most {MAX_DESCRIPTION} letters, digits, spaces and _ . : / = + - @.",
-    ]
-    return "\n".join(
-        [
-            'variable "iam_users" {',
-            '  description = "IAM users: user name -> description and the role keys the user may assume."',
-            "  type = map(object({",
-            "    description = string",
-            "    roles       = list(string)",
-            "  }))",
-            "",
-            "  validation {",
-            "    condition = alltrue(flatten([",
-            f"      for user in values(var.iam_users) : [for key in user.roles : contains({key_list}, key)]",
-            "    ]))",
-            f"    error_message = {hcl_string(messages[0])}",
-            "  }",
-            "",
-            "  validation {",
-            f"    condition     = alltrue([for name in keys(var.iam_users) : {name_ok}])",
-            f"    error_message = {hcl_string(messages[1])}",
-            "  }",
-            "",
-            "  validation {",
-            f"    condition     = alltrue([for user in values(var.iam_users) : {description_ok}])",
-            f"    error_message = {hcl_string(messages[2])}",
-            "  }",
-            "}",
-            "",
-        ]
+    return render_template(
+        "variables.tf.j2",
+        role_keys="[" + ", ".join(hcl_string(k) for k in roles) + "]",
+        role_key_text=hcl_string(", ".join(roles))[1:-1],  # inside the message's quotes
+        name_pattern=hcl_string(_USER_NAME_RE),
+        description_pattern=hcl_string(_TAG_VALUE_RE),
+        max_description=MAX_DESCRIPTION,
     )
 
 
@@ -273,88 +288,36 @@ def _user_tag_expressions() -> list[tuple[str, str]]:
     return exprs
 
 
-def render_module(roles: Mapping[str, str]) -> str:
-    """iam_users.tf: the same policies, users, tags and attachments the runbook makes."""
+def _mfa_conditions(settings: GrantSettings) -> list[dict]:
+    """names.mfa_condition as aws_iam_policy_document conditions: the JSON Terraform renders means the same."""
+    return [
+        {"test": hcl_string(test), "variable": hcl_string(variable), "values": [hcl_string(value)]}
+        for test, keys in mfa_condition(settings.mfa_max_age_seconds).items()
+        for variable, value in keys.items()
+    ]
+
+
+def render_module(roles: Mapping[str, str], settings: GrantSettings | None = None) -> str:
+    """iam_users.tf: the same policies, groups, users, tags, attachments and memberships the runbook makes."""
+    settings = settings or GrantSettings()
     policies = [
-        (key, f"{{ name = {hcl_string(policy_name(role))}, description = {hcl_string(policy_description(role))} }}")
+        (key, {"name": hcl_string(policy_name(role)), "description": hcl_string(policy_description(role))})
         for key, role in roles.items()
     ]
-    lines = [
-        "# The runbook's resources under the addresses it reports: the Assume<Role>Policy per role, the users",
-        "# and their attachments. Names and tags are the ones iamrunbook writes, so imports show no changes.",
-        "locals {",
-        "  # role key -> IAM role name (the roles this configuration grants)",
-        *_object("assumable_roles", [(k, hcl_string(v)) for k, v in roles.items()], "  "),
-        "",
-        "  # role key -> the managed policy that allows assuming the role",
-        *_object("assume_role_policies", policies, "  "),
-        "",
-        '  # "<user>/<role key>" -> {user, role_key}: one policy attachment per granted role',
-        "  user_role_attachments = {",
-        "    for pair in flatten([",
-        "      for user_name, user in var.iam_users : [",
-        "        for role_key in user.roles : { user = user_name, role_key = role_key }",
-        "      ]",
-        '    ]) : "${pair.user}/${pair.role_key}" => pair',
-        "  }",
-        "}",
-        "",
-        'data "aws_caller_identity" "current" {}',
-        "",
-        'data "aws_iam_policy_document" "assume_role" {',
-        "  for_each = local.assumable_roles",
-        "",
-        "  statement {",
-        '    effect    = "Allow"',
-        '    actions   = ["sts:AssumeRole"]',
-        '    resources = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${each.value}"]',
-        "  }",
-        "}",
-        "",
-        'resource "aws_iam_policy" "assume_role" {',
-        "  for_each = local.assumable_roles",
-        "",
-        "  name        = local.assume_role_policies[each.key].name",
-        "  description = local.assume_role_policies[each.key].description",
-        "  policy      = data.aws_iam_policy_document.assume_role[each.key].json",
-        "  tags = {",
-        "    Name = local.assume_role_policies[each.key].name",
-        "  }",
-        "}",
-        "",
-        'resource "aws_iam_user" "users" {',
-        "  for_each = var.iam_users",
-        "",
-        "  name          = each.key",
-        "  force_destroy = true # offboarding removes keys, MFA and the console password too",
-    ]
-    tags = _user_tag_expressions()
-    width = max(len(k) for k, _ in tags)
-    lines += ["  tags = {", *(f"    {k.ljust(width)} = {v}" for k, v in tags), "  }", "}", ""]
-    lines += [
-        'resource "aws_iam_user_policy_attachment" "user_roles" {',
-        "  for_each = local.user_role_attachments",
-        "",
-        "  user       = aws_iam_user.users[each.value.user].name",
-        "  policy_arn = aws_iam_policy.assume_role[each.value.role_key].arn",
-        "}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def render_outputs() -> str:
-    return (
-        'output "iam_user_arns" {\n'
-        '  description = "IAM user name -> user ARN."\n'
-        "  value       = { for name, user in aws_iam_user.users : name => user.arn }\n"
-        "}\n"
-        "\n"
-        'output "assume_role_policy_arns" {\n'
-        '  description = "Role key -> ARN of the policy that allows assuming the role."\n'
-        "  value       = { for key, policy in aws_iam_policy.assume_role : key => policy.arn }\n"
-        "}\n"
+    groups = [(key, hcl_string(settings.group_name(key, role))) for key, role in roles.items()]
+    return render_template(
+        "iam_users.tf.j2",
+        roles=_aligned((k, hcl_string(v)) for k, v in roles.items()),
+        policies=_aligned(policies),
+        groups=_aligned(groups) if settings.via_group else [],
+        mfa_roles=[hcl_string(key) for key in roles if settings.mfa(key)],
+        mfa_conditions=_mfa_conditions(settings),
+        user_tags=_aligned(_user_tag_expressions(), quote=False),
     )
+
+
+def render_outputs(settings: GrantSettings | None = None) -> str:
+    return render_template("outputs.tf.j2", groups=(settings or GrantSettings()).via_group)
 
 
 # --- state list ------------------------------------------------------------------------------------
@@ -362,8 +325,11 @@ def managed_addresses(spec: Spec) -> list[str]:
     """Every managed resource the configuration holds for `spec` (the part verify reports)."""
     addresses = [policy_address(key) for key in spec.roles]
     addresses += [user_address(name) for name in spec.users]
-    addresses += [attachment_address(u.name, key) for u in spec.users.values() for key in u.roles]
-    return addresses
+    if spec.settings.via_group:
+        addresses += [group_address(key) for key in spec.roles]
+        addresses += [group_attachment_address(key) for key in spec.roles]
+        return addresses + [membership_address(u.name) for u in spec.users.values() if u.roles]
+    return addresses + [attachment_address(u.name, key) for u in spec.users.values() for key in u.roles]
 
 
 def data_addresses(spec: Spec) -> list[str]:
@@ -403,8 +369,8 @@ def write_terraform(out_dir: str | Path, spec: Spec, inventory: Inventory | None
         IMPORTS_FILE: render_imports(blocks),
         VERSIONS_FILE: render_versions(),
         VARIABLES_FILE: render_variables(spec.roles),
-        MODULE_FILE: render_module(spec.roles),
-        OUTPUTS_FILE: render_outputs(),
+        MODULE_FILE: render_module(spec.roles, spec.settings),
+        OUTPUTS_FILE: render_outputs(spec.settings),
         STATE_LIST_FILE: "\n".join(expected_state_list(spec)) + "\n",
     }
     written = {name: _write(out, name, text) for name, text in files.items()}
@@ -509,17 +475,9 @@ def write_adopted(run_dir: str | Path, inventory: Inventory, roles: Mapping[str,
     """Write adopted_iam_users.yaml (a parameters file) and adopted_iam_users.auto.tfvars into run_dir."""
     roles = dict(DEFAULT_ROLES if roles is None else roles)
     adoption = adopt(inventory, roles)
-    header = [
-        f"Adopted from account {inventory.account_id}: every existing user and the roles they can assume today.",
-        "Only unconditional access becomes a grant; comments name other paths and conditional access.",
-        "Applying this spec makes every user listed here managed (tagged ManagedBy=iamrunbook): delete the",
-        "entries the runbook should not own, e.g. service users, before using it.",
-        *(f"WARNING: {w}" for w in adoption.warnings),
-    ]
+    header = render_template("adopted_header.txt.j2", account_id=inventory.account_id, adoption=adoption).splitlines()
     yaml_text = dump_parameters_yaml(roles, adoption.iam_users, notes=adoption.notes, header=header)
-    tfvars_text = (
-        "\n".join(f"# {_comment(h)}" for h in header) + "\n" + dump_tfvars(adoption.iam_users, notes=adoption.notes)
-    )
+    tfvars_text = dump_tfvars(adoption.iam_users, notes=adoption.notes, header=header)
     # Both files must read back as the spec they describe: check before anyone relies on them.
     if load_yaml(yaml_text, ADOPTED_YAML) != {"roles": roles, "iam_users": adoption.iam_users}:
         raise RunbookError(f"{ADOPTED_YAML} does not read back as the adopted spec")

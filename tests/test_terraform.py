@@ -1,31 +1,40 @@
 """Terraform handoff: tfvars round-trips, generated files parse, imports name the account's real resources,
 and an adopted spec describes the account as it is.
 
-The pure parts run without AWS; the rest apply the example spec to the strict embedded account first.
-(Checked by hand as well, not here because a fresh machine has no Terraform: with Terraform 1.11 and the
-AWS provider pointed at the embedded server, the written folder plans "12 to import, 0 to add" after the
-runbook applied, and `terraform state list` after `terraform apply` prints expected_state_list.txt exactly.)
-"""
+The pure parts run without AWS; the rest apply the example spec to the strict embedded account first (group
+mode: the converged account built with boto3 by bench/terraform_check.py). User mode is held byte for byte to
+the golden files in tests/golden/. The real Terraform is not run here, as a fresh machine may lack it:
+`python bench/terraform_check.py` plans, applies and re-plans every setting against the embedded server."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import unicodedata
 from pathlib import Path
 
 import hcl2
 import pytest
 from examples import EXAMPLE_ADDRESSES
+from hcl2.utils import SerializationOptions
 
 from iamrunbook import aws as aws_edge
 from iamrunbook.apply import apply_plan
 from iamrunbook.errors import SpecError
 from iamrunbook.inventory import read_inventory
-from iamrunbook.names import DEFAULT_ROLES, policy_description, policy_document, policy_name, user_tags
+from iamrunbook.names import (
+    DEFAULT_ROLES,
+    mfa_condition,
+    policy_description,
+    policy_document,
+    policy_name,
+    user_tags,
+)
 from iamrunbook.params import load_params_file
 from iamrunbook.plan import make_plan
 from iamrunbook.sandbox import seed
-from iamrunbook.spec import load_spec, tag_value_problem
+from iamrunbook.spec import GrantSettings, load_spec, tag_value_problem
 from iamrunbook.terraform import (
     ADOPTED_TFVARS,
     ADOPTED_YAML,
@@ -52,6 +61,21 @@ from iamrunbook.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = load_params_file(ROOT / "parameters" / "example.yaml")
+
+
+def _load_script(name: str, path: Path):
+    """A script of this repository (not a package module), loaded by path."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+#: the cases behind the golden files
+GOLDEN = _load_script("golden_generate", ROOT / "tests" / "golden" / "generate.py")
+#: the converged group-mode account, built with boto3 (the runbook's group-mode planner is not here yet)
+TF_CHECK = _load_script("terraform_check", ROOT / "bench" / "terraform_check.py")
 
 
 # Every kind of character AWS allows in a tag value: letters, separators (\p{Z}), numbers, _.:/=+-@.
@@ -148,6 +172,27 @@ def test_load_tfvars_refuses_what_is_not_a_spec():
         )
     with pytest.raises(SpecError, match="malformed HCL"):
         load_tfvars('iam_users = { "a" = ')
+
+
+# --- golden files ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", list(GOLDEN.CASES))
+def test_files_are_byte_identical_to_the_golden_ones(case, iam, sts, tmp_path):
+    GOLDEN.CASES[case](iam, sts, tmp_path)
+    kept = GOLDEN.GOLDEN / case
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in kept.iterdir())
+    for path in sorted(kept.iterdir()):
+        written = (tmp_path / path.name).read_bytes()
+        if written != path.read_bytes():  # show a readable diff of the first file that differs
+            assert written.decode("utf-8") == path.read_text(encoding="utf-8"), path.name
+            pytest.fail(f"{path.name}: same text, different bytes")
+
+
+def test_golden_cases_cover_what_the_writer_must_escape():
+    text = (GOLDEN.GOLDEN / "escaping" / "iam_users.tf").read_text(encoding="utf-8")
+    assert r'"Quote\"Role"' in text and '"Tmpl$${var.x}%%{if}Role"' in text and r'"Back\\slash\\nRole"' in text
+    tfvars = (GOLDEN.GOLDEN / "escaping" / TFVARS_FILE).read_text(encoding="utf-8")
+    assert r'"line\u2028sep"' in tfvars and "😀" in tfvars
+    assert "import {" in (GOLDEN.GOLDEN / "example_after_apply" / IMPORTS_FILE).read_text(encoding="utf-8")
 
 
 # --- the generated module ---------------------------------------------------------------------------
@@ -403,3 +448,251 @@ def test_descriptions_are_cleaned_to_what_aws_accepts(iam, sts):
     adoption = adopt(inv)
     assert adoption.iam_users["carol"]["description"] == "Carol old tag kept"
     assert "Description tag cleaned" in adoption.notes["carol"][0]
+
+
+# --- grant settings: group mode and MFA ------------------------------------------------------------
+GROUP = GrantSettings(grant_via="group", role_groups={"admin": "Admins"})
+MFA = GrantSettings(require_mfa=frozenset({"admin", "infrastructure_admin"}), mfa_max_age_seconds=900)
+GROUP_MFA = GrantSettings(grant_via="group", require_mfa=frozenset({"data_engineer"}))
+SETTINGS = {"group": GROUP, "mfa": MFA, "group+mfa": GROUP_MFA}
+PLAIN = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+
+
+def example_with(settings: GrantSettings):
+    return load_spec(EXAMPLE["iam_users"], roles=EXAMPLE["roles"], settings=settings)
+
+
+def parse_all(files: dict[str, Path]) -> dict[str, dict]:
+    """Every .tf/.tfvars file through python-hcl2, quotes stripped, block marks and comments dropped."""
+    return {
+        name: hcl2.loads(path.read_text(encoding="utf-8"), serialization_options=PLAIN)
+        for name, path in files.items()
+        if name.endswith((".tf", ".tfvars"))
+    }
+
+
+def blocks_by_type(blocks: list[dict]) -> dict[str, dict]:
+    """[{type: {name: body}}, ...] -> {"type.name": body}."""
+    return {f"{kind}.{name}": body for block in blocks for kind, named in block.items() for name, body in named.items()}
+
+
+def rendered_document(module: dict, account_id: str, key: str) -> dict:
+    """The JSON aws_iam_policy_document renders for role `key`, worked out from the parsed module.
+
+    Terraform writes a one-element list as its element (`Action`, `Resource`, each condition's value).
+    """
+    local = module["locals"][0]
+    statement = blocks_by_type(module["data"])["aws_iam_policy_document.assume_role"]["statement"][0]
+    resource = statement["resources"][0].replace("${data.aws_caller_identity.current.account_id}", account_id)
+    out = {"Effect": statement["effect"], "Action": statement["actions"][0]}
+    out["Resource"] = resource.replace("${each.value}", local["assumable_roles"][key])
+    dynamic = statement.get("dynamic", [])
+    if dynamic:
+        condition = dynamic[0]["condition"]
+        assert condition["for_each"] == "${contains(local.mfa_roles, each.key) ? local.mfa_conditions : []}"
+        assert condition["content"][0] == {
+            "test": "${condition.value.test}",
+            "variable": "${condition.value.variable}",
+            "values": "${condition.value.values}",
+        }
+        if key in local["mfa_roles"]:
+            out["Condition"] = {}
+            for c in local["mfa_conditions"]:
+                out["Condition"].setdefault(c["test"], {})[c["variable"]] = c["values"][0]
+    return {"Version": "2012-10-17", "Statement": [out]}
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_every_file_parses_under_each_setting(name, tmp_path):
+    spec = example_with(SETTINGS[name])
+    files = write_terraform(tmp_path, spec, None)
+    parsed = parse_all(files)
+    assert set(parsed) == {TFVARS_FILE, IMPORTS_FILE, "versions.tf", VARIABLES_FILE, MODULE_FILE, OUTPUTS_FILE}
+    # variables.tf and the tfvars do not depend on the settings
+    for fixed in (VARIABLES_FILE, TFVARS_FILE, "versions.tf"):
+        assert files[fixed].read_bytes() == (GOLDEN.GOLDEN / "example_no_inventory" / fixed).read_bytes()
+    resources = blocks_by_type(parsed[MODULE_FILE]["resource"])
+    outputs = {next(iter(o)) for o in parsed[OUTPUTS_FILE]["output"]}
+    if spec.settings.via_group:
+        assert "aws_iam_user_policy_attachment.user_roles" not in resources
+        assert outputs == {"iam_user_arns", "assume_role_policy_arns", "role_group_arns"}
+    else:
+        assert "aws_iam_group.role_groups" not in resources
+        assert outputs == {"iam_user_arns", "assume_role_policy_arns"}
+
+
+def test_user_mode_ignores_group_names_and_stays_byte_identical(tmp_path):
+    spec = example_with(GrantSettings(grant_via="user", role_groups={"admin": "Admins"}))
+    write_terraform(tmp_path, spec, None)
+    assert GOLDEN.differences(tmp_path, GOLDEN.GOLDEN / "example_no_inventory") == []
+
+
+def test_group_mode_module_holds_groups_their_policies_and_memberships(tmp_path):
+    spec = example_with(GROUP)
+    parsed = parse_all(write_terraform(tmp_path, spec, None))
+    module = parsed[MODULE_FILE]
+    local = module["locals"][0]
+    assert (
+        local["role_groups"]
+        == spec.groups()
+        == {
+            "admin": "Admins",
+            "data_engineer": "DataEngineerRoleUsers",
+            "infrastructure_admin": "InfrastructureAdminRoleUsers",
+        }
+    )
+    assert "user_role_attachments" not in local and "mfa_roles" not in local
+    assert local["user_roles"] == (
+        "${{for user_name, user in var.iam_users : user_name => user.roles if length(user.roles) > 0}}"
+    )
+    resources = blocks_by_type(module["resource"])
+    assert resources["aws_iam_group.role_groups"] == {"for_each": "${local.role_groups}", "name": "${each.value}"}
+    assert resources["aws_iam_group_policy_attachment.role_groups"] == {
+        "for_each": "${local.role_groups}",
+        "group": "${aws_iam_group.role_groups[each.key].name}",
+        "policy_arn": "${aws_iam_policy.assume_role[each.key].arn}",
+    }
+    assert resources["aws_iam_user_group_membership.users"] == {
+        "for_each": "${local.user_roles}",
+        "user": "${aws_iam_user.users[each.key].name}",
+        "groups": "${[for role_key in each.value : aws_iam_group.role_groups[role_key].name]}",
+    }
+    # users, tags and policies are the user mode's
+    user_mode = blocks_by_type(
+        parse_all(write_terraform(tmp_path / "user", example_spec(), None))[MODULE_FILE]["resource"]
+    )
+    for address in ("aws_iam_user.users", "aws_iam_policy.assume_role"):
+        assert resources[address] == user_mode[address]
+    assert "dynamic" not in blocks_by_type(module["data"])["aws_iam_policy_document.assume_role"]["statement"][0]
+
+
+def test_group_mode_state_list_is_terraforms_order(tmp_path):
+    spec = example_with(GROUP)
+    lines = write_terraform(tmp_path, spec, None)[STATE_LIST_FILE].read_text(encoding="utf-8").splitlines()
+    keys = list(DEFAULT_ROLES)
+    assert lines == [
+        "data.aws_caller_identity.current",
+        *(f'data.aws_iam_policy_document.assume_role["{k}"]' for k in keys),
+        *(f'aws_iam_group.role_groups["{k}"]' for k in keys),
+        *(f'aws_iam_group_policy_attachment.role_groups["{k}"]' for k in keys),
+        *(f'aws_iam_policy.assume_role["{k}"]' for k in keys),
+        'aws_iam_user.users["alice@example.com"]',
+        'aws_iam_user.users["bob@example.com"]',
+        'aws_iam_user.users["your-username"]',
+        'aws_iam_user_group_membership.users["alice@example.com"]',
+        'aws_iam_user_group_membership.users["bob@example.com"]',
+        'aws_iam_user_group_membership.users["your-username"]',
+    ]
+    # a user granted no role is in no group: no membership for her
+    spec = load_spec({"eve": {"description": "", "roles": []}, "ann": {"roles": ["admin"]}}, settings=GROUP)
+    assert [a for a in expected_state_list(spec) if "membership" in a] == ['aws_iam_user_group_membership.users["ann"]']
+
+
+@pytest.mark.parametrize("settings", [MFA, GROUP_MFA, GrantSettings(require_mfa=frozenset(DEFAULT_ROLES))])
+def test_mfa_conditions_render_the_runbooks_policy_document(settings, tmp_path):
+    spec = example_with(settings)
+    module = parse_all(write_terraform(tmp_path, spec, None))[MODULE_FILE]
+    local = module["locals"][0]
+    assert local["mfa_roles"] == [k for k in spec.roles if settings.mfa(k)]
+    wanted = mfa_condition(settings.mfa_max_age_seconds)
+    assert {c["test"]: {c["variable"]: c["values"][0]} for c in local["mfa_conditions"]} == wanted
+    assert ("NumericLessThan" in wanted) == (settings.mfa_max_age_seconds is not None)
+    for key, role in spec.roles.items():
+        expected = policy_document(
+            "123456789012", role, mfa=settings.mfa(key), mfa_max_age_seconds=settings.mfa_max_age_seconds
+        )
+        assert rendered_document(module, "123456789012", key) == expected
+    admin = rendered_document(module, "123456789012", "admin")["Statement"][0]
+    assert ("Condition" in admin) == settings.mfa("admin")
+
+
+def test_mfa_in_user_mode_changes_only_the_policy_document(tmp_path):
+    files = write_terraform(tmp_path, example_with(MFA), None)
+    golden = GOLDEN.GOLDEN / "example_no_inventory"
+    assert GOLDEN.differences(tmp_path, golden) == [MODULE_FILE]
+    added = set(files[MODULE_FILE].read_text(encoding="utf-8").splitlines()) - set(
+        (golden / MODULE_FILE).read_text(encoding="utf-8").splitlines()
+    )
+    assert any("mfa_roles" in line for line in added) and any('dynamic "condition"' in line for line in added)
+    assert not any("group" in line for line in added)
+
+
+# --- group mode against the embedded account --------------------------------------------------------
+def group_account(iam, sts, spec):
+    seed.seed_roles(iam)
+    TF_CHECK.converge_by_hand(iam, spec, sts.get_caller_identity()["Account"])
+    return read_inventory(iam, sts)
+
+
+def exists(iam, block: ImportBlock, spec) -> bool:
+    """Does the import id name something that is in the account, as the address means it?"""
+    kind = block.to.split(".", 1)[0]
+    if kind == "aws_iam_policy":
+        return iam.get_policy(PolicyArn=block.id)["Policy"]["Arn"] == block.id
+    if kind == "aws_iam_group":
+        return iam.get_group(GroupName=block.id)["Group"]["GroupName"] == block.id
+    if kind == "aws_iam_user":
+        return iam.get_user(UserName=block.id)["User"]["UserName"] == block.id
+    if kind == "aws_iam_group_policy_attachment":
+        group, arn = block.id.split("/", 1)
+        return arn in {p["PolicyArn"] for p in iam.list_attached_group_policies(GroupName=group)["AttachedPolicies"]}
+    if kind == "aws_iam_user_group_membership":
+        user, *groups = block.id.split("/")
+        return set(groups) <= {g["GroupName"] for g in iam.list_groups_for_user(UserName=user)["Groups"]}
+    raise AssertionError(f"unexpected import {block}")
+
+
+@pytest.mark.parametrize("settings", [GROUP, GROUP_MFA])
+def test_group_mode_imports_name_what_exists(iam, sts, settings, tmp_path):
+    spec = example_with(settings)
+    inv = group_account(iam, sts, spec)
+    files = write_terraform(tmp_path, spec, inv)
+    blocks = parsed_imports(files[IMPORTS_FILE])
+    assert blocks == import_blocks(spec, inv)
+    state = files[STATE_LIST_FILE].read_text(encoding="utf-8").splitlines()
+    assert sorted(b.to for b in blocks) == sorted(a for a in state if not a.startswith("data."))
+    assert all(exists(iam, b, spec) for b in blocks)
+    by_address = {b.to: b.id for b in blocks}
+    assert by_address['aws_iam_group.role_groups["admin"]'] == spec.groups()["admin"]
+    policy = iam.get_policy(PolicyArn=by_address['aws_iam_policy.assume_role["admin"]'])["Policy"]
+    assert (
+        by_address['aws_iam_group_policy_attachment.role_groups["admin"]']
+        == f"{spec.groups()['admin']}/{policy['Arn']}"
+    )
+    groups = spec.groups()
+    assert by_address['aws_iam_user_group_membership.users["alice@example.com"]'] == "/".join(
+        ["alice@example.com", groups["data_engineer"], groups["infrastructure_admin"]]
+    )
+    # entities first, then what joins them
+    kinds = [b.to.split(".")[0] for b in blocks]
+    assert kinds.index("aws_iam_user_group_membership") > kinds.index("aws_iam_user") > kinds.index("aws_iam_group")
+
+
+def test_group_mode_imports_only_the_memberships_that_exist(iam, sts, tmp_path):
+    spec = example_with(GROUP)
+    group_account(iam, sts, spec)
+    groups = spec.groups()
+    iam.remove_user_from_group(GroupName=groups["infrastructure_admin"], UserName="alice@example.com")
+    iam.remove_user_from_group(GroupName=groups["data_engineer"], UserName="bob@example.com")
+    iam.detach_group_policy(GroupName=groups["admin"], PolicyArn=iam.list_attached_group_policies(
+        GroupName=groups["admin"])["AttachedPolicies"][0]["PolicyArn"])  # fmt: skip
+    iam.add_user_to_group(GroupName=groups["admin"], UserName="bob@example.com")  # not granted: not imported
+    by_address = {b.to: b.id for b in import_blocks(spec, read_inventory(iam, sts))}
+    assert by_address['aws_iam_user_group_membership.users["alice@example.com"]'] == (
+        f"alice@example.com/{groups['data_engineer']}"
+    )
+    assert 'aws_iam_user_group_membership.users["bob@example.com"]' not in by_address
+    assert 'aws_iam_group_policy_attachment.role_groups["admin"]' not in by_address
+    assert 'aws_iam_group.role_groups["admin"]' in by_address
+
+
+def test_group_names_are_case_insensitive_in_imports(iam, sts):
+    seed.seed_roles(iam)
+    iam.create_group(GroupName="adminroleusers")
+    iam.create_user(UserName="ann")
+    iam.add_user_to_group(GroupName="adminroleusers", UserName="ann")
+    spec = load_spec({"Ann": {"description": "", "roles": ["admin"]}}, settings=GrantSettings(grant_via="group"))
+    by_address = {b.to: b.id for b in import_blocks(spec, read_inventory(iam, sts))}
+    assert by_address['aws_iam_group.role_groups["admin"]'] == "adminroleusers"
+    assert by_address['aws_iam_user.users["Ann"]'] == "ann"
+    assert by_address['aws_iam_user_group_membership.users["Ann"]'] == "ann/adminroleusers"

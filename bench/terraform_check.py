@@ -1,0 +1,438 @@
+"""Check the Terraform handoff with the real Terraform, against the embedded AWS holding the converged account.
+
+    python bench/terraform_check.py [--plugin-dir /opt/tf-plugins] [--keep DIR] [--only NAME ...]
+
+Not part of pytest: a user's fresh machine may have neither Terraform nor a local copy of its AWS provider.
+For each scenario it starts from an empty strict EmbeddedAws on 127.0.0.1, prepares the account, writes the
+handoff with `terraform.write_terraform`, and runs, in a temporary folder:
+
+- `terraform fmt -check` on the handoff as written;
+- `terraform init -plugin-dir=...` and `terraform validate`;
+- `terraform plan`: Terraform must read the tfvars as the spec; every managed resource must be imported,
+  with 0 to add and 0 to destroy, and a change is allowed only in Terraform-only settings (`force_destroy`
+  on imported users);
+- `terraform apply` of that plan, which must make no mutating call to AWS;
+- `terraform state list`, which must equal expected_state_list.txt, and the policy documents (the ones
+  Terraform renders and the ones in AWS), which must mean the same as names.policy_document;
+- a second `terraform plan`, which must find no changes.
+
+Scenarios: parameters/example.yaml with grant_via user and group, each with and without require_mfa, on
+the converged account. In user mode that is the runbook's own plan + apply (where the planner left an
+MFA-required role's document without the condition, the MFA document is then set with boto3); in group
+mode it is built with plain boto3 calls (`converge_by_hand`), as the runbook's group-mode planner is being
+written elsewhere. Two more: a control whose account lacks the MFA condition, which must fail exactly the
+"Terraform-only changes" and "no AWS change" checks; and a fresh account (roles only) with custom roles and
+odd names in group mode with MFA, where Terraform creates everything and the runbook's import_blocks must
+then find every managed address.
+
+The provider block pointing at the server goes into the temporary copy only, never into the handoff.
+Prints one line per scenario, then a table. Exit code 1 when a scenario is not as it must be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from iamrunbook.apply import apply_plan
+from iamrunbook.inventory import Inventory, default_document, read_inventory
+from iamrunbook.names import document_text, policy_description, policy_document, policy_name, user_tags
+from iamrunbook.plan import make_plan
+from iamrunbook.sandbox import ACCOUNT_ID, EmbeddedAws, seed
+from iamrunbook.spec import GrantSettings, Spec, load_spec
+from iamrunbook.terraform import STATE_LIST_FILE, import_blocks, managed_addresses, write_terraform
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = yaml.safe_load((ROOT / "parameters" / "example.yaml").read_text(encoding="utf-8"))
+MFA_ROLES = frozenset({"admin", "infrastructure_admin"})
+MFA_MAX_AGE = 3600
+#: Attributes Terraform holds that AWS does not: a change in them alone changes nothing in the account.
+TERRAFORM_ONLY = {"force_destroy"}
+TIMEOUT = 600
+
+
+# --- the converged account --------------------------------------------------------------------------
+def example_spec(grant_via: str = "user", mfa: bool = False) -> Spec:
+    settings = GrantSettings(
+        grant_via=grant_via,
+        require_mfa=MFA_ROLES if mfa else frozenset(),
+        mfa_max_age_seconds=MFA_MAX_AGE if mfa else None,
+    )
+    return load_spec(EXAMPLE["iam_users"], roles=EXAMPLE["roles"], settings=settings)
+
+
+def custom_spec() -> Spec:
+    """Roles other than the default, odd user names, descriptions with non-printing separators, a user
+    granted nothing; group mode with MFA on one role (no age limit).
+
+    No `+` in role names here: moto returns policy documents without the URL-encoding AWS applies, and the
+    provider's URL-decoding then reads `+` as a space (boto3 does not), so such a role could not converge.
+    """
+    roles = {"ops": "Ops.Role-1", "read_only": "ReadOnly.Role=2@x"}
+    users = {
+        "a+b=c@d.e": {"description": "Zoë 中文 \u00a0\u2028\u2029 ² _ . : / = + - @", "roles": ["ops", "read_only"]},
+        "UPPER_lower-09": {"description": "", "roles": []},
+        "@": {"description": "Ω", "roles": ["read_only"]},
+    }
+    settings = GrantSettings(grant_via="group", role_groups={"ops": "Ops"}, require_mfa=frozenset({"ops"}))
+    return load_spec(users, roles=roles, settings=settings)
+
+
+def wanted_document(spec: Spec, account_id: str, key: str) -> dict:
+    """names.policy_document for the role, with MFA when the spec requires it."""
+    mfa = spec.settings.mfa(key)
+    max_age = spec.settings.mfa_max_age_seconds if mfa else None
+    return policy_document(account_id, spec.roles[key], mfa=mfa, mfa_max_age_seconds=max_age)
+
+
+def converge_by_hand(iam, spec: Spec, account_id: str) -> None:
+    """Group mode as the runbook leaves it: per role a policy and a group holding it; users tagged and members."""
+    groups = spec.groups()
+    for key, role in spec.roles.items():
+        name = policy_name(role)
+        arn = iam.create_policy(
+            PolicyName=name,
+            PolicyDocument=document_text(wanted_document(spec, account_id, key)),
+            Description=policy_description(role),
+            Tags=[{"Key": "Name", "Value": name}],
+        )["Policy"]["Arn"]
+        iam.create_group(GroupName=groups[key])
+        iam.attach_group_policy(GroupName=groups[key], PolicyArn=arn)
+    for user in spec.users.values():
+        tags = user_tags(user.name, user.description, user.roles)
+        iam.create_user(UserName=user.name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        for key in user.roles:
+            iam.add_user_to_group(GroupName=groups[key], UserName=user.name)
+
+
+def require_mfa_by_hand(iam, spec: Spec, inventory: Inventory) -> int:
+    """Give each MFA-required role's policy the MFA document where it lacks it; returns how many changed."""
+    changed = 0
+    for key in [k for k in spec.roles if spec.settings.mfa(k)]:
+        policy = inventory.local_policy(policy_name(spec.roles[key]))
+        wanted = wanted_document(spec, inventory.account_id, key)
+        if policy is not None and default_document(policy) != wanted:
+            iam.create_policy_version(PolicyArn=policy["Arn"], PolicyDocument=document_text(wanted), SetAsDefault=True)
+            changed += 1
+    return changed
+
+
+def prepared_account(iam, sts, spec: Spec, account: str) -> Inventory:
+    """The account a scenario starts from; the inventory read afterwards.
+
+    "converged": what the runbook leaves. User mode starts from the legacy account (the runbook migrates
+    your-username); group mode from the roles alone, since it is built by hand. "control": converged, but
+    the MFA condition the spec asks for is missing. "fresh": the roles only, Terraform creates the rest.
+    """
+    if account == "fresh" or spec.settings.via_group:
+        seed.seed_roles(iam, spec.roles)
+        if account != "fresh":
+            converge_by_hand(iam, spec, sts.get_caller_identity()["Account"])
+    else:
+        seed.seed_legacy_account(iam, spec.roles)
+        apply_plan(iam, make_plan(spec, read_inventory(iam, sts)))
+        if account != "control":
+            require_mfa_by_hand(iam, spec, read_inventory(iam, sts))
+    return read_inventory(iam, sts)
+
+
+# --- running Terraform ------------------------------------------------------------------------------
+def provider_block(server: EmbeddedAws) -> str:
+    """The provider pointed at the embedded server: written next to a copy of the handoff, never into it."""
+    env = server.env()
+    return f"""provider "aws" {{
+  region                      = "{env["AWS_REGION"]}"
+  access_key                  = "{env["AWS_ACCESS_KEY_ID"]}"
+  secret_key                  = "{env["AWS_SECRET_ACCESS_KEY"]}"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+
+  endpoints {{
+    iam = "{server.endpoint}"
+    sts = "{server.endpoint}"
+  }}
+}}
+"""
+
+
+def terraform_env(server: EmbeddedAws, home: Path) -> dict[str, str]:
+    """Only the server's fake credentials, no network checks, no user's CLI configuration."""
+    cli_config = home / "terraformrc"
+    cli_config.write_text("", encoding="utf-8")
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "TF_CLI_CONFIG_FILE": str(cli_config),
+        "TF_IN_AUTOMATION": "1",
+        "TF_INPUT": "0",
+        "CHECKPOINT_DISABLE": "1",
+        **server.env(),
+    }
+
+
+@dataclass
+class Run:
+    """One scenario's folders: the handoff as written, and the copy (plus the provider block) Terraform runs in."""
+
+    handoff: Path
+    work: Path
+    env: dict[str, str]
+    #: terraform subcommand -> seconds spent in it
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def terraform(
+        self, *args: str, ok: tuple[int, ...] = (0,), where: Path | None = None
+    ) -> subprocess.CompletedProcess:
+        started = time.monotonic()
+        done = subprocess.run(
+            ["terraform", f"-chdir={where or self.work}", *args, "-no-color"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        self.seconds[args[0]] = self.seconds.get(args[0], 0.0) + time.monotonic() - started
+        if done.returncode not in ok:
+            raise RuntimeError(f"terraform {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self.terraform("show", "-json", *args).stdout)
+
+
+def changed_attributes(change: dict) -> set[str]:
+    """Top-level attributes whose planned value differs from the imported one (unknowns count as changed)."""
+    before, after = change.get("before") or {}, change.get("after") or {}
+    unknown = {k for k, v in (change.get("after_unknown") or {}).items() if v}
+    return {k for k in set(before) | set(after) if before.get(k) != after.get(k)} | unknown
+
+
+@dataclass
+class PlanCounts:
+    imports: int = 0
+    add: int = 0
+    change: int = 0
+    destroy: int = 0
+    #: address -> attributes changed beyond the Terraform-only ones
+    real_changes: dict[str, list[str]] = field(default_factory=dict)
+    imported: list[str] = field(default_factory=list)
+
+
+def read_plan(plan_json: dict) -> PlanCounts:
+    counts = PlanCounts()
+    for rc in plan_json.get("resource_changes", []):
+        if rc.get("mode") != "managed":
+            continue
+        change, actions = rc["change"], rc["change"]["actions"]
+        if change.get("importing"):
+            counts.imports += 1
+            counts.imported.append(rc["address"])
+        counts.add += "create" in actions
+        counts.destroy += "delete" in actions
+        if "update" in actions:
+            counts.change += 1
+            beyond = sorted(changed_attributes(change) - TERRAFORM_ONLY)
+            if beyond:
+                counts.real_changes[rc["address"]] = beyond
+    return counts
+
+
+def state_documents(state_json: dict, prefix: str, attribute: str) -> dict[str, dict]:
+    """role key -> the JSON document in `attribute` of the resources at `prefix[key]` in Terraform's state."""
+    resources = state_json.get("values", {}).get("root_module", {}).get("resources", [])
+    return {r["index"]: json.loads(r["values"][attribute]) for r in resources if r["address"].startswith(prefix)}
+
+
+def same_document(a: dict, b: dict) -> bool:
+    """Equal as IAM reads them: a one-element list and its element are the same value."""
+
+    def norm(value):
+        if isinstance(value, dict):
+            return {k: norm(v) for k, v in value.items() if k != "Sid" or v}
+        if isinstance(value, list):
+            return norm(value[0]) if len(value) == 1 else [norm(v) for v in value]
+        return value
+
+    return norm(a) == norm(b)
+
+
+# --- one scenario -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    spec: Spec
+    #: "converged", "control" or "fresh" (see prepared_account)
+    account: str = "converged"
+
+
+SCENARIOS = [
+    Scenario("user", example_spec("user")),
+    Scenario("user + mfa", example_spec("user", mfa=True)),
+    Scenario("group", example_spec("group")),
+    Scenario("group + mfa", example_spec("group", mfa=True)),
+    Scenario("control: mfa missing", example_spec("user", mfa=True), account="control"),
+    Scenario("fresh: custom group + mfa", custom_spec(), account="fresh"),
+]
+#: what the control must fail, and only that: Terraform would add the MFA condition in AWS
+CONTROL_FAILS = frozenset({"plan: Terraform-only changes", "apply: no AWS change"})
+
+
+@dataclass
+class Result:
+    scenario: str
+    #: the checks a control scenario must fail (and no others)
+    must_fail: frozenset[str] = frozenset()
+    managed: int = 0
+    plan: PlanCounts = field(default_factory=PlanCounts)
+    checks: dict[str, bool] = field(default_factory=dict)
+    apply_mutations: int = -1
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> set[str]:
+        return {k for k, v in self.checks.items() if not v}
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and self.failed == self.must_fail
+
+    def verdict(self) -> str:
+        if not self.ok:
+            return "FAIL: " + ", ".join(sorted(self.failed ^ self.must_fail))
+        return "fails as it must: " + ", ".join(sorted(self.must_fail)) if self.must_fail else "all pass"
+
+
+def check_plan(run: Run, spec: Spec, fresh: bool, expected: list[str], result: Result) -> None:
+    """fmt, validate and the first plan: imports only (or, on a fresh account, creates only)."""
+    checks = result.checks
+    checks["fmt"] = run.terraform("fmt", "-check", ok=(0, 3), where=run.handoff).returncode == 0
+    checks["validate"] = run.terraform("validate").returncode == 0
+    run.terraform("plan", "-input=false", "-out=tfplan")
+    plan_json = run.json("tfplan")
+    result.plan = read_plan(plan_json)
+    checks["tfvars read as the spec"] = plan_json["variables"]["iam_users"]["value"] == spec.to_mapping()
+    managed = sorted(a for a in expected if not a.startswith("data."))
+    if fresh:
+        checks["plan: creates everything"] = result.plan.add == len(managed) and not result.plan.imports
+        checks["plan: 0 change, 0 destroy"] = result.plan.change == 0 and result.plan.destroy == 0
+        return
+    checks["plan: all imported"] = sorted(result.plan.imported) == managed
+    checks["plan: 0 add, 0 destroy"] = result.plan.add == 0 and result.plan.destroy == 0
+    checks["plan: Terraform-only changes"] = not result.plan.real_changes
+    result.notes += [f"{a}: {', '.join(v)}" for a, v in result.plan.real_changes.items()]
+
+
+def check_apply(run: Run, server: EmbeddedAws, spec: Spec, fresh: bool, expected: list[str], result: Result) -> None:
+    """apply without touching AWS, the state Terraform keeps, and a second plan with nothing to do."""
+    checks = result.checks
+    server.clear_calls()
+    run.terraform("apply", "-input=false", "tfplan")
+    result.apply_mutations = len(server.mutating_calls())
+    if fresh:  # what Terraform made, the runbook finds under the same addresses
+        found = import_blocks(spec, read_inventory(server.client("iam"), server.client("sts")))
+        checks["runbook finds what Terraform made"] = sorted(b.to for b in found) == sorted(managed_addresses(spec))
+    else:
+        checks["apply: no AWS change"] = result.apply_mutations == 0
+    listed = run.terraform("state", "list").stdout.splitlines()
+    checks["state list"] = listed == expected
+    if listed != expected:
+        result.notes.append(f"state list: {sorted(set(listed) ^ set(expected))}")
+    state = run.json()
+    for label, prefix, attribute in (
+        ("documents rendered", "data.aws_iam_policy_document.assume_role[", "json"),
+        ("documents in AWS", "aws_iam_policy.assume_role[", "policy"),
+    ):
+        documents = state_documents(state, prefix, attribute)
+        checks[label] = set(documents) == set(spec.roles) and all(
+            same_document(doc, wanted_document(spec, ACCOUNT_ID, key)) for key, doc in documents.items()
+        )
+    checks["second plan: no changes"] = run.terraform("plan", "-detailed-exitcode", ok=(0, 2)).returncode == 0
+
+
+def check_scenario(server: EmbeddedAws, scenario: Scenario, tmp: Path, plugin_dir: str) -> Result:
+    """Converge the account, write the handoff, and run Terraform's checks on it."""
+    started = time.monotonic()
+    result = Result(scenario.name, must_fail=CONTROL_FAILS if scenario.account == "control" else frozenset())
+    server.reset()
+    spec, fresh = scenario.spec, scenario.account == "fresh"
+    inventory = prepared_account(server.client("iam"), server.client("sts"), spec, scenario.account)
+    run = Run(tmp / "handoff", tmp / "work", terraform_env(server, tmp))
+    files = write_terraform(run.handoff, spec, inventory)
+    shutil.copytree(run.handoff, run.work)
+    (run.work / "zz_embedded_aws_provider.tf").write_text(provider_block(server), encoding="utf-8")
+    expected = files[STATE_LIST_FILE].read_text(encoding="utf-8").splitlines()
+    result.managed = sum(not a.startswith("data.") for a in expected)
+    run.terraform("init", f"-plugin-dir={plugin_dir}", "-input=false")
+    check_plan(run, spec, fresh, expected, result)
+    check_apply(run, server, spec, fresh, expected, result)
+    result.seconds = time.monotonic() - started
+    result.notes.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run.seconds.items()))
+    return result
+
+
+# --- the table --------------------------------------------------------------------------------------
+def table(results: list[Result]) -> str:
+    head = ["scenario", "managed", "import", "add", "change", "destroy", "apply calls", "checks", "s"]
+    rows = [
+        [
+            r.scenario,
+            str(r.managed),
+            str(r.plan.imports),
+            str(r.plan.add),
+            str(r.plan.change),
+            str(r.plan.destroy),
+            str(r.apply_mutations),
+            r.verdict(),
+            f"{r.seconds:.1f}",
+        ]
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [head, *rows]]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plugin-dir", default="/opt/tf-plugins", help="local copy of the AWS provider")
+    parser.add_argument("--keep", type=Path, help="keep each scenario's folders under this folder")
+    parser.add_argument("--only", nargs="*", help="run only the scenarios of these names")
+    args = parser.parse_args(argv)
+    if shutil.which("terraform") is None:
+        print("terraform is not on PATH: nothing to check here", file=sys.stderr)
+        return 2
+    print(subprocess.run(["terraform", "version"], capture_output=True, text=True, check=False).stdout.split("\n")[0])
+    results = []
+    with EmbeddedAws(load_aws_managed_policies=False) as server:
+        os.environ.update(server.env())  # seed.account_id_for uses the default credential chain
+        for scenario in [s for s in SCENARIOS if not args.only or s.name in args.only]:
+            with tempfile.TemporaryDirectory(prefix="tfcheck-") as tmp:
+                result = check_scenario(server, scenario, Path(tmp), args.plugin_dir)
+                if args.keep:
+                    shutil.copytree(tmp, args.keep / scenario.name.replace(" ", "_"), dirs_exist_ok=True)
+            results.append(result)
+            print(f"{scenario.name}: {result.verdict()} ({result.seconds:.1f} s)", file=sys.stderr)
+    print(table(results))
+    for r in results:
+        for note in r.notes:
+            print(f"  {r.scenario}: {note}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+variable "iam_users" {
+  description = "IAM users: user name -> description and the role keys the user may assume."
+  type = map(object({
+    description = string
+    roles       = list(string)
+  }))
+
+  validation {
+    condition = alltrue(flatten([
+      for user in values(var.iam_users) : [for key in user.roles : contains(["quote", "tmpl", "slash"], key)]
+    ]))
+    error_message = "Every role key must be one of: quote, tmpl, slash."
+  }
+
+  validation {
+    condition     = alltrue([for name in keys(var.iam_users) : can(regex("^[A-Za-z0-9_+=.@-]{1,64}$", name))])
+    error_message = "User names are 1-64 letters, digits and + = . @ _ - (no ',': the Name tag refuses it)."
+  }
+
+  validation {
+    condition     = alltrue([for user in values(var.iam_users) : can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]*$", user.description)) && length(user.description) <= 256])
+    error_message = "Descriptions are tag values: at most 256 letters, digits, spaces and _ . : / = + - @."
+  }
+}
