@@ -10,7 +10,7 @@ import importlib
 import json
 
 #: modules whose declared actions the runbook needs, in runbook order
-MODULES = ("notebook", "inventory", "access", "plan", "apply", "verify", "legacy", "offboard", "terraform", "widgets")
+MODULES = ("notebook", "inventory", "access", "plan", "apply", "verify", "legacy", "offboard", "terraform", "editor")
 
 
 def _declared(attr: str) -> set[str]:

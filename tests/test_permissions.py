@@ -36,7 +36,7 @@ NOT_THE_RUNBOOK = {"runner"}
 VIA = {
     "notebook": {"aws"},  # aws.caller_identity
     "legacy": {"apply"},  # apply.HANDLERS create, repair, attach and detach
-    "widgets": {"inventory"},  # the fresh read_inventory before Confirm
+    "editor": {"inventory"},  # the fresh read_inventory before Apply and Confirm
 }
 
 

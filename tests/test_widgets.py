@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from pathlib import Path
 
+import ipywidgets
 import pytest
 
 from iamrunbook.inventory import Inventory, read_inventory
@@ -55,6 +57,12 @@ def user_names(iam) -> set[str]:
     return {u["UserName"] for page in iam.get_paginator("list_users").paginate() for u in page["Users"]}
 
 
+def shown_html(widget) -> str:
+    """Everything the editor shows as HTML, walking its widget tree the way the page renders it."""
+    own = widget.value if isinstance(widget, ipywidgets.HTML) else ""
+    return own + "".join(shown_html(child) for child in getattr(widget, "children", ()))
+
+
 # --- preview ----------------------------------------------------------------------------------------
 
 
@@ -102,7 +110,8 @@ def test_an_invalid_description_shows_inline_and_withholds_the_plan(editor):
     assert "'('" in editor.errors[0] and "','" in editor.errors[0]
     assert editor.preview_text.startswith("No plan while the spec is invalid")
     assert "description" in editor.row_errors[BOB].value and editor.row_errors[ALICE].value == ""
-    assert "iamrb-errors" in editor.errors_html.value
+    assert "iamrb-errors" in editor.row_errors[BOB].value
+    assert shown_html(editor).count(html.escape(editor.errors[0])) == 1  # on its row, and nowhere else
     assert "No plan" in editor.preview.value
     assert editor.apply_button.disabled and editor.save_button.disabled
     assert editor.save() is None and "Not saved" in editor.status_text
@@ -348,9 +357,10 @@ def test_for_runbook_records_interactive_runs(aws, legacy_account, monkeypatch, 
     monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
     rb = start({"iam_users": load_spec(iam_users_file=EXAMPLE).to_mapping()})
     ed = RoleMatrixEditor.for_runbook(rb, rb.spec(), rb.inventory())
-    assert ed.source_path == tmp_path / "iam_users.yaml" and ed.max_deletions == 3
+    assert ed.source_path is None and ed.max_deletions == 3  # the spec is in no file yet
+    assert ed.save_as.value == str(tmp_path / "iam_users.yaml")  # where Save offers to put it
     ed.descriptions[BOB].value = "Bob - Data Lead"
-    assert ed.save() == tmp_path / "iam_users.yaml"
+    assert ed.save() == tmp_path / "iam_users.yaml" and ed.source_path == tmp_path / "iam_users.yaml"
     assert load_spec(iam_users_file=tmp_path / "iam_users.yaml").to_mapping() == ed.mapping
     ed.apply_button.click()
     ed.confirm_button.click()
@@ -480,6 +490,7 @@ def outputs_text(cell) -> str:
 def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):
     clicks = (
         "editor.checkboxes[('bob@example.com', 'admin')].value = True\n"
+        "editor.save_button.click()\n"
         "editor.apply_button.click()\n"
         "print(editor.status_text)\n"
         "editor.confirm_button.click()\n"
