@@ -35,6 +35,17 @@ _ERROR_STYLE = "color:#b00020"
 _CELL = "padding:2px 8px;text-align:left"
 _CLIP = "overflow:hidden;text-overflow:ellipsis;white-space:nowrap"
 _NO_PLAN = "<p><i>No plan while the spec is invalid: fix the problems shown above.</i></p>"
+#: the editor's own CSS: an HTML widget's content may shrink below its text (so a long name is cut with an
+#: ellipsis instead of widening its column), and the plan table reads as a table at any width
+_STYLE = """<style>
+.iamrb-editor .widget-html-content { min-width: 0; }
+.iamrb-editor .iamrb-table { border-collapse: collapse; line-height: 1.4; margin: 2px 0; }
+.iamrb-editor .iamrb-table th { border-bottom: 1px solid #bbb; }
+.iamrb-editor .iamrb-table td { vertical-align: top; }
+.iamrb-editor .iamrb-table .iamrb-col-address { overflow-wrap: anywhere; }
+.iamrb-editor .iamrb-table .iamrb-col-symbol, .iamrb-editor .iamrb-table .iamrb-col-kind { white-space: nowrap; }
+.iamrb-editor .iamrb-table tbody tr:nth-child(even) { background: #f5f5f5; }
+</style>"""
 
 
 # --- small rendering helpers ----------------------------------------------------------------------
@@ -46,7 +57,9 @@ def _table_html(rows: list[dict], columns: list[str]) -> str:
         return "<p class='iamrb-empty'>No changes.</p>"
     head = "".join(f"<th style='{_CELL}'>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td style='{_CELL}'>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+        "<tr>"
+        + "".join(f"<td class='iamrb-col-{c}' style='{_CELL}'>{html.escape(str(r.get(c, '')))}</td>" for c in columns)
+        + "</tr>"
         for r in rows
     )
     return f"<table class='iamrb-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -185,7 +198,7 @@ def confirm_button(description: str, action: Callable[[], Any], *, prompt: str |
 
 def _columns(role_count: int) -> str:
     """The one grid template of the header and every row: user, a column per role, description, remove."""
-    return f"minmax(11rem, 2fr) repeat({role_count}, minmax(7rem, 1fr)) minmax(12rem, 3fr) 6.5rem"
+    return f"minmax(11rem, 18rem) repeat({role_count}, minmax(7rem, 10rem)) minmax(14rem, 1fr) 6.5rem"
 
 
 def _cell() -> w.Layout:
@@ -329,7 +342,7 @@ class RoleMatrixEditor(w.VBox):
 
     def _layout(self) -> list[w.Widget]:
         return [
-            w.HTML("<h3 style='margin:4px 0'>Role matrix</h3>"),
+            w.HTML(f"{_STYLE}<h3 style='margin:4px 0'>Role matrix</h3>"),
             self.source_html,
             self._header(),
             self.rows,
@@ -347,17 +360,20 @@ class RoleMatrixEditor(w.VBox):
         return w.GridBox(cells, layout=layout)
 
     def _header(self) -> w.GridBox:
-        cells = [w.HTML("<b>user</b>", layout=_cell())]
+        def head(name: str, markup: str) -> w.HTML:
+            cell = w.HTML(markup, layout=_cell())
+            cell.add_class(f"iamrb-head-{name}")
+            return cell
+
+        cells = [head("user", "<b>user</b>")]
         for key, role in self.draft.roles.items():
             title = html.escape(f"{key}: {role}", quote=True)
-            cells.append(
-                w.HTML(
-                    f"<div title='{title}' style='line-height:1.25'><b>{_breakable(key)}</b><br>"
-                    f"<small style='color:#555'>{_breakable(role)}</small></div>",
-                    layout=_cell(),
-                )
+            markup = (
+                f"<div title='{title}' style='line-height:1.25'><b>{_breakable(key)}</b><br>"
+                f"<small style='color:#555'>{_breakable(role)}</small></div>"
             )
-        cells += [w.HTML("<b>description</b>", layout=_cell()), w.HTML("", layout=_cell())]
+            cells.append(head(f"role-{_css_name(key)}", markup))
+        cells += [head("description", "<b>description</b>"), head("remove", "")]
         header = self._grid(cells)
         header.add_class("iamrb-header")
         return header
