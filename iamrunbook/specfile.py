@@ -9,7 +9,7 @@ the old one), so a scheduled run never reads a half-written or different spec.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,56 @@ def _last_mark(node: yaml.Node) -> int:
     return node.end_mark.index
 
 
+def _line_start(text: str, index: int) -> int:
+    return text.rfind("\n", 0, index) + 1
+
+
+def _line_end(text: str, index: int) -> int:
+    end = text.find("\n", index)
+    return len(text) if end < 0 else end
+
+
+def _splice_users(
+    text: str,
+    region_start: int,
+    spans: list[tuple[int, int]],
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    render: Callable[[str, Mapping[str, Any]], list[str]],
+) -> str | None:
+    """`text` with the users of iam_users replaced one at a time, or None where that cannot be done.
+
+    `spans` are the (key, end of entry) offsets of the users in `old`, in order, one per line range. A user
+    whose entry did not change keeps its text, comments and all; a changed one is rendered anew under the
+    comment lines above it; a removed one goes with them; a new one is appended after the last.
+    """
+    if not new or len(spans) != len(old):
+        return None
+    chunks: dict[str, tuple[str, str]] = {}
+    start = region_start
+    for name, (key, end) in zip(old, spans, strict=True):
+        line = _line_start(text, key)
+        if line < start or text[line:key].strip():
+            return None  # two users share a line: nothing to keep apart
+        chunks[name] = (text[start:line], text[line:end])
+        start = end + 1
+    indent = " " * (spans[0][0] - _line_start(text, spans[0][0]))
+    out = []
+    for name, entry in new.items():
+        lead, body = chunks.get(name, ("", ""))
+        if not body or old.get(name) != entry:
+            body = "\n".join(indent + line for line in render(name, entry))
+        out.append(lead + body)
+    return text[:region_start] + "\n".join(out) + text[spans[-1][1] :]
+
+
+def _yaml_entry(name: str, entry: Mapping[str, Any]) -> list[str]:
+    return [line[2:] for line in _yaml_block({name: entry}).split("\n")[1:]]
+
+
 def _splice_yaml(text: str, iam_users: Mapping[str, Any]) -> str:
-    """`text` with its top-level `iam_users` replaced; every other key and comment stays as written."""
+    """`text` with its top-level `iam_users` replaced; every other key and comment stays as written, and so
+    does each user's entry that did not change."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     block = _yaml_block(iam_users)
     if root is None:
@@ -49,27 +97,50 @@ def _splice_yaml(text: str, iam_users: Mapping[str, Any]) -> str:
     if not isinstance(root, yaml.MappingNode) or root.flow_style:
         raise RunbookError("the file is not a block mapping of parameters; not rewriting it")
     for key, value in root.value:
-        if key.value == "iam_users":
-            start = key.start_mark.index
-            end = max(_last_mark(value), key.end_mark.index)
-            line_end = text.find("\n", end)
-            end = len(text) if line_end < 0 else line_end  # a comment after the old value goes with it
-            return text[:start] + block + text[end:]
+        if key.value != "iam_users":
+            continue
+        if isinstance(value, yaml.MappingNode) and value.value and not value.flow_style:
+            old = (load_yaml(text) or {}).get("iam_users") or {}
+            spans = [(k.start_mark.index, _line_end(text, _last_mark(v))) for k, v in value.value]
+            spliced = _splice_users(text, _line_end(text, key.end_mark.index) + 1, spans, old, iam_users, _yaml_entry)
+            if spliced is not None:
+                return spliced
+        end = _line_end(text, max(_last_mark(value), key.end_mark.index))  # a comment after the value goes too
+        return text[: key.start_mark.index] + block + text[end:]
     return f"{text.rstrip()}\n{block}\n"
 
 
+def _tfvars_entry(name: str, entry: Mapping[str, Any]) -> list[str]:
+    from .terraform import dump_tfvars
+
+    lines = dump_tfvars({name: entry}).rstrip("\n").split("\n")
+    return [line[2:] for line in lines[lines.index("iam_users = {") + 1 : -1]]
+
+
 def _splice_tfvars(text: str, iam_users: Mapping[str, Any]) -> str:
-    """`text` with its `iam_users = {...}` replaced by dump_tfvars' rendering; other variables stay."""
+    """`text` with its `iam_users = {...}` replaced (each unchanged user's entry kept as written) in
+    dump_tfvars' rendering; other variables stay."""
     import hcl2
 
-    from .terraform import dump_tfvars
+    from .terraform import dump_tfvars, load_tfvars
 
     rendered = dump_tfvars(iam_users)
     block = rendered[rendered.index("iam_users = ") :].rstrip("\n")
     body = hcl2.parses_to_tree(text).children[0]
     for node in body.children:
-        if getattr(node, "data", None) == "attribute" and str(node.children[0].children[0]) == "iam_users":
-            return text[: node.meta.start_pos] + block + text[node.meta.end_pos :]
+        if getattr(node, "data", None) != "attribute" or str(node.children[0].children[0]) != "iam_users":
+            continue
+        value = node.children[-1].children[0]
+        if getattr(value, "data", None) == "object":
+            elems = [c for c in value.children if getattr(c, "data", None) == "object_elem"]
+            spans = [(e.meta.start_pos, _line_end(text, e.meta.end_pos)) for e in elems]
+            region = _line_end(text, value.meta.start_pos) + 1
+            closing = value.meta.end_pos - 1
+            if spans and spans[-1][1] < closing:
+                spliced = _splice_users(text, region, spans, load_tfvars(text), iam_users, _tfvars_entry)
+                if spliced is not None:
+                    return spliced
+        return text[: node.meta.start_pos] + block + text[node.meta.end_pos :]
     return f"{text.rstrip()}\n\n{block}\n" if text.strip() else rendered
 
 
