@@ -3,7 +3,8 @@
 Debian's Chromium (`apt-get install chromium`; .ci/run installs it) is driven by Playwright's Python
 package through `executable_path`: no browser is downloaded. Voilà runs the notebook live (not headless)
 against the embedded AWS this test process serves, so the editor shows and the account is checked here.
-A screenshot of the page lands in test-artifacts/ (gitignored) for people to look at.
+Screenshots land in test-artifacts/ (gitignored) and, for the column check at three widths, in the test's
+tmp folder, for people to look at.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,30 @@ APPLY_MS = 90_000  # a fresh read plus a dozen changes
 STOP_SECONDS = 20
 
 BOB_ROW = ".iamrb-user-bob_example_com"
+LONG_NAME = "carol.with-a-long-name-for-the-grid@example-corporation.com"  # 59 of IAM's 64 characters
+WIDTHS = (1024, 1280, 1920)
+
+#: where each header cell and each row's name, checkboxes and description field are, left and right in px
+GEOMETRY_JS = """(editor) => {
+  const span = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.right]; };
+  const tagged = (el, prefix) => [...el.classList].find((c) => c.startsWith(prefix)).slice(prefix.length);
+  const head = {};
+  for (const cell of editor.querySelectorAll('.iamrb-header [class*="iamrb-head-"]')) {
+    head[tagged(cell, 'iamrb-head-')] = span(cell);
+  }
+  const rows = [...editor.querySelectorAll('.iamrb-user-row')].map((row) => {
+    const name = row.querySelector('.iamrb-name');
+    const roles = {};
+    for (const input of row.querySelectorAll('input[type="checkbox"]')) {
+      roles['role-' + tagged(input.closest('[class*="iamrb-role-"]'), 'iamrb-role-')] = span(input);
+    }
+    return {
+      text: name.textContent, title: name.title, clipped: name.scrollWidth > name.clientWidth,
+      name: span(name), roles, description: span(row.querySelector('.iamrb-description input')),
+    };
+  });
+  return {head, rows};
+}"""
 
 
 def free_port() -> int:
@@ -139,7 +166,9 @@ def user_names(iam) -> set[str]:
     return {u["UserName"] for page in iam.get_paginator("list_users").paginate() for u in page["Users"]}
 
 
-def test_tick_apply_confirm_in_a_real_browser(voila, iam, aws):
+@contextmanager
+def editor_page(voila, width: int = 1400) -> Iterator:
+    """Chromium on the Voilà page, once the editor shows; yields (page, the editor's locator)."""
     assert CHROMIUM.is_file(), (
         f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); .ci/run does this in CI"
     )
@@ -148,7 +177,7 @@ def test_tick_apply_confirm_in_a_real_browser(voila, iam, aws):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": width, "height": 1000})
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type == "error" else None)
             page.set_default_timeout(STEP_MS)
             page.goto(voila["url"], timeout=RENDER_MS, wait_until="domcontentloaded")
@@ -159,46 +188,50 @@ def test_tick_apply_confirm_in_a_real_browser(voila, iam, aws):
                 page.screenshot(path=ARTIFACTS / "voila_03_failed.png", full_page=True)
                 log = voila["log"].read_text(errors="replace")
                 raise AssertionError(f"the editor never showed; console: {console}\nvoila log:\n{log}") from None
-
-            summary = editor.locator(".iamrb-preview .iamrb-summary")
-            expect(summary).to_have_text("Plan: 1 to import, 11 to add, 0 to change, 0 to destroy.")
-            admin = editor.locator(f"{BOB_ROW} .iamrb-role-admin input[type='checkbox']")
-            expect(admin).not_to_be_checked()
-
-            # Tick a role: the preview follows, planned in the kernel without any AWS call.
-            aws.clear_calls()
-            admin.check()
-            expect(summary).to_have_text("Plan: 1 to import, 12 to add, 0 to change, 0 to destroy.")
-            expect(editor.locator(".iamrb-preview")).to_contain_text('user_roles["bob@example.com/admin"]')
-            assert aws.calls == []
-
-            # Save: the spec (from the iam_users parameter) goes to iam_users.yaml in the run folder.
-            editor.locator("button.iamrb-save").click()
-            status = editor.locator(".iamrb-status")
-            expect(status).to_contain_text("Saved 3 user(s)")
-            saved = load_spec(iam_users_file=voila["run_dir"] / "iam_users.yaml")
-            assert saved.users["bob@example.com"].roles == ("admin", "data_engineer")
-
-            # Apply shows the summary and waits; nothing changes before Confirm.
-            editor.locator("button.iamrb-apply").click()
-            confirm = editor.locator("button.iamrb-confirm")
-            expect(confirm).to_be_visible()
-            expect(status).to_contain_text("Plan: 1 to import, 12 to add, 0 to change, 0 to destroy.")
-            expect(status).to_contain_text("Nothing has changed yet")
-            assert aws.mutating_calls() == []
-            assert user_names(iam) == {"your-username"}
-            editor.screenshot(path=ARTIFACTS / "voila_03_confirm.png")
-
-            confirm.click()
-            expect(status).to_have_text("Applied: 13 change(s) done.", timeout=APPLY_MS)
-            expect(editor.locator(".iamrb-result")).to_contain_text('user_roles["bob@example.com/admin"]')
-            expect(summary).to_have_text("No changes. Your account matches the spec.")
-            expect(confirm).to_be_hidden()
-            editor.scroll_into_view_if_needed()
-            page.screenshot(path=ARTIFACTS / "voila_03_applied.png", full_page=True)
-            editor.screenshot(path=ARTIFACTS / "voila_03_editor.png")
+            yield page, editor
         finally:
             browser.close()
+
+
+def test_tick_apply_confirm_in_a_real_browser(voila, iam, aws):
+    with editor_page(voila) as (page, editor):
+        summary = editor.locator(".iamrb-preview .iamrb-summary")
+        expect(summary).to_have_text("Plan: 1 to import, 11 to add, 0 to change, 0 to destroy.")
+        admin = editor.locator(f"{BOB_ROW} .iamrb-role-admin input[type='checkbox']")
+        expect(admin).not_to_be_checked()
+
+        # Tick a role: the preview follows, planned in the kernel without any AWS call.
+        aws.clear_calls()
+        admin.check()
+        expect(summary).to_have_text("Plan: 1 to import, 12 to add, 0 to change, 0 to destroy.")
+        expect(editor.locator(".iamrb-preview")).to_contain_text('user_roles["bob@example.com/admin"]')
+        assert aws.calls == []
+
+        # Save: the spec (from the iam_users parameter) goes to iam_users.yaml in the run folder.
+        editor.locator("button.iamrb-save").click()
+        status = editor.locator(".iamrb-status")
+        expect(status).to_contain_text("Saved 3 user(s)")
+        saved = load_spec(iam_users_file=voila["run_dir"] / "iam_users.yaml")
+        assert saved.users["bob@example.com"].roles == ("admin", "data_engineer")
+
+        # Apply shows the summary and waits; nothing changes before Confirm.
+        editor.locator("button.iamrb-apply").click()
+        confirm = editor.locator("button.iamrb-confirm")
+        expect(confirm).to_be_visible()
+        expect(status).to_contain_text("Plan: 1 to import, 12 to add, 0 to change, 0 to destroy.")
+        expect(status).to_contain_text("Nothing has changed yet")
+        assert aws.mutating_calls() == []
+        assert user_names(iam) == {"your-username"}
+        editor.screenshot(path=ARTIFACTS / "voila_03_confirm.png")
+
+        confirm.click()
+        expect(status).to_have_text("Applied: 13 change(s) done.", timeout=APPLY_MS)
+        expect(editor.locator(".iamrb-result")).to_contain_text('user_roles["bob@example.com/admin"]')
+        expect(summary).to_have_text("No changes. Your account matches the spec.")
+        expect(confirm).to_be_hidden()
+        editor.scroll_into_view_if_needed()
+        page.screenshot(path=ARTIFACTS / "voila_03_applied.png", full_page=True)
+        editor.screenshot(path=ARTIFACTS / "voila_03_editor.png")
 
     assert user_names(iam) == {"your-username", "alice@example.com", "bob@example.com"}
     assert attached(iam, "bob@example.com") == {"AssumeAdminRolePolicy", "AssumeDataEngineerRolePolicy"}
@@ -206,3 +239,40 @@ def test_tick_apply_confirm_in_a_real_browser(voila, iam, aws):
     assert tags["Roles"] == "admin data_engineer" and tags["ManagedBy"] == "iamrunbook"
     assert (voila["run_dir"] / "interactive_apply_result.json").is_file()
     assert (ARTIFACTS / "voila_03_applied.png").stat().st_size > 10_000
+
+
+def test_columns_line_up_at_three_widths(voila, tmp_path):
+    """One grid template for the header and every row: each checkbox sits in its header's column and no
+    name runs into the first checkbox, at 1,024, 1,280 and 1,920 px; a long name is cut, whole in its title."""
+    with editor_page(voila, WIDTHS[0]) as (page, editor):
+        new_user = editor.locator(".iamrb-new-user input")
+        new_user.fill(LONG_NAME)
+        new_user.press("Enter")  # Enter adds the user, as the Add button does
+        long_row = editor.locator(".iamrb-user-carol_with-a-long-name-for-the-grid_example-corporation_com")
+        expect(long_row).to_be_visible()
+        expect(new_user).to_have_value("")
+        long_row.locator(".iamrb-role-data_engineer input[type='checkbox']").check()
+        expect(editor.locator(".iamrb-preview")).to_contain_text(f'user_roles["{LONG_NAME}/data_engineer"]')
+
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 1800})  # the whole editor in view
+            shot = tmp_path / f"editor_{width}px.png"
+            editor.screenshot(path=shot)
+            assert shot.stat().st_size > 10_000
+            geometry = editor.evaluate(GEOMETRY_JS)
+            head, rows = geometry["head"], geometry["rows"]
+            assert [r["text"] for r in rows] == ["your-username", "alice@example.com", "bob@example.com", LONG_NAME]
+            for row in rows:
+                assert set(row["roles"]) == {k for k in head if k.startswith("role-")}, width
+                for key, (left, right) in row["roles"].items():
+                    assert head[key][0] <= left and right <= head[key][1], (width, row["text"], key, head[key])
+                first_box = min(left for left, _ in row["roles"].values())
+                assert row["name"][1] <= first_box, (width, row["text"], row["name"], first_box)
+                assert head["user"][0] <= row["name"][0], (width, row["text"])
+                description = head["description"]
+                assert description[0] <= row["description"][0] and row["description"][1] <= description[1], width
+                assert row["title"] == row["text"]  # the whole name as a tooltip, cut or not
+            cut = {r["text"] for r in rows if r["clipped"]}
+            assert cut <= {LONG_NAME}, width
+            if width == WIDTHS[0]:
+                assert cut == {LONG_NAME}  # too long for the user column at 1,024 px: cut with an ellipsis

@@ -37,7 +37,7 @@ VIA = {
     "notebook": {"aws"},  # aws.caller_identity
     "credentials": {"deletion"},  # deletion.get_user, holdings, list_service_specific_credentials
     "offboard": {"deletion"},  # deletion.delete_login_profile, delete_user
-    "widgets": {"inventory"},  # the fresh read_inventory before Confirm
+    "editor": {"inventory"},  # the fresh read_inventory before Apply and Confirm
 }
 
 

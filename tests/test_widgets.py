@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
 import shutil
 from pathlib import Path
 
+import ipywidgets
 import pytest
 
+from iamrunbook import runner
 from iamrunbook.inventory import Inventory, read_inventory
 from iamrunbook.names import attachment_address, user_address
 from iamrunbook.notebook import HEADLESS_ENV, RUN_DIR_ENV, start
 from iamrunbook.plan import make_plan
+from iamrunbook.sandbox import seed
 from iamrunbook.spec import load_spec
 from iamrunbook.terraform import dump_tfvars
 from iamrunbook.widgets import ConfirmButton, RoleMatrixEditor, confirm_button, save_spec
@@ -19,6 +24,7 @@ from iamrunbook.widgets import ConfirmButton, RoleMatrixEditor, confirm_button, 
 EXAMPLE = Path(__file__).resolve().parents[1] / "parameters" / "example.yaml"
 BOB = "bob@example.com"
 ALICE = "alice@example.com"
+CAROL = "carol@example.com"
 
 
 @pytest.fixture
@@ -53,6 +59,12 @@ def attached(iam, user: str) -> set[str]:
 
 def user_names(iam) -> set[str]:
     return {u["UserName"] for page in iam.get_paginator("list_users").paginate() for u in page["Users"]}
+
+
+def shown_html(widget) -> str:
+    """Everything the editor shows as HTML, walking its widget tree the way the page renders it."""
+    own = widget.value if isinstance(widget, ipywidgets.HTML) else ""
+    return own + "".join(shown_html(child) for child in getattr(widget, "children", ()))
 
 
 # --- preview ----------------------------------------------------------------------------------------
@@ -102,7 +114,8 @@ def test_an_invalid_description_shows_inline_and_withholds_the_plan(editor):
     assert "'('" in editor.errors[0] and "','" in editor.errors[0]
     assert editor.preview_text.startswith("No plan while the spec is invalid")
     assert "description" in editor.row_errors[BOB].value and editor.row_errors[ALICE].value == ""
-    assert "iamrb-errors" in editor.errors_html.value
+    assert "iamrb-errors" in editor.row_errors[BOB].value
+    assert shown_html(editor).count(html.escape(editor.errors[0])) == 1  # on its row, and nowhere else
     assert "No plan" in editor.preview.value
     assert editor.apply_button.disabled and editor.save_button.disabled
     assert editor.save() is None and "Not saved" in editor.status_text
@@ -137,6 +150,15 @@ def test_add_and_remove_users(editor, inventory):
     assert BOB not in editor.preview_text
     assert len(editor.rows.children) == 3
     assert editor.plan == make_plan(load_spec(editor.mapping), inventory)
+
+
+def test_enter_in_the_new_user_field_adds_the_user(editor):
+    editor.new_user.value = CAROL
+    enter = {"method": "custom", "content": {"event": "submit"}}  # what the front end sends on Enter
+    editor.new_user._handle_msg({"content": {"data": enter}, "buffers": []})
+    assert CAROL in editor.mapping and editor.new_user.value == "" and len(editor.rows.children) == 4
+    editor.new_user._handle_msg({"content": {"data": enter}, "buffers": []})  # Enter on an empty field
+    assert len(editor.rows.children) == 4 and "type a user name first" in editor.add_problem.value
 
 
 @pytest.mark.parametrize(
@@ -284,8 +306,9 @@ def test_apply_and_confirm_changes_the_account(editor, aws, iam):
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=BOB)["Tags"]}
     assert tags["Roles"] == "admin data_engineer" and tags["ManagedBy"] == "iamrunbook"
     assert len(aws.mutating_calls()) >= 13
-    # The preview is replanned from a fresh read: nothing left to do.
+    # The preview is replanned from a fresh read: nothing left to do, said in one sentence, no empty table.
     assert editor.preview_text == "No changes. Your account matches the spec."
+    assert editor.preview.value == "<p class='iamrb-summary'><b>No changes. Your account matches the spec.</b></p>"
     [(plan, recorded)] = editor.applied
     assert recorded is result and plan.summary()["add"] == 12
     assert editor.confirm_button.layout.display == "none"
@@ -348,9 +371,10 @@ def test_for_runbook_records_interactive_runs(aws, legacy_account, monkeypatch, 
     monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
     rb = start({"iam_users": load_spec(iam_users_file=EXAMPLE).to_mapping()})
     ed = RoleMatrixEditor.for_runbook(rb, rb.spec(), rb.inventory())
-    assert ed.source_path == tmp_path / "iam_users.yaml" and ed.max_deletions == 3
+    assert ed.source_path is None and ed.max_deletions == 3  # the spec is in no file yet
+    assert ed.save_as.value == str(tmp_path / "iam_users.yaml")  # where Save offers to put it
     ed.descriptions[BOB].value = "Bob - Data Lead"
-    assert ed.save() == tmp_path / "iam_users.yaml"
+    assert ed.save() == tmp_path / "iam_users.yaml" and ed.source_path == tmp_path / "iam_users.yaml"
     assert load_spec(iam_users_file=tmp_path / "iam_users.yaml").to_mapping() == ed.mapping
     ed.apply_button.click()
     ed.confirm_button.click()
@@ -359,6 +383,42 @@ def test_for_runbook_records_interactive_runs(aws, legacy_account, monkeypatch, 
     assert json.loads((tmp_path / "interactive_plan.json").read_text(encoding="utf-8"))["summary"]["import"] == 1
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=BOB)["Tags"]}
     assert tags["Description"] == "Bob - Data Lead"
+
+
+def test_an_applied_edit_is_saved_first_so_the_next_scheduled_run_keeps_it(aws, iam, sts, monkeypatch, tmp_path):
+    """Issue 17: an edit applied from the iam_users parameter and saved nowhere was deleted by the next
+    scheduled run. Apply is refused until the spec is in a file; Confirm saves it there first."""
+    seed.seed_roles(iam)
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path / "live"))
+    given = load_spec(iam_users_file=EXAMPLE).to_mapping()
+    rb = start({"iam_users": given})
+    ed = RoleMatrixEditor.for_runbook(rb, rb.spec(), rb.inventory())
+    ed.new_user.value = CAROL
+    ed.add_button.click()
+    ed.checkboxes[(CAROL, "data_engineer")].value = True
+    aws.clear_calls()
+    ed.apply_button.click()
+    assert ed.pending is None and "Save it to a file first" in ed.status_text and aws.mutating_calls() == []
+
+    team = tmp_path / "team.yaml"
+    ed.save_as.value = str(team)
+    ed.save_button.click()
+    assert f"Point scheduled runs at this file (iam_users_file: {team})" in ed.status_text
+    assert str(team) in ed.source_html.value
+    ed.apply_button.click()
+    ed.confirm_button.click()
+    assert ed.result is not None and ed.result.ok
+    record = json.loads((tmp_path / "live" / "interactive_apply_result.json").read_text(encoding="utf-8"))
+    assert {"ok", "error", "summary", "changes"} <= set(record) and record["ok"] is True
+    assert record["spec_file"] == str(team)
+    assert record["spec_sha256"] == hashlib.sha256(team.read_bytes()).hexdigest()
+
+    # What the bug did: the parameters as given would delete carol, now tagged ManagedBy=iamrunbook.
+    stale = make_plan(load_spec(given), read_inventory(iam, sts))
+    assert [c.kind for c in stale.changes if c.user == CAROL] == ["delete_user"]
+    monkeypatch.delenv(RUN_DIR_ENV)
+    scheduled = runner.run(params={"iam_users_file": str(team)}, out=tmp_path / "runs")
+    assert scheduled.exit_code == 0, scheduled.pending
 
 
 def test_a_spec_file_keeps_its_source_through_for_runbook(aws, legacy_account, monkeypatch, tmp_path):
@@ -481,6 +541,7 @@ def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, i
     clicks = (
         "editor = rb.pending\n"
         "editor.checkboxes[('bob@example.com', 'admin')].value = True\n"
+        "editor.save_button.click()\n"
         "editor.apply_button.click()\n"
         "print(editor.status_text)\n"
         "editor.confirm_button.click()\n"
