@@ -89,7 +89,10 @@ class Runbook:
         return self._spec
 
     def inventory(self, *, with_credential_report: bool = False) -> Inventory:
-        return read_inventory(self.iam, self.sts, with_credential_report=with_credential_report, progress=True)
+        """One sweep; the credential report too when asked, or when MFA-required roles need to know who
+        has an MFA device."""
+        report = with_credential_report or bool(self.params["require_mfa"])
+        return read_inventory(self.iam, self.sts, with_credential_report=report, progress=True)
 
     def write(self, record: records.Record | str, content: Any, *, name: str | None = None) -> Path:
         """Write a declared record into the run folder (records.py refuses anything undeclared)."""

@@ -15,6 +15,7 @@ from .names import POLICY_VERSION
 MODULES = (
     *("notebook", "gather", "inventory", "access", "plan", "mutations", "apply", "verify", "legacy", "legacy_backup"),
     *("offboard", "credentials", "deletion", "cloudtrail", "terraform", "editor", "audit", "reviewed", "archive"),
+    *("cis",),
 )
 
 

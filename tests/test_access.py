@@ -32,9 +32,9 @@ from iamrunbook.access import (
     unexpected_access,
     user_names,
 )
-from iamrunbook.reports import access_matrix, access_paths, styled_matrix
 from iamrunbook.inventory import fetch_details
 from iamrunbook.names import policy_document, policy_name
+from iamrunbook.reports import access_matrix, access_paths, styled_matrix
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"

@@ -23,9 +23,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from invariants import role_guard
 
-from iamrunbook import cli, legacy, legacy_backup
-from iamrunbook.access import effective_access
+from iamrunbook import cli, legacy
 from iamrunbook.apply import ApplyError, apply_plan
 from iamrunbook.errors import AwsActionError
 from iamrunbook.inventory import Inventory, decode_document, fetch_details, read_inventory
@@ -121,32 +121,6 @@ def snapshot(aws) -> dict:
         "roles": {r["RoleName"]: attached(r) for r in details["RoleDetailList"]},
         "policies": policies,
     }
-
-
-def role_guard(aws, spec) -> list[str]:
-    """After every successful mutating call: every (spec user, role) the spec grants and the user has held
-    at any point so far (from the start of the run on) is still assumable. Access is computed
-    independently of plan/apply/legacy: access.effective_access over a fresh sweep (internal client)."""
-    internal = aws.client("iam", internal=True)
-    granted = {(user.lower(), key) for user, key in spec.grants()}
-
-    def held() -> set[tuple[str, str]]:
-        grants = effective_access(fetch_details(internal), spec.roles, ACCOUNT_ID)
-        return {(g.user.lower(), g.role_key) for g in grants} & granted
-
-    protected = held()
-    assert protected, "the guard must have something to guard"
-    checked: list[str] = []
-
-    def check(call) -> None:
-        now = held()
-        checked.append(call.action)
-        lost = sorted(protected - now)
-        assert not lost, f"after {call.action} #{call.seq}: {lost} can no longer assume a role the spec grants"
-        protected.update(now)
-
-    aws.on_mutation(check)
-    return checked
 
 
 def reference(aws, iam, sts, flow: str, tmp: Path) -> dict:

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from iamrunbook import reports
 from iamrunbook.inventory import (
     AWS_MANAGED_FILTER,
     ENTITY_FILTER,
@@ -20,7 +21,6 @@ from iamrunbook.inventory import (
     read_credential_report,
     read_inventory,
 )
-from iamrunbook import reports
 from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, caller_user_name
 from iamrunbook.sandbox import seed
 

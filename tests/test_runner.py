@@ -16,10 +16,10 @@ import yaml
 
 from iamrunbook import manifest, records, runner
 from iamrunbook.changes import Change
-from iamrunbook.legacy import MigrationPlan
-from iamrunbook.plan import Plan
 from iamrunbook.errors import SpecError
+from iamrunbook.legacy import MigrationPlan
 from iamrunbook.params import PARAMETERS
+from iamrunbook.plan import Plan
 
 NOTEBOOKS = Path(runner.__file__).resolve().parent.parent / "notebooks"
 EXAMPLE = Path(runner.__file__).resolve().parent.parent / "parameters" / "example.yaml"
