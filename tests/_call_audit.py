@@ -51,6 +51,15 @@ TEST_SETUP_ACTIONS = frozenset(
         "iam:ListRoles",
         "iam:ListUsers",
         "iam:ListVirtualMFADevices",
+        "iam:UpdateAssumeRolePolicy",
+        # the embedded AWS's other services, exercised by its own tests (tests/test_sandbox_*.py)
+        "organizations:CreateAccount",
+        "organizations:ListAccounts",
+        "organizations:ListAccountsForParent",
+        "organizations:ListChildren",
+        "organizations:ListParents",
+        "organizations:ListTagsForResource",
+        "sts:AssumeRole",
     }
 )
 
