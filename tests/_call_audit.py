@@ -59,6 +59,18 @@ TEST_SETUP_ACTIONS = frozenset(
         "organizations:ListChildren",
         "organizations:ListParents",
         "organizations:ListTagsForResource",
+        "s3:CopyObject",
+        "s3:CreateBucket",
+        "s3:DeleteObject",
+        "s3:GetObject",
+        "s3:GetObjectLockConfiguration",
+        "s3:GetObjectRetention",
+        "s3:HeadObject",
+        "s3:ListBuckets",
+        "s3:ListObjectVersions",
+        "s3:ListObjectsV2",
+        "s3:PutObject",
+        "s3:PutObjectRetention",
         "sts:AssumeRole",
     }
 )

@@ -17,6 +17,18 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
+#: What each service answers past its rate (IAM and STS: `Throttling`, HTTP 400). botocore retries them all.
+THROTTLE_ERRORS: dict[str, tuple[str, str, int]] = {
+    "s3": ("SlowDown", "Please reduce your request rate.", 503),
+    "organizations": ("TooManyRequestsException", "AWS Organizations can't complete your request.", 400),
+    "cloudtrail": ("ThrottlingException", "Rate exceeded", 400),
+}
+THROTTLING = ("Throttling", "Rate exceeded", 400)
+
+
+def throttle_error(service: str) -> tuple[str, str, int]:
+    return THROTTLE_ERRORS.get(service, THROTTLING)
+
 
 @dataclass(frozen=True)
 class Pacing:

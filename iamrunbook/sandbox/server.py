@@ -37,8 +37,9 @@ from .calls import ACCOUNT_ID, REGION, Call, Fault, default_message
 from .cloudtrail import LookupRefused, lookup_events, seeded_call
 from .credentials import credential_report_result, login_profile_result, note_login_profile
 from .identity import ACCOUNT_HEADER, Caller, identify, invalid_credentials
-from .pacing import Pacer, Pacing
+from .pacing import Pacer, Pacing, throttle_error
 from .rules import refusal
+from .s3 import object_retention
 from .wire import (
     Request,
     Response,
@@ -420,6 +421,8 @@ class EmbeddedAws:
                 return json_response(lookup_events(history, request.params, caller.account_id))
             except LookupRefused as refused:
                 return error_response(request, refused.code, str(refused), 400)
+        if key == ("s3", "GetObjectRetention"):
+            return object_retention(request, caller.account_id)
         if request.service != "iam" or not isinstance(request.params, dict):
             return None
         backend = self.iam_backend(caller.account_id)
@@ -435,7 +438,7 @@ class EmbeddedAws:
     def _answer(self, request: Request, environ: dict, internal: bool, caller: Caller) -> tuple[Response, bool]:
         if not internal:
             if not self._pacer.admit(request.mutating):
-                return error_response(request, "Throttling", "Rate exceeded", 400), False
+                return error_response(request, *throttle_error(request.service)), False
             self._pacer.delay(request.mutating)
             fault = self._due_fault(request)
             if fault is not None:
