@@ -51,6 +51,7 @@ TEST_SETUP_ACTIONS = frozenset(
         "iam:ListRoles",
         "iam:ListUsers",
         "iam:ListVirtualMFADevices",
+        "iam:UpdateAccountPasswordPolicy",
         "iam:UpdateAssumeRolePolicy",
         # the embedded AWS's other services, exercised by its own tests (tests/test_sandbox_*.py)
         "organizations:CreateAccount",

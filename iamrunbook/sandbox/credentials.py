@@ -120,11 +120,15 @@ def login_profile_result(user: Any) -> str:
 
 
 def note_login_profile(backend: Any, action: str | None, params: Any) -> None:
-    """After a successful call: stamp when a user's password (and login profile) was set."""
+    """After a successful call: stamp when a user's password (and login profile) was set, and its reset flag."""
     if action not in ("CreateLoginProfile", "UpdateLoginProfile") or not isinstance(params, dict):
         return
     user = backend.users.get(params.get("UserName", ""))
-    if user is None or (action == "UpdateLoginProfile" and not params.get("Password")):
+    if user is None:
+        return
+    if action == "CreateLoginProfile" or "PasswordResetRequired" in params:  # moto drops the flag
+        user.password_reset_required = bool(params.get("PasswordResetRequired", False))
+    if action == "UpdateLoginProfile" and not params.get("Password"):
         return
     now = datetime.now(timezone.utc)
     setattr(user, PASSWORD_SET, now)
