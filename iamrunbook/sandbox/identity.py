@@ -5,13 +5,15 @@ or temporary credentials from `sts:AssumeRole`) acts in the account that key bel
 acts in the account named by the `x-moto-account-id` header, else in the default account. The sandbox
 uses the same mapping so that its strict rules, its call log and CloudTrail see the account moto changes.
 
-Unlike moto, a key that looks like AWS's (`AKIA...`/`ASIA...`) but is unknown, deleted or inactive is
-refused, as AWS refuses it; the sandbox's fake key (not AWS-shaped) stays the account's administrator.
+Unlike moto, a key the account issued and then made inactive or deleted is refused, as AWS refuses it.
+A key the sandbox never issued (its fake key, or any a test makes up) stays the account's administrator,
+as in moto: the sandbox cannot tell a made-up key from a real one it never saw.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from moto.iam.models import iam_backends
@@ -22,7 +24,6 @@ from .calls import ACCOUNT_ID
 ACCOUNT_HEADER = "x-moto-account-id"  # moto's own header: act in this account
 #: The caller moto reports for credentials it did not issue (GetCallerIdentity).
 ADMIN_NAME = "moto"
-_AWS_KEY = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{12,}$")
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 
@@ -77,8 +78,8 @@ def _role_session(account_id: str, key) -> Caller:
     )
 
 
-def identify(environ: dict) -> Caller:
-    """The caller of one request, and the account it acts on."""
+def identify(environ: dict, revoked: Collection[str] = ()) -> Caller:
+    """The caller of one request, and the account it acts on. `revoked`: deleted key ids (refused)."""
     key_id = access_key_of(environ)
     account_id, key = _owner(key_id) if key_id else (None, None)
     if key is not None and key.role_arn:
@@ -89,7 +90,7 @@ def identify(environ: dict) -> Caller:
         return Caller(account_id, arn, "user", key_id, user_name=key.user_name, valid=key.status == "Active")
     account_id = environ.get("HTTP_" + ACCOUNT_HEADER.upper().replace("-", "_")) or ACCOUNT_ID
     arn = f"arn:aws:sts::{account_id}:user/{ADMIN_NAME}"
-    return Caller(account_id, arn, "admin", key_id, valid=not _AWS_KEY.match(key_id))
+    return Caller(account_id, arn, "admin", key_id, valid=key_id not in revoked)
 
 
 def invalid_credentials(protocol: str, service: str) -> tuple[str, str, int]:

@@ -109,6 +109,7 @@ class EmbeddedAws:
         self._seq = itertools.count(1)
         self._calls: list[Call] = []
         self._seeded: list[Call] = []
+        self._revoked: set[str] = set()
         self._faults: list[Fault] = []
         self._hooks: list[Callable[[Call], None]] = []
         self._hook_depth = 0
@@ -188,6 +189,7 @@ class EmbeddedAws:
             self._faults.clear()
             self._calls.clear()
             self._seeded.clear()
+            self._revoked.clear()
             self._hooks.clear()
             self._hook_errors.clear()
 
@@ -449,6 +451,8 @@ class EmbeddedAws:
         response = self._own_answer(request, caller) or call_app(self._moto_app, request, environ)
         if response.status < 400 and request.service == "iam":
             note_login_profile(self.iam_backend(caller.account_id), request.action, request.params)
+            if request.action == "DeleteAccessKey":  # AWS refuses a deleted key; moto forgets it
+                self._revoked.add(str(request.params.get("AccessKeyId")))
         return response, False
 
     def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -458,7 +462,7 @@ class EmbeddedAws:
         started = time.time()
         request = describe(environ, read_body(environ))
         internal = environ.get("HTTP_" + INTERNAL_HEADER.upper().replace("-", "_")) == "1"
-        caller = identify(environ)
+        caller = identify(environ, self._revoked)
         self.iam_backend(caller.account_id)  # a new account gets AWS's managed policies before moto answers
         response, injected = self._answer(request, environ, internal, caller)
         if not internal:
