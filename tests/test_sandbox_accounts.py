@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from iamrunbook import aws as aws_edge
 from iamrunbook.names import DEFAULT_ROLES, MANAGED_BY_KEY, MANAGED_BY_VALUE
 from iamrunbook.sandbox import ACCOUNT_ID
-from iamrunbook.sandbox.org import ACCESS_ROLE, ADMIN_POLICY_ARN, BROAD_POLICY, OUS, seed_organization
+from iamrunbook.sandbox.org import ACCESS_ROLE, ADMIN_POLICY_ARN, BROAD_POLICY, OUS
 
 
 def error_of(call) -> tuple[str, int, str]:
@@ -31,8 +31,8 @@ def allow_assume(resource: str = "*") -> str:
 
 
 @pytest.fixture
-def org(aws):
-    return seed_organization(aws)
+def org(organization):
+    return organization
 
 
 def assume(aws, role_arn: str, *, credentials=None, **kwargs):

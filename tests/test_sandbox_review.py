@@ -16,11 +16,7 @@ from iamrunbook import aws as aws_edge
 from iamrunbook.inventory import read_credential_report
 from iamrunbook.sandbox import ACCOUNT_ID
 from iamrunbook.sandbox.cloudtrail import RETENTION
-from iamrunbook.sandbox.history import (
-    seed_assume_role_history,
-    set_access_key_history,
-    set_password_history,
-)
+from iamrunbook.sandbox.history import seed_assume_role_history, set_credential_history
 from iamrunbook.sandbox.org import seed_organization
 from iamrunbook.sandbox.seed import new_password, seed_roles
 
@@ -183,8 +179,10 @@ def test_credential_report_columns_like_aws(aws, iam):
     keys = [iam.create_access_key(UserName="busy")["AccessKey"]["AccessKeyId"] for _ in range(2)]
     iam.update_access_key(UserName="busy", AccessKeyId=keys[1], Status="Inactive")
     iam.upload_signing_certificate(UserName="busy", CertificateBody=self_signed_certificate("busy"))
-    set_password_history(aws, "busy", last_used_days_ago=50, changed_days_ago=200)
-    set_access_key_history(aws, "busy", keys[0], created_days_ago=100, last_used_days_ago=60, service="s3")
+    set_credential_history(aws, "busy", password_last_used_days_ago=50, password_changed_days_ago=200)
+    set_credential_history(
+        aws, "busy", access_key_id=keys[0], key_created_days_ago=100, key_last_used_days_ago=60, key_service="s3"
+    )
     rows = report(iam)
     assert list(rows) == ["<root_account>", "plain", "busy"]
     root = rows["<root_account>"]
@@ -218,7 +216,7 @@ def test_password_next_rotation_follows_the_password_policy(aws, iam):
     iam.create_login_profile(UserName="rotating", Password=new_password())
     assert report(iam)["rotating"]["password_last_used"] == "no_information"
     iam.update_account_password_policy(MaxPasswordAge=90, MinimumPasswordLength=14)
-    set_password_history(aws, "rotating", changed_days_ago=30)
+    set_credential_history(aws, "rotating", password_changed_days_ago=30)
     assert report(iam)["rotating"]["password_next_rotation"].startswith(ago(-60).strftime("%Y-%m-%d"))
 
 
@@ -238,7 +236,7 @@ def test_login_profile_and_password_last_used(aws, iam):
     profile = iam.get_login_profile(UserName="console")["LoginProfile"]
     assert profile["UserName"] == "console" and profile["PasswordResetRequired"] is True
     assert abs(profile["CreateDate"] - datetime.now(timezone.utc)) < timedelta(minutes=1)
-    set_password_history(aws, "console", last_used_days_ago=61, changed_days_ago=10)
+    set_credential_history(aws, "console", password_last_used_days_ago=61, password_changed_days_ago=10)
     assert abs(iam.get_login_profile(UserName="console")["LoginProfile"]["CreateDate"] - ago(10)) < timedelta(minutes=1)
     assert abs(iam.get_user(UserName="console")["User"]["PasswordLastUsed"] - ago(61)) < timedelta(minutes=1)
 
@@ -248,7 +246,8 @@ def test_access_key_last_used_as_aws_reports_it(aws, iam):
     unused = iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])
     assert unused["UserName"] == "keyed"
     assert unused["AccessKeyLastUsed"]["ServiceName"] == "N/A" and "LastUsedDate" not in unused["AccessKeyLastUsed"]
-    set_access_key_history(aws, "keyed", created_days_ago=100, last_used_days_ago=100, service="iam")
+    key_id = set_credential_history(aws, "keyed", key_created_days_ago=100, key_last_used_days_ago=100)
+    assert key_id == key["AccessKeyId"]
     old = iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["AccessKeyLastUsed"]
     assert abs(old["LastUsedDate"] - ago(100)) < timedelta(minutes=1) and old["ServiceName"] == "iam"
     (listed,) = iam.list_access_keys(UserName="keyed")["AccessKeyMetadata"]
@@ -261,7 +260,8 @@ def test_access_key_last_used_as_aws_reports_it(aws, iam):
 
 def test_history_helpers_refuse_unknown_users_and_keys(aws, iam):
     with pytest.raises(KeyError):
-        set_password_history(aws, "nobody", last_used_days_ago=1)
+        set_credential_history(aws, "nobody", password_last_used_days_ago=1)
     iam.create_user(UserName="keyless")
+    assert set_credential_history(aws, "keyless", password_changed_days_ago=1) is None
     with pytest.raises(KeyError):
-        set_access_key_history(aws, "keyless", created_days_ago=1)
+        set_credential_history(aws, "keyless", key_created_days_ago=1)

@@ -29,48 +29,45 @@ def _user(aws, user_name: str, account_id: str | None):
     return user
 
 
-def set_password_history(
-    aws,
-    user_name: str,
-    *,
-    last_used_days_ago: float | None = None,
-    changed_days_ago: float | None = None,
-    account_id: str | None = None,
-) -> None:
-    """When the user's console password was last used and last set (GetUser, the credential report)."""
-    user = _user(aws, user_name, account_id)
-    if last_used_days_ago is not None:
-        user.password_last_used = ago(last_used_days_ago)
-    if changed_days_ago is not None:
-        setattr(user, PASSWORD_SET, ago(changed_days_ago))
-        setattr(user, PROFILE_CREATED, ago(changed_days_ago))
-
-
-def set_access_key_history(
-    aws,
-    user_name: str,
-    access_key_id: str | None = None,
-    *,
-    created_days_ago: float | None = None,
-    last_used_days_ago: float | None = None,
-    service: str = "iam",
-    region: str = REGION,
-    account_id: str | None = None,
-) -> str:
-    """Back-date an access key's creation and/or last use (ListAccessKeys, GetAccessKeyLastUsed, the report).
-
-    `access_key_id` None: the user's first key. Returns the key id. A later request signed with the key
-    makes it "used now" again, as in AWS.
-    """
-    user = _user(aws, user_name, account_id)
+def _access_key(user, access_key_id: str | None):
     keys = [key for key in user.access_keys if access_key_id in (None, key.access_key_id)]
     if not keys:
-        raise KeyError(f"user {user_name!r} has no access key {access_key_id or ''}".strip())
-    key = keys[0]
-    if created_days_ago is not None:
-        key.create_date = ago(created_days_ago)
-    if last_used_days_ago is not None:
-        key.last_used = AccessKeyLastUsed(timestamp=ago(last_used_days_ago), service=service, region=region)
+        raise KeyError(f"user {user.name!r} has no access key {access_key_id or ''}".strip())
+    return keys[0]
+
+
+def set_credential_history(
+    aws,
+    user_name: str,
+    *,
+    password_last_used_days_ago: float | None = None,
+    password_changed_days_ago: float | None = None,
+    access_key_id: str | None = None,
+    key_created_days_ago: float | None = None,
+    key_last_used_days_ago: float | None = None,
+    key_service: str = "iam",
+    key_region: str = REGION,
+    account_id: str | None = None,
+) -> str | None:
+    """Back-date a user's console password and/or one access key (`access_key_id` None: the first).
+
+    Seen by GetUser (PasswordLastUsed), GetLoginProfile, ListAccessKeys, GetAccessKeyLastUsed and the
+    credential report. A later request signed with the key makes it "used now" again, as in AWS.
+    Returns the key id when a key was touched.
+    """
+    user = _user(aws, user_name, account_id)
+    if password_last_used_days_ago is not None:
+        user.password_last_used = ago(password_last_used_days_ago)
+    if password_changed_days_ago is not None:
+        setattr(user, PASSWORD_SET, ago(password_changed_days_ago))
+        setattr(user, PROFILE_CREATED, ago(password_changed_days_ago))
+    if key_created_days_ago is None and key_last_used_days_ago is None and access_key_id is None:
+        return None
+    key = _access_key(user, access_key_id)
+    if key_created_days_ago is not None:
+        key.create_date = ago(key_created_days_ago)
+    if key_last_used_days_ago is not None:
+        key.last_used = AccessKeyLastUsed(timestamp=ago(key_last_used_days_ago), service=key_service, region=key_region)
     return key.access_key_id
 
 

@@ -294,16 +294,19 @@ class EmbeddedAws:
 
     @property
     def seeded_events(self) -> list[Call]:
+        """The back-dated events `record_event` added since the last reset, oldest added first (a copy)."""
+        return self._copy(self._seeded)
+
+    def _copy(self, items: list) -> list:
         with self._lock:
-            return list(self._seeded)
+            return list(items)
 
     # -- call log
 
     @property
     def calls(self) -> list[Call]:
         """Every call answered since the last reset/clear, oldest first (a copy)."""
-        with self._lock:
-            return list(self._calls)
+        return self._copy(self._calls)
 
     def mutating_calls(self) -> list[Call]:
         """Calls of actions that change the account, including failed and faulted attempts."""
@@ -369,8 +372,7 @@ class EmbeddedAws:
 
     @property
     def hook_errors(self) -> list[BaseException]:
-        with self._lock:
-            return list(self._hook_errors)
+        return self._copy(self._hook_errors)
 
     def raise_hook_errors(self) -> None:
         """Re-raise the first exception a hook raised (e.g. a broken invariant), then forget them all."""
