@@ -5,8 +5,13 @@ that is still attached). Code that only ever met a lenient fake breaks in a real
 refuses what AWS refuses. It also records every call (never a secret value), injects faults on demand
 (throttling, 5xx) and runs callbacks after each mutating call, so tests can check invariants mid-run.
 
+It answers IAM, STS, S3 (path-style, REST calls named by their operation), Organizations and CloudTrail's
+LookupEvents, for many accounts at once: a request acts in the account its access key belongs to (an IAM
+user's own key, assumed-role credentials) and AssumeRole is allowed only where AWS would allow it. It can
+be as slow as AWS and throttle like it (`latency_ms`, `max_tps`).
+
 The server listens on 127.0.0.1 only. Notebook kernels reach it through the environment from `env()`.
-moto keeps its state in this process: `iam_backend()` reads it directly.
+moto keeps its state in this process: `iam_backend(account_id)` reads it directly.
 """
 
 from __future__ import annotations
