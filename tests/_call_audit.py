@@ -51,6 +51,28 @@ TEST_SETUP_ACTIONS = frozenset(
         "iam:ListRoles",
         "iam:ListUsers",
         "iam:ListVirtualMFADevices",
+        "iam:UpdateAccountPasswordPolicy",
+        "iam:UpdateAssumeRolePolicy",
+        # the embedded AWS's other services, exercised by its own tests (tests/test_sandbox_*.py)
+        "organizations:CreateAccount",
+        "organizations:ListAccounts",
+        "organizations:ListAccountsForParent",
+        "organizations:ListChildren",
+        "organizations:ListParents",
+        "organizations:ListTagsForResource",
+        "s3:CopyObject",
+        "s3:CreateBucket",
+        "s3:DeleteObject",
+        "s3:GetObject",
+        "s3:GetObjectLockConfiguration",
+        "s3:GetObjectRetention",
+        "s3:HeadObject",
+        "s3:ListBuckets",
+        "s3:ListObjectVersions",
+        "s3:ListObjectsV2",
+        "s3:PutObject",
+        "s3:PutObjectRetention",
+        "sts:AssumeRole",
     }
 )
 

@@ -7,6 +7,7 @@
     sts           (function) the same for STS
     no_backoff    (function) botocore's retries still happen, without the waits; yields the skipped delays
     legacy_account (function) seed.seed_legacy_account(iam): roles, your-username, AssumeRolesPolicy
+    organization  (function) sandbox.seed_organization(aws): management + 3 member accounts in 2 OUs
 
 A test fails at teardown if an `aws.on_mutation` hook raised (a broken invariant mid-run).
 """
@@ -22,7 +23,7 @@ from botocore.retries.standard import ExponentialBackoff
 from hypothesis import HealthCheck, settings
 
 from iamrunbook import aws as aws_edge
-from iamrunbook.sandbox import EmbeddedAws, seed
+from iamrunbook.sandbox import EmbeddedAws, seed, seed_organization
 
 pytest_plugins = ["_call_audit"]  # every action the embedded servers answer must be declared
 
@@ -84,6 +85,11 @@ def no_backoff(monkeypatch):
 @pytest.fixture
 def legacy_account(iam):
     return seed.seed_legacy_account(iam)
+
+
+@pytest.fixture
+def organization(aws):
+    return seed_organization(aws)
 
 
 # Property tests run a fixed, repeatable set of examples: the same accounts on every machine and in CI.

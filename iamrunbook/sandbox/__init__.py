@@ -1,9 +1,14 @@
 """The sandbox: a strict embedded AWS (moto behind AWS's rules), seeding, and the demo.
 
-Tests, the benchmark and `iamrunbook demo` use it; the product modules never import it.
+Tests, the benchmark and `iamrunbook demo` use it; the product modules never import it. One server hosts
+many accounts (an organization, `org.seed_organization`), IAM, STS, S3, Organizations and CloudTrail's
+LookupEvents; it can be as slow as AWS and throttle like it (`pacing`).
 """
 
 from .calls import ACCOUNT_ID, REGION, Call, Fault, is_mutating
+from .history import seed_assume_role_history, set_credential_history
+from .org import seed_organization
+from .pacing import Pacing
 from .server import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, EmbeddedAws
 from .wire import REDACTED
 
@@ -16,5 +21,9 @@ __all__ = [
     "Call",
     "EmbeddedAws",
     "Fault",
+    "Pacing",
     "is_mutating",
+    "seed_assume_role_history",
+    "seed_organization",
+    "set_credential_history",
 ]

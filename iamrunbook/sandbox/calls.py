@@ -34,7 +34,13 @@ def is_mutating(service: str, action: str | None, method: str = "POST") -> bool:
 
 @dataclass(frozen=True)
 class Call:
-    """One request the server answered, with secret parameter values replaced by `REDACTED`."""
+    """One request the server answered, with secret parameter values replaced by `REDACTED`.
+
+    `account_id` is the account the request acted on and `principal` the caller's ARN (what STS
+    GetCallerIdentity would say for its credentials). `started`/`ended` are the server's epoch seconds
+    when the request arrived and when its answer was ready (latency included), so a test can check that
+    calls did or did not overlap. `time` is `started` as a datetime.
+    """
 
     seq: int
     service: str
@@ -45,6 +51,10 @@ class Call:
     injected: bool = False
     method: str = "POST"
     time: datetime = field(default_factory=lambda: datetime.now(timezone.utc), compare=False)
+    account_id: str = ACCOUNT_ID
+    principal: str = ""
+    started: float = field(default=0.0, compare=False)
+    ended: float = field(default=0.0, compare=False)
 
     @property
     def ok(self) -> bool:

@@ -5,26 +5,29 @@ that is still attached). Code that only ever met a lenient fake breaks in a real
 refuses what AWS refuses. It also records every call (never a secret value), injects faults on demand
 (throttling, 5xx) and runs callbacks after each mutating call, so tests can check invariants mid-run.
 
+It answers IAM, STS, S3 (path-style, REST calls named by their operation), Organizations and CloudTrail's
+LookupEvents, for many accounts at once: a request acts in the account its access key belongs to (an IAM
+user's own key, assumed-role credentials) and AssumeRole is allowed only where AWS would allow it. It can
+be as slow as AWS and throttle like it (`latency_ms`, `max_tps`).
+
 The server listens on 127.0.0.1 only. Notebook kernels reach it through the environment from `env()`.
-moto keeps its state in this process: `iam_backend()` reads it directly.
+moto keeps its state in this process: `iam_backend(account_id)` reads it directly.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
-import json
 import os
 import threading
+import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from moto.core.config import default_user_config
-from moto.iam.aws_managed_policies import aws_managed_policies_data
-from moto.iam.models import AWSManagedPolicy, iam_backends
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -33,16 +36,24 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from ..log import logger
+from .accounts import Accounts
+from .assume import assume_role_check
 from .calls import ACCOUNT_ID, REGION, Call, Fault, default_message
-from .cloudtrail import lookup_events
+from .cloudtrail import LookupRefused, lookup_events, seeded_call
+from .credentials import credential_report_result, login_profile_result, note_login_profile
+from .identity import ACCOUNT_HEADER, Caller, identify, invalid_credentials
+from .pacing import Pacer, Pacing, throttle_error
 from .rules import refusal
+from .s3 import object_retention
 from .wire import (
     Request,
     Response,
+    call_app,
     describe,
     error_code,
     error_response,
     json_response,
+    query_response,
     read_body,
     status_line,
 )
@@ -66,47 +77,44 @@ class _QuietHandler(MotoRequestHandler):
         pass
 
 
-_MOTO_CONFIG_LOCK = threading.Lock()
-_AWS_POLICY_TEMPLATES: list[AWSManagedPolicy] = []
-
-
-def _fresh_aws_managed_policies() -> list[AWSManagedPolicy]:
-    """Unattached copies of moto's AWS-managed policies for our account, parsed once per process."""
-    if not _AWS_POLICY_TEMPLATES:
-        parsed = json.loads(aws_managed_policies_data)
-        _AWS_POLICY_TEMPLATES.extend(
-            AWSManagedPolicy.from_data(name, ACCOUNT_ID, REGION, data) for name, data in parsed.items()
-        )
-    fresh = []
-    for template in _AWS_POLICY_TEMPLATES:
-        policy = copy.copy(template)
-        policy.attachment_count = 0
-        policy.tags = {}
-        policy.versions = [copy.copy(version) for version in template.versions]
-        fresh.append(policy)
-    return fresh
-
-
 class EmbeddedAws:
-    """moto on 127.0.0.1:<free port>, as strict as real AWS, with a call log, faults and hooks.
+    """moto on 127.0.0.1:<free port>, as strict as real AWS, with a call log, faults, hooks and pacing.
 
     Hooks (`on_mutation`) run in the server's request thread after a successful mutating call, before
     its response is sent. From a hook, read the account either through `client(service, internal=True)`
-    (requests the log, faults and hooks ignore) or directly from `iam_backend()`. A plain client works
-    too, but its calls are logged like any other. Hooks are not re-entered while one runs; an exception
-    in a hook is kept in `hook_errors` (the client's call still succeeds) and `raise_hook_errors()`
-    re-raises it.
+    (requests the log, faults, pacing and hooks ignore) or directly from `iam_backend()`. A plain client
+    works too, but its calls are logged like any other. Hooks are not re-entered while one runs; an
+    exception in a hook is kept in `hook_errors` (the client's call still succeeds) and
+    `raise_hook_errors()` re-raises it.
+
+    `latency_ms` (+ random 0..`jitter_ms`) delays each answered call and `max_tps` throttles past a rate
+    (see `pacing`); `pace_reads=False` paces mutating calls only. `set_pacing()`/`paced()` change them
+    at runtime; `reset()` restores the constructor's. One server hosts many accounts (see `identity`).
     """
 
-    def __init__(self, *, load_aws_managed_policies: bool = True, strict: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        load_aws_managed_policies: bool = True,
+        strict: bool = True,
+        latency_ms: float = 0,
+        jitter_ms: float = 0,
+        max_tps: float | None = None,
+        pace_reads: bool = True,
+    ) -> None:
         self.load_aws_managed_policies = load_aws_managed_policies
         self.strict = strict
+        self._default_pacing = Pacing(latency_ms, jitter_ms, max_tps, pace_reads)
+        self._pacer = Pacer(self._default_pacing)
+        self._accounts = Accounts(load_aws_managed_policies)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._moto_app: Callable | None = None
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         self._calls: list[Call] = []
+        self._seeded: list[Call] = []
+        self._revoked: set[str] = set()
         self._faults: list[Fault] = []
         self._hooks: list[Callable[[Call], None]] = []
         self._hook_depth = 0
@@ -173,67 +181,137 @@ class EmbeddedAws:
         }
 
     def reset(self) -> None:
-        """Empty the account (moto's POST /moto-api/reset); clear faults, call log, hooks, hook errors."""
+        """Empty every account (moto's POST /moto-api/reset); clear faults, call log, seeded events, hooks
+        and hook errors; restore the constructor's pacing."""
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", data=b"", method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own 127.0.0.1
             response.read()
-        self._init_iam_backend()
+        self._accounts.reset()
+        self._accounts.backend(ACCOUNT_ID)
+        self._pacer.configure(**vars(self._default_pacing))
+        self._pacer.throttled = 0
         with self._lock:
             self._faults.clear()
             self._calls.clear()
+            self._seeded.clear()
+            self._revoked.clear()
             self._hooks.clear()
             self._hook_errors.clear()
 
-    def _init_iam_backend(self) -> None:
-        """Build the account's IAM backend now, with AWS-managed policies if configured.
+    def iam_backend(self, account_id: str | None = None):
+        """moto's IAM backend for an account (default: the main one): the state behind the server, in-process."""
+        return self._accounts.backend(account_id)
 
-        moto would rebuild its ~1,600 AWS-managed policies from JSON on every reset (0.2-1 s). Fresh
-        copies of one parsed set cost a few milliseconds and start, like moto's, unattached. moto reads
-        its own setting from a process-wide config; it is held off only while this backend is built,
-        so other moto users in this process are unaffected.
+    def client(
+        self,
+        service: str,
+        *,
+        account_id: str | None = None,
+        internal: bool = False,
+        credentials: Mapping[str, Any] | None = None,
+    ):
+        """A boto3 client for this server (standard retries, 5 attempts).
+
+        `account_id`: act in that account as its administrator (moto's account header, fake key).
+        `credentials`: sign with these instead, e.g. `create_access_key()["AccessKey"]` (a user's own key)
+        or `assume_role()["Credentials"]`; the server then acts as that user or role session.
+        `internal=True`: the request is unseen by the log, faults, pacing and hooks.
         """
-        with _MOTO_CONFIG_LOCK:
-            iam_config = default_user_config.setdefault("iam", {})
-            before = iam_config.get("load_aws_managed_policies", False)
-            iam_config["load_aws_managed_policies"] = False
-            try:
-                backend = iam_backends[ACCOUNT_ID]["aws"]
-            finally:
-                iam_config["load_aws_managed_policies"] = before
-            if self.load_aws_managed_policies:
-                policies = _fresh_aws_managed_policies()
-                backend.aws_managed_policies = policies
-                backend.managed_policies.update((policy.arn, policy) for policy in policies)
-
-    def iam_backend(self):
-        """moto's IAM backend for the account: the state behind the server, read in-process."""
-        return iam_backends[ACCOUNT_ID]["aws"]
-
-    def client(self, service: str, *, internal: bool = False):
-        """A boto3 client for this server (standard retries). `internal=True`: unseen by log, faults, hooks."""
+        keys = {"aws_access_key_id": FAKE_ACCESS_KEY_ID, "aws_secret_access_key": FAKE_SECRET_ACCESS_KEY}
+        if credentials is not None:
+            keys = {
+                "aws_access_key_id": credentials["AccessKeyId"],
+                "aws_secret_access_key": credentials["SecretAccessKey"],
+                "aws_session_token": credentials.get("SessionToken"),
+            }
         client = boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name=REGION,
-            aws_access_key_id=FAKE_ACCESS_KEY_ID,
-            aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
             config=Config(retries={"mode": "standard", "max_attempts": 5}),
+            **keys,
         )
-        if internal:
+        headers = {INTERNAL_HEADER: "1"} if internal else {}
+        if account_id is not None:
+            headers[ACCOUNT_HEADER] = account_id
+        if headers:
 
             def mark(request: Any, **_: Any) -> None:
-                request.headers[INTERNAL_HEADER] = "1"
+                for name, value in headers.items():
+                    request.headers[name] = value
 
             client.meta.events.register("before-sign", mark)
         return client
+
+    # -- pacing
+
+    @property
+    def pacing(self) -> Pacing:
+        """The latency and rate limit in force."""
+        return self._pacer.pacing
+
+    @property
+    def throttled(self) -> int:
+        """How many calls the rate limit has throttled since the last reset."""
+        return self._pacer.throttled
+
+    def set_pacing(self, **changes: Any) -> Pacing:
+        """Change latency_ms, jitter_ms, max_tps and/or reads now (`set_pacing(max_tps=20)`); returns the old."""
+        return self._pacer.configure(**changes)
+
+    @contextmanager
+    def paced(self, **changes: Any) -> Iterator[Pacing]:
+        """`with aws.paced(latency_ms=100):` ... the previous pacing is back afterwards."""
+        previous = self.set_pacing(**changes)
+        try:
+            yield self.pacing
+        finally:
+            self._pacer.configure(**vars(previous))
+
+    # -- seeded history
+
+    def record_event(
+        self,
+        action: str,
+        *,
+        service: str = "sts",
+        user: str | None = None,
+        principal: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        when: datetime | None = None,
+        days_ago: float = 0,
+        account_id: str | None = None,
+    ) -> Call:
+        """Add a back-dated CloudTrail event: not a call (not in `calls`, no hooks, no moto state).
+
+        `user` names an IAM user of the account as the caller; `principal` any ARN (default: the fake
+        key's). E.g. `record_event("AssumeRole", user="bob", params={"RoleArn": arn}, days_ago=30)`.
+        """
+        account_id = account_id or ACCOUNT_ID
+        if user is not None and principal is None:
+            found = self.iam_backend(account_id).users.get(user)
+            principal = found.arn if found is not None else f"arn:aws:iam::{account_id}:user/{user}"
+        moment = when or datetime.now(timezone.utc) - timedelta(days=days_ago)
+        call = seeded_call(next(self._seq), service, action, params, moment, account_id, principal or "")
+        with self._lock:
+            self._seeded.append(call)
+        return call
+
+    @property
+    def seeded_events(self) -> list[Call]:
+        """The back-dated events `record_event` added since the last reset, oldest added first (a copy)."""
+        return self._copy(self._seeded)
+
+    def _copy(self, items: list) -> list:
+        with self._lock:
+            return list(items)
 
     # -- call log
 
     @property
     def calls(self) -> list[Call]:
         """Every call answered since the last reset/clear, oldest first (a copy)."""
-        with self._lock:
-            return list(self._calls)
+        return self._copy(self._calls)
 
     def mutating_calls(self) -> list[Call]:
         """Calls of actions that change the account, including failed and faulted attempts."""
@@ -299,8 +377,7 @@ class EmbeddedAws:
 
     @property
     def hook_errors(self) -> list[BaseException]:
-        with self._lock:
-            return list(self._hook_errors)
+        return self._copy(self._hook_errors)
 
     def raise_hook_errors(self) -> None:
         """Re-raise the first exception a hook raised (e.g. a broken invariant), then forget them all."""
@@ -329,55 +406,72 @@ class EmbeddedAws:
 
     # -- the WSGI middleware in front of moto
 
-    def _call_moto(self, request: Request, environ: dict) -> Response:
-        captured: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        def start_response(status: str, headers: list, exc_info: Any = None):
-            captured["status"], captured["headers"] = status, list(headers)
-            return chunks.append
-
-        assert self._moto_app is not None
-        try:
-            result = self._moto_app(environ, start_response)
-            try:
-                chunks.extend(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        except NotImplementedError as exc:
-            # Not retryable (501), so a caller that copes with a missing feature finds out at once.
-            _log.warning("moto does not implement %s:%s", request.service, request.action)
-            return error_response(request, "NotImplemented", f"Not implemented by moto: {exc}", 501)
-        except Exception as exc:  # noqa: BLE001 - a moto bug answers like an AWS outage, not a traceback
-            _log.warning("moto failed on %s:%s: %r", request.service, request.action, exc)
-            return error_response(request, "InternalFailure", f"moto failed: {exc!r}", 500)
-        return Response(int(captured["status"].split()[0]), captured["headers"], b"".join(chunks))
-
-    def _answer(self, request: Request, environ: dict, internal: bool) -> tuple[Response, bool]:
-        fault = None if internal else self._due_fault(request)
-        if fault is not None:
-            return error_response(request, fault.code, fault.message, fault.status), True
-        if self.strict and request.problems:
+    def _refusal(self, request: Request, caller: Caller) -> tuple[str, str, int] | None:
+        """What real AWS would refuse and moto would not: bad credentials, bad parameters, the IAM rules."""
+        if not caller.valid:
+            return invalid_credentials(request.protocol, request.service)
+        if request.problems:
             count = len(request.problems)
             message = f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(request.problems)
-            return error_response(request, "ValidationError", message, 400), False
-        if self.strict and request.service == "iam":
-            refused = refusal(self.iam_backend(), request.action, request.params)
-            if refused is not None:
-                return error_response(request, *refused), False
-        if request.service == "cloudtrail" and request.action == "LookupEvents":
-            return json_response(lookup_events(self.calls, request.params)), False
-        return self._call_moto(request, environ), False
+            return "ValidationError", message, 400
+        if request.service == "iam":
+            return refusal(self.iam_backend(caller.account_id), request.action, request.params)
+        if request.service == "sts" and request.action == "AssumeRole":
+            return assume_role_check(caller, request.params, self.iam_backend)
+        return None
+
+    def _own_answer(self, request: Request, caller: Caller) -> Response | None:
+        """Actions the sandbox answers itself, where moto has none or answers unlike AWS."""
+        key = (request.service, request.action)
+        if key == ("cloudtrail", "LookupEvents"):
+            with self._lock:
+                history = self._calls + self._seeded
+            try:
+                return json_response(lookup_events(history, request.params, caller.account_id))
+            except LookupRefused as refused:
+                return error_response(request, refused.code, str(refused), 400)
+        if key == ("s3", "GetObjectRetention"):
+            return object_retention(request, caller.account_id)
+        if request.service != "iam" or not isinstance(request.params, dict):
+            return None
+        backend = self.iam_backend(caller.account_id)
+        if key == ("iam", "GetCredentialReport") and backend.credential_report:
+            created = self._accounts.created(caller.account_id)
+            return query_response(request, credential_report_result(backend, caller.account_id, created))
+        if key == ("iam", "GetLoginProfile"):
+            user = backend.users.get(request.params.get("UserName") or caller.user_name or "")
+            if user is not None and user.password is not None:
+                return query_response(request, login_profile_result(user))
+        return None
+
+    def _answer(self, request: Request, environ: dict, internal: bool, caller: Caller) -> tuple[Response, bool]:
+        if not internal:
+            if not self._pacer.admit(request.mutating):
+                return error_response(request, *throttle_error(request.service)), False
+            self._pacer.delay(request.mutating)
+            fault = self._due_fault(request)
+            if fault is not None:
+                return error_response(request, fault.code, fault.message, fault.status), True
+        refused = self._refusal(request, caller) if self.strict else None
+        if refused is not None:
+            return error_response(request, *refused), False
+        response = self._own_answer(request, caller) or call_app(self._moto_app, request, environ)
+        if response.status < 400 and request.service == "iam":
+            note_login_profile(self.iam_backend(caller.account_id), request.action, request.params)
+            if request.action == "DeleteAccessKey":  # AWS refuses a deleted key; moto forgets it
+                self._revoked.add(str(request.params.get("AccessKeyId")))
+        return response, False
 
     def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         assert self._moto_app is not None
         if environ.get("PATH_INFO", "").startswith("/moto-api"):
             return self._moto_app(environ, start_response)
+        started = time.time()
         request = describe(environ, read_body(environ))
         internal = environ.get("HTTP_" + INTERNAL_HEADER.upper().replace("-", "_")) == "1"
-        response, injected = self._answer(request, environ, internal)
+        caller = identify(environ, self._revoked)
+        self.iam_backend(caller.account_id)  # a new account gets AWS's managed policies before moto answers
+        response, injected = self._answer(request, environ, internal, caller)
         if not internal:
             call = Call(
                 seq=next(self._seq),
@@ -388,6 +482,11 @@ class EmbeddedAws:
                 error_code=error_code(response),
                 injected=injected,
                 method=request.method,
+                time=datetime.fromtimestamp(started, timezone.utc),
+                account_id=caller.account_id,
+                principal=caller.arn,
+                started=started,
+                ended=time.time(),
             )
             with self._lock:
                 self._calls.append(call)

@@ -22,8 +22,11 @@ import regex
 from botocore.exceptions import DataNotFoundError, UnknownServiceError
 from botocore.model import OperationNotFoundError
 
+from ..log import logger
 from .calls import is_mutating
+from .rest import operation_for, request_headers, rest_params
 
+_log = logger.getChild("embedded")
 REDACTED = "<redacted>"
 #: Query-protocol services whose parameters are checked against botocore's model like AWS does.
 STRICT_SERVICES = frozenset({"iam", "sts"})
@@ -262,7 +265,7 @@ def describe(environ: dict, body: bytes) -> Request:
     action = flat.pop("Action", None)
     flat.pop("Version", None)
     if not action:
-        return Request(service, None, "rest", method, {}, {})
+        return _describe_rest(environ, service, method, body)
     model = service_model(service) if service else None
     shape = _input_shape(model, action)
     api_version = model.metadata.get("apiVersion", "") if model is not None else ""
@@ -271,6 +274,23 @@ def describe(environ: dict, body: bytes) -> Request:
     params = _from_query(shape, flat, "")
     problems = tuple(_violations(shape, params, "")) if service in STRICT_SERVICES else ()
     return Request(service, action, "query", method, params, _redact(params, shape), problems, api_version)
+
+
+def _describe_rest(environ: dict, service: str, method: str, body: bytes) -> Request:
+    """A REST call (S3): named by its operation in botocore's model, its object body never logged."""
+    model = service_model(service) if service else None
+    if model is None or not model.protocol.startswith("rest"):
+        return Request(service, None, "rest", method, {}, {})
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+    path, _, raw_query = raw.partition("?")
+    query = dict(parse_qsl(raw_query or environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    headers = request_headers(environ)
+    action, captured = operation_for(model, method, path, query, headers)
+    if action is None:
+        return Request(service, None, model.protocol, method, {}, {})
+    operation = model.operation_model(action)
+    params = rest_params(operation, captured, query, headers, body)
+    return Request(service, action, model.protocol, method, params, _redact(params, operation.input_shape))
 
 
 def _input_shape(model, action: str):
@@ -292,9 +312,15 @@ class Response:
 def error_response(request: Request, code: str, message: str, status: int) -> Response:
     """An error shaped the way botocore parses it for the request's protocol."""
     request_id = uuid.uuid4().hex
-    if request.protocol == "json":
+    if request.protocol in ("json", "rest-json"):
         body = json.dumps({"__type": code, "message": message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
+    elif request.protocol == "rest-xml":  # S3: a bare <Error>
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{escape(code)}</Code>'
+            f"<Message>{escape(message)}</Message><RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        headers = [("Content-Type", "application/xml")]
     else:
         namespace = f"https://{request.service or 'iam'}.amazonaws.com/doc/{request.api_version or '2010-05-08'}/"
         kind = "Sender" if status < 500 else "Receiver"
@@ -338,3 +364,41 @@ def json_response(payload: dict[str, Any]) -> Response:
         ("Content-Length", str(len(body))),
     ]
     return Response(200, headers, body)
+
+
+def query_response(request: Request, result_xml: str) -> Response:
+    """A query-protocol (IAM/STS) success answer wrapping `result_xml`, as botocore parses it."""
+    action = request.action
+    namespace = f"https://{request.service}.amazonaws.com/doc/{request.api_version or '2010-05-08'}/"
+    body = (
+        f'<{action}Response xmlns="{namespace}"><{action}Result>{result_xml}</{action}Result>'
+        f"<ResponseMetadata><RequestId>{uuid.uuid4().hex}</RequestId></ResponseMetadata></{action}Response>"
+    ).encode()
+    return Response(200, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body)
+
+
+def call_app(app, request: Request, environ: dict) -> Response:
+    """Run a WSGI app (moto) on the request and collect its answer; moto's gaps and bugs answer like AWS."""
+    captured: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    def start_response(status: str, headers: list, exc_info: Any = None):
+        captured["status"], captured["headers"] = status, list(headers)
+        return chunks.append
+
+    try:
+        result = app(environ, start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+    except NotImplementedError as exc:
+        # Not retryable (501), so a caller that copes with a missing feature finds out at once.
+        _log.warning("moto does not implement %s:%s", request.service, request.action)
+        return error_response(request, "NotImplemented", f"Not implemented by moto: {exc}", 501)
+    except Exception as exc:  # noqa: BLE001 - a moto bug answers like an AWS outage, not a traceback
+        _log.warning("moto failed on %s:%s: %r", request.service, request.action, exc)
+        return error_response(request, "InternalFailure", f"moto failed: {exc!r}", 500)
+    return Response(int(captured["status"].split()[0]), captured["headers"], b"".join(chunks))
