@@ -24,23 +24,16 @@ from .errors import RunbookError, SpecError
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()
-#: The IAM actions of `--archive` and `audit verify s3://...` (S3's action names, not its API names:
-#: HeadObject needs s3:GetObject, ListObjectsV2 s3:ListBucket, a put with a retention s3:PutObjectRetention).
-ARCHIVE_ACTIONS = (
-    "s3:PutObject",
-    "s3:PutObjectRetention",
-    "s3:GetObject",
-    "s3:ListBucket",
-    "s3:GetBucketObjectLockConfiguration",
-)
-#: The S3 API operations those cover, as the call log of a test names them.
-ARCHIVE_OPERATIONS = (
-    "s3:PutObject",
-    "s3:HeadObject",
-    "s3:GetObject",
-    "s3:ListObjectsV2",
-    "s3:GetObjectLockConfiguration",
-)
+#: The S3 operations `--archive` and `audit verify s3://...` call -> the IAM action that allows each (S3's
+#: action names are not its API names). A put that sets a retention also needs s3:PutObjectRetention.
+ARCHIVE_OPERATIONS = {
+    "PutObject": ("s3:PutObject", "s3:PutObjectRetention"),
+    "HeadObject": ("s3:GetObject",),
+    "GetObject": ("s3:GetObject",),
+    "ListObjectsV2": ("s3:ListBucket",),
+    "GetObjectLockConfiguration": ("s3:GetBucketObjectLockConfiguration",),
+}
+ARCHIVE_ACTIONS = tuple(sorted({action for actions in ARCHIVE_OPERATIONS.values() for action in actions}))
 
 
 class ArchiveError(RunbookError):

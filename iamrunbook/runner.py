@@ -353,6 +353,18 @@ def write_record(run_dir: Path, *, given: Mapping[str, Any], params_file: str | 
 
 
 # --- the run -----------------------------------------------------------------------------------------
+def execute_all(sources, run_dir, params, start, socket_dir, runs: list[NotebookRun], say, *, refused: bool) -> None:
+    """Each notebook in order into `runs`; after a failure (or a refusal) the rest are not run."""
+    for source in sources:
+        if refused or (runs and runs[-1].status != SUCCEEDED):
+            runs.append(NotebookRun(source.stem, NOT_RUN))
+            continue
+        say(f"running {source.stem} ...")
+        result = execute_notebook(source, run_dir, params, start, socket_dir)
+        runs.append(result)
+        say(f"  {result.status} in {result.seconds:.1f} s")
+
+
 def run(
     notebooks: Sequence[str | Path] = (),
     params: Mapping[str, Any] | None = None,
@@ -392,14 +404,7 @@ def run(
     refused = tuple(precheck(full, [p.stem for p in sources], start)) if precheck else ()
     try:
         with kernel_env(run_dir, start, env), _socket_dir() as socket_dir:
-            for source in sources:
-                if refused or (runs and runs[-1].status != SUCCEEDED):
-                    runs.append(NotebookRun(source.stem, NOT_RUN))
-                    continue
-                say(f"running {source.stem} ...")
-                result = execute_notebook(source, run_dir, full, start, socket_dir)
-                runs.append(result)
-                say(f"  {result.status} in {result.seconds:.1f} s")
+            execute_all(sources, run_dir, full, start, socket_dir, runs, say, refused=bool(refused))
     finally:
         # Interrupted (Ctrl-C, a crash in the runner itself): the record is still written, as a failure.
         for i, source in enumerate(sources[len(runs) :]):

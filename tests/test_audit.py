@@ -27,7 +27,9 @@ def history(tmp_path_factory, embedded_aws):
             mp.setenv(name, value)
         seed.seed_legacy_account(embedded_aws.client("iam", internal=True))
         assert cli.main(["run", "03_import_and_apply", "-f", str(EXAMPLE), "--out", str(out)]) == 2
-        assert cli.main(["run", "03_import_and_apply", "04_verify", "-f", str(EXAMPLE), "--apply", "--out", str(out)]) == 1
+        assert (
+            cli.main(["run", "03_import_and_apply", "04_verify", "-f", str(EXAMPLE), "--apply", "--out", str(out)]) == 1
+        )
         cli.main(["run", "04_verify", "-f", str(EXAMPLE), "--out", str(out)])
     return out
 
@@ -79,7 +81,9 @@ def test_a_deleted_run_an_extra_file_and_an_edited_manifest_are_named(copy, caps
     findings = {f.line() for f in audit.verify_local(copy)}
     assert f"runs/{first.name}: missing run (named as previous by {second.name})" in findings
     assert f"runs/{third.name}/notes.txt: extra: not in run.json" in findings
-    assert any(line.startswith(f"runs/{second.name}/run.json: modified: {third.name} recorded sha256") for line in findings)
+    assert any(
+        line.startswith(f"runs/{second.name}/run.json: modified: {third.name} recorded sha256") for line in findings
+    )
     assert cli.main(["audit", "verify", str(copy)]) == 1
     assert len(capsys.readouterr().out.strip().splitlines()) == len(findings) + 1
 

@@ -80,7 +80,10 @@ def test_grant_via_group_on_the_legacy_account_through_the_chain(aws, iam, sts, 
     assert 'aws_iam_user_group_membership.users["alice@example.com"]' in result.addresses
     rows = [r for r in cis.findings(inv) if r["cis"].startswith("1.15")]
     assert {r["user"]: r["status"] for r in rows} == {
-        "alice@example.com": cis.PASS, "bob@example.com": cis.PASS, "stranger": cis.PASS, "your-username": cis.PASS
+        "alice@example.com": cis.PASS,
+        "bob@example.com": cis.PASS,
+        "stranger": cis.PASS,
+        "your-username": cis.PASS,
     }
 
 

@@ -101,7 +101,7 @@ def test_a_spec_edit_after_the_review_is_refused(aws, legacy_account, tmp_path, 
     edited.write_text(yaml.safe_dump(params), encoding="utf-8")
     err = refused(capsys, out, planned, aws, "03_import_and_apply", params=str(edited))
     assert 'added since the review:   + aws_iam_user_policy_attachment.user_roles["bob@example.com/admin"]' in err
-    assert "altered: aws_iam_user.users[\"bob@example.com\"] (create_user): tags" in err
+    assert 'altered: aws_iam_user.users["bob@example.com"] (create_user): tags' in err
 
 
 def test_other_notebooks_than_the_reviewed_run_are_refused(aws, legacy_account, tmp_path, capsys):
