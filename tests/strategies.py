@@ -9,8 +9,9 @@ allowing sts:AssumeRole on `*`, one a Deny) and AWS-managed ones (AdministratorA
 `Account.inventory()` is the Inventory the sweep of that account returns; `build(iam, account)` makes
 the account through boto3 calls, for end-to-end tests on the embedded AWS.
 
-    cases()            (Account, Spec): an account and a spec for it (random grant_via and require_mfa)
-    accounts()         an Account, its caller a user in it or moto's arn:aws:sts::123456789012:user/moto
+    cases(legacy=None) (Account, Spec): an account and a spec for it (random grant_via and require_mfa)
+    accounts(legacy)   an Account, its caller a user in it or moto's arn:aws:sts::123456789012:user/moto;
+                       legacy=True: always with the legacy policy, False: never, None: three in four
     specs(account)     a Spec that covers some of the account's users, drops some, adds new ones
 
 The caller, when it is a user of the account, is in the spec with at least the roles it holds now: an
@@ -233,12 +234,12 @@ def _versioned(draw, name: str, documents: st.SearchStrategy[dict]) -> Policy:
 
 # --- the account -------------------------------------------------------------------------------------
 @st.composite
-def _policies(draw) -> tuple[Policy, ...]:
+def _policies(draw, legacy: bool | None) -> tuple[Policy, ...]:
     found = []
     for key in KEYS:
         if draw(st.booleans()) or draw(st.booleans()):  # three in four exist
             found.append(draw(_versioned(policy_name(ROLES[key]), _assume_documents(key))))
-    if draw(st.integers(0, 3)) > 0:  # three in four accounts still have the legacy policy
+    if legacy or (legacy is None and draw(st.integers(0, 3)) > 0):  # by default three in four still have it
         found.append(draw(_versioned(LEGACY, _legacy_documents())))
     for name, document in FOREIGN.items():
         if draw(st.booleans()):
@@ -304,8 +305,9 @@ def _roles(draw, policies: tuple[Policy, ...]) -> tuple[Principal, ...]:
 
 
 @st.composite
-def accounts(draw) -> Account:
-    policies = draw(_policies())
+def accounts(draw, legacy: bool | None = None) -> Account:
+    """`legacy`: True, every account has the legacy policy; False, none; None, three in four."""
+    policies = draw(_policies(legacy))
     groups = draw(_groups(policies))
     users = draw(_users(policies, groups))
     callers = [MOTO_CALLER, *(f"arn:aws:iam::{ACCOUNT}:user/{u.name}" for u in users)]
@@ -340,8 +342,8 @@ def specs(draw, account: Account):
 
 
 @st.composite
-def cases(draw):
-    account = draw(accounts())
+def cases(draw, legacy: bool | None = None):
+    account = draw(accounts(legacy))
     return account, draw(specs(account))
 
 
