@@ -275,6 +275,24 @@ def _unmanaged(spec: Spec, inv: Inventory, holders: Iterable[Holder]) -> list[st
     return lines
 
 
+def _taken_over(spec: Spec, inv: Inventory, planned: list[Change], users: set[str]) -> tuple[set[str], set[str]]:
+    """The spec users whose grants the migration makes, and their role keys: the migrating users, plus every
+    spec user holding an Assume*Policy the migration repairs. Narrowing a broad document (Resource "*")
+    takes away what someone may reach only through it, so their own grants must come before it."""
+    while True:
+        keys = {k for u in users for k in spec.user_named(u).roles}
+        repaired = {c.policy_arn for c in planned if c.kind == "update_policy" and c.role_key in keys}
+        reached = {
+            name.lower()
+            for kind, holder in (h for arn in repaired for h in inv.holders(arn))
+            for name in ([holder] if kind == "user" else inv.group_members(holder) if kind == "group" else [])
+            if spec.user_named(name) is not None
+        }
+        if reached <= users:
+            return users, keys
+        users |= reached
+
+
 def plan_migration(
     spec: Spec, inv: Inventory, legacy_name: str, holders: Iterable[Holder], detach_unmanaged: bool = False
 ) -> MigrationPlan:
@@ -292,11 +310,11 @@ def plan_migration(
         return MigrationPlan(policy_arn=None, detach_unmanaged=detach_unmanaged, **common)
     check_roles_exist(spec, inv)
     migrating = tuple(u for u in affected_users(inv, holders) if spec.user_named(u) is not None)
-    users = {u.lower() for u in migrating}
-    keys = {k for u in migrating for k in spec.user_named(u).roles}
+    planned = plan_changes(spec, inv)
+    users, keys = _taken_over(spec, inv, planned, {u.lower() for u in migrating})
     grants = [
         c
-        for c in plan_changes(spec, inv)
+        for c in planned
         if c.kind in _GRANT_KINDS and (c.role_key in keys if c.user is None else c.user.lower() in users)
     ]
     steps = safe_order([*grants, *_removal_steps(policy, holders, users)], inv, spec)

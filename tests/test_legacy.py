@@ -571,6 +571,7 @@ def test_plan_as_text_frame_and_json(aws, session, shared_legacy):
         "reason": "delete the legacy policy",
         "policy_name": LEGACY,
         "policy_arn": LEGACY_ARN,
+        "phase": 6,  # deletions (order.py)
     }
 
 
