@@ -143,10 +143,26 @@ def execute(iam, changes, result: ApplyResult, *, desc: str, progress: bool) -> 
 
 
 def apply_plan(
-    iam, plan: Plan, *, max_deletions: int = 3, progress: bool = False, allow_without_mfa_device: bool = False
+    iam,
+    plan: Plan,
+    *,
+    max_deletions: int = 3,
+    progress: bool = False,
+    allow_without_mfa_device: bool = False,
+    inventory=None,
+    spec=None,
 ) -> ApplyResult:
-    """Execute every change in order; raise ApplyError (with the result) at the first failure."""
+    """Execute every change in order; raise ApplyError (with the result) at the first failure.
+
+    Given the inventory the plan was made from and its spec (every flow of the runbook gives both), the
+    simulator first proves the plan step by step: no step takes from a spec user a role they hold now
+    and keep, or from the operator a role they hold (simulate.ensure_safe).
+    """
     check_safety(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device)
+    if inventory is not None and spec is not None:
+        from .simulate import ensure_safe
+
+        ensure_safe(inventory, plan.changes, spec, plan.caller_arn)
     return execute(iam, plan.changes, ApplyResult(), desc="apply", progress=progress)
 
 
@@ -165,7 +181,8 @@ def run(rb, plan: Plan, inventory=None) -> ApplyResult | None:
         chosen = reviewed.bind(rb, "03_import_and_apply", plan)  # the reviewed plan itself, when given
         try:
             result = apply_plan(rb.iam, chosen, max_deletions=p["max_deletions"], progress=True,
-                                allow_without_mfa_device=p["allow_without_mfa_device"])  # fmt: skip
+                                allow_without_mfa_device=p["allow_without_mfa_device"],
+                                inventory=inventory, spec=rb.spec())  # fmt: skip
         except ApplyError as exc:
             record_outcome(rb, records.APPLY_RESULT, exc.result)
             raise
@@ -194,10 +211,10 @@ def plan(rb, spec, inventory) -> Plan:
 
     migration = rb.read(records.LEGACY_PLAN)
     if not rb.apply and migration is not None and migration.steps and not migration.blocked:
-        from .simulate import end_state
+        from .simulate import Simulation
 
         print(f"planned on the account as 02 will leave it ({migration.summary_line()})")
-        inventory = end_state(inventory, migration.steps)
+        inventory = Simulation(inventory, spec.roles).run(migration.steps).inventory()
     result = make_plan(spec, inventory)
     rb.write(records.PLAN, result)
     return result

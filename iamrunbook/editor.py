@@ -43,13 +43,18 @@ def read_account(iam: Any, sts: Any) -> Inventory:
     return read_inventory(iam, sts)
 
 
-def check_plan(plan: Plan, max_deletions: int) -> None:
-    check_safety(plan, max_deletions)
+def check_plan(plan: Plan, draft: SpecDraft) -> None:
+    """apply's safety checks, and the simulator's proof that no step takes a role from someone who keeps it."""
+    from .simulate import ensure_safe
+
+    check_safety(plan, draft.max_deletions, allow_without_mfa_device=draft.allow_without_mfa_device)
+    ensure_safe(draft.inventory, plan.changes, draft.spec, plan.caller_arn)
 
 
-def change_account(iam: Any, plan: Plan, max_deletions: int) -> ApplyResult:
+def change_account(iam: Any, plan: Plan, draft: SpecDraft) -> ApplyResult:
     """Apply `plan`; raises ApplyError (with the partial result) when a change fails."""
-    return apply_plan(iam, plan, max_deletions=max_deletions, progress=True)
+    return apply_plan(iam, plan, max_deletions=draft.max_deletions, progress=True, inventory=draft.inventory,
+                      spec=draft.spec, allow_without_mfa_device=draft.allow_without_mfa_device)  # fmt: skip
 
 
 # --- arm, then confirm -------------------------------------------------------------------------------
@@ -169,6 +174,8 @@ class SpecDraft(TwoStep):
         self.base_dir = Path(base_dir) if base_dir else None
         self.iam, self.sts = iam, sts
         self.max_deletions = max_deletions
+        #: apply even though a user granted an MFA-required role has no MFA device (the parameter)
+        self.allow_without_mfa_device = False
         self.on_apply = on_apply
         self.spec: Spec | None = None
         self.plan: Plan | None = None
@@ -344,7 +351,7 @@ class SpecDraft(TwoStep):
             return None
         try:
             plan = self._fresh_plan()
-            check_plan(plan, self.max_deletions)
+            check_plan(plan, self)
         except _AWS_ERRORS as exc:
             self.refresh()
             self.say(f"Apply refused: {exc}", ERROR)
@@ -386,7 +393,7 @@ class SpecDraft(TwoStep):
     def _apply(self, plan: Plan) -> ApplyResult | None:
         self.apply_error = None
         try:
-            result = change_account(self.iam, plan, self.max_deletions)
+            result = change_account(self.iam, plan, self)
         except ApplyError as exc:
             result, self.apply_error = exc.result, exc
         except SafetyError as exc:

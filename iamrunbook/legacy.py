@@ -341,15 +341,27 @@ class MigrationResult(ApplyResult):
 
 
 def apply_migration(
-    iam, mplan: MigrationPlan, *, backup_path: str | Path | None, progress: bool = False
+    iam,
+    mplan: MigrationPlan,
+    *,
+    backup_path: str | Path | None,
+    progress: bool = False,
+    inventory: Inventory | None = None,
+    spec: Spec | None = None,
 ) -> MigrationResult:
-    """Run the steps in order. Refuses before any change when blocked or without a backup; stops at the
-    first failure with ApplyError naming the step. Every step is idempotent: run the notebook again."""
+    """Run the steps in order. Refuses before any change when blocked, without a backup, or (given the
+    inventory it was planned from and the spec) when the simulator finds a step that takes a role from
+    someone who keeps it; stops at the first failure with ApplyError naming the step. Every step is
+    idempotent: run the notebook again."""
     if mplan.nothing_to_migrate:
         logger.info(mplan.summary_line())
         return MigrationResult(message=mplan.summary_line())
     check_migration(mplan)
     legacy_backup.check_backup(backup_path, mplan)
+    if inventory is not None and spec is not None:
+        from .simulate import ensure_safe
+
+        ensure_safe(inventory, mplan.steps, spec, mplan.caller_arn)
     result = execute(iam, mplan.steps, MigrationResult(), desc="migration", progress=progress)
     result.message = (
         f"{mplan.legacy_name} is gone; {len(mplan.migrating_users)} user(s) moved to their Assume*Policy policies."
@@ -415,7 +427,8 @@ def migrate(rb, m: Migration, mplan: MigrationPlan, backup_path: Path | None) ->
     def go() -> MigrationResult:
         chosen = reviewed.bind(rb, "02_delete_legacy_policy", mplan)  # the reviewed plan itself, when given
         try:
-            outcome = apply_migration(rb.iam, chosen, backup_path=backup_path, progress=True)
+            outcome = apply_migration(rb.iam, chosen, backup_path=backup_path, progress=True,
+                                      inventory=m.inventory, spec=m.spec)  # fmt: skip
         except ApplyError as exc:
             record_outcome(rb, records.LEGACY_RESULT, exc.result, rows_key="steps")
             raise

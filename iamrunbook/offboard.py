@@ -233,6 +233,18 @@ class Offboarding:
         rows.append(("DeleteUser", f"user {self.user}"))
         return [{"action": action, "target": target} for action, target in rows]
 
+    def ensure_safe(self, rb) -> None:
+        """The offboarding is the one-change plan "delete this user": proven by the simulator like any plan,
+        so it never takes a role from someone the spec keeps, or from the operator."""
+        from .changes import Change
+        from .names import user_address
+        from .simulate import ensure_safe
+
+        inventory = rb.inventory()
+        name = (inventory.user_named(self.user) or {}).get("UserName", self.user)
+        ensure_safe(inventory, [Change("delete_user", user_address(name), "offboard", user=name)], rb.spec(),
+                    rb.caller_arn)  # fmt: skip
+
     def write(self, rb, steps: list[Step], applied: bool) -> None:
         rows = steps_table(steps).to_dict("records")
         planned = self.planned(rb.params["revoke_role_sessions"])
@@ -250,6 +262,7 @@ def offboard(rb, o: Offboarding) -> pd.DataFrame:
 
     def go() -> pd.DataFrame:
         reviewed.bind_offboard(rb, o)  # refused unless it removes exactly what a reviewed offboarding planned
+        o.ensure_safe(rb)
         done = o.steps(rb)
         o.write(rb, done, True)
         return steps_table(done)

@@ -129,9 +129,9 @@ def access_problems(spec: Spec, inv: Inventory) -> list[Problem]:
 
 def unfixable_problems(spec: Spec, inv: Inventory, pending: Sequence[Change]) -> list[Problem]:
     """The unexpected access still there once every pending change has been made (simulated, no AWS)."""
-    from .simulate import end_state
+    from .simulate import Simulation
 
-    return access_problems(spec, end_state(inv, pending))
+    return access_problems(spec, Simulation(inv, spec.roles).run(pending).inventory())
 
 
 def verify(

@@ -284,6 +284,7 @@ class RoleMatrixEditor(w.VBox):
             rb.write("interactive_apply_result.json", editor.draft.apply_record(plan, result))
 
         editor.draft.on_apply = record
+        editor.draft.allow_without_mfa_device = bool(rb.params.get("allow_without_mfa_device"))
         return editor
 
     @property
