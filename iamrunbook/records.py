@@ -45,7 +45,9 @@ class Shape:
     """to_json/from_json for a dataclass record: the keys of the file are its fields, unset ones left out."""
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        """Every field; an optional one (default None) only when it is set."""
+        optional = {f.name for f in dataclasses.fields(self) if f.default is None}
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None or k not in optional}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str)

@@ -10,6 +10,7 @@ and 02, 03 and 05 check again right before they change anything, then apply the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import astuple, dataclass, fields
@@ -219,10 +220,24 @@ def show(rb, fresh) -> None:
 
 
 # --- in the runner: the same comparison before the first notebook starts --------------------------------
+@contextlib.contextmanager
+def _headless():
+    from .progress import HEADLESS_ENV
+
+    before = os.environ.get(HEADLESS_ENV)
+    os.environ[HEADLESS_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(HEADLESS_ENV, None)
+        else:
+            os.environ[HEADLESS_ENV] = before
+
+
 def precheck(saved: Reviewed, params: dict, notebooks: list[str], start_dir: Path) -> list[str]:
     """Plan afresh exactly as the notebooks do (into a scratch folder, reads only) and compare with the
     reviewed run. Returns every difference, one line each; empty when the reviewed plan may be applied."""
-    import contextlib
     import io
     import tempfile
 
@@ -234,7 +249,8 @@ def precheck(saved: Reviewed, params: dict, notebooks: list[str], start_dir: Pat
     if notebooks != saved.notebooks:
         lines.append(f"this run would run {', '.join(notebooks)}; the reviewed run ran {', '.join(saved.notebooks)}")
     plain = {**params, "apply": False, "reviewed_plan": None}
-    with tempfile.TemporaryDirectory(prefix="iamrb-precheck-") as scratch, contextlib.redirect_stdout(io.StringIO()):
+    quiet = contextlib.redirect_stdout(io.StringIO())  # the notebooks' own prints; progress is headless too
+    with tempfile.TemporaryDirectory(prefix="iamrb-precheck-") as scratch, quiet, _headless():
         rb = open_runbook(plain, scratch, start_dir=start_dir)
         migration = None
         if "02_delete_legacy_policy" in saved.plans:

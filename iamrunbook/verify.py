@@ -127,18 +127,21 @@ def access_problems(spec: Spec, inv: Inventory) -> list[Problem]:
     ]
 
 
-def unfixable_problems(spec: Spec, inv: Inventory, pending: Sequence[Change]) -> list[Problem]:
-    """The unexpected access still there once every pending change has been made (simulated, no AWS)."""
+def unfixable_problems(spec: Spec, inv: Inventory, migration: Sequence[Change] = ()) -> list[Problem]:
+    """The unexpected access still there once an apply has done everything (simulated, no AWS): the
+    legacy migration's steps, then the plan made on the account the migration leaves."""
     from .simulate import Simulation
 
-    return access_problems(spec, Simulation(inv, spec.roles).run(pending).inventory())
+    after = Simulation(inv, spec.roles).run(migration).inventory() if migration else inv
+    final = Simulation(after, spec.roles).run(make_plan(spec, after).changes).inventory()
+    return access_problems(spec, final)
 
 
 def verify(
     spec: Spec, inv: Inventory, *, check_access: bool = True, also_pending: Iterable[Change] = ()
 ) -> Verification:
-    """The account against the spec. `also_pending`: changes an apply would make besides the plan's own
-    (the legacy migration), counted when deciding which problems an apply fixes."""
+    """The account against the spec. `also_pending`: the legacy migration's steps, which an apply of the
+    chain makes before the plan: counted when deciding which problems an apply fixes."""
     plan = make_plan(spec, inv)
     problems = [Problem(c.kind, c.address, c.reason) for c in plan.changes]
     unfixable: list[Problem] = []
@@ -146,7 +149,7 @@ def verify(
         found = access_problems(spec, inv)
         problems += found
         if found:
-            unfixable = unfixable_problems(spec, inv, [*also_pending, *plan.changes])
+            unfixable = unfixable_problems(spec, inv, tuple(also_pending))
     user_arns = {name: inv.user_named(name)["Arn"] for name in spec.users if inv.user_named(name)}
     policy_arns = {
         key: inv.local_policy(policy_name(role))["Arn"]

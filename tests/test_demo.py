@@ -12,7 +12,9 @@ from iamrunbook.cli import main
 from iamrunbook.sandbox.demo import run_demo
 
 
-def test_demo_runs_the_whole_runbook_and_then_finds_no_drift(tmp_path, monkeypatch):
+def test_demo_runs_the_whole_runbook_and_then_finds_no_drift(tmp_path, monkeypatch, capsys):
+    """Seed; a plan-only run; that reviewed plan applied with --plan and --approved-by; a drift check that
+    finds nothing; `audit verify` of the three runs."""
     monkeypatch.setenv("AWS_PROFILE", "someone-real")  # must never be used by the demo
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     lines: list[str] = []
@@ -20,28 +22,34 @@ def test_demo_runs_the_whole_runbook_and_then_finds_no_drift(tmp_path, monkeypat
     assert run_demo(out=tmp_path, echo=lines.append) == 0
 
     text = "\n".join(lines)
+    printed = capsys.readouterr().out
     assert "http://127.0.0.1:" in text
     assert "imported 2 existing user(s) (your-username, alice@example.com), created 1 (bob@example.com)" in text
     assert "nobody was locked out" in text
     assert "04 verified: 12 addresses" in text
     assert "plan-only run exit code 0 (no drift)" in text
+    assert "--apply --plan" in text and "--approved-by demo" in text
+    assert "intact: every hash and link verifies" in printed
     # the environment is given back: nothing points at the stopped server, the profile is restored
     assert "AWS_ENDPOINT_URL" not in os.environ
     assert os.environ["AWS_PROFILE"] == "someone-real"
 
-    apply_dir, plan_dir = sorted(p for p in tmp_path.iterdir() if p.is_dir())
-    assert apply_dir.name.endswith("-apply") and plan_dir.name.endswith("-plan")
-    for folder in (apply_dir, plan_dir):
+    plan_dir, apply_dir, check_dir = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert plan_dir.name.endswith("-plan") and apply_dir.name.endswith("-apply") and check_dir.name.endswith("-plan")
+    codes = [json.loads((folder / "run.json").read_text())["exit_code"] for folder in (plan_dir, apply_dir, check_dir)]
+    assert codes == [2, 0, 0]
+    for folder in (plan_dir, apply_dir, check_dir):
         record = json.loads((folder / "run.json").read_text())
-        assert record["exit_code"] == 0
         assert [n["status"] for n in record["notebooks"]] == ["succeeded"] * 4
+    reviewed = json.loads((apply_dir / "run.json").read_text())["reviewed_plan"]
+    assert reviewed["run_id"] == plan_dir.name and reviewed["approved_by"] == "demo"
     verification = json.loads((apply_dir / "verification.json").read_text())
     assert verification["ok"] is True and verification["addresses"] == EXAMPLE_ADDRESSES
     backup = json.loads((apply_dir / "legacy_policy_backup.json").read_text())
     assert backup["versions"], "the legacy policy's document is in the backup"
 
     # ci-bot, an unmanaged user outside the spec, is left exactly as it was: its own inline policy, untagged
-    with (plan_dir / "inventory_users.csv").open() as fh:
+    with (check_dir / "inventory_users.csv").open() as fh:
         users = {row["user"]: row for row in csv.DictReader(fh)}
     assert users["ci-bot"]["managed"] == "False"
     assert users["ci-bot"]["inline_policies"] == "ci-bot-artifacts"

@@ -72,8 +72,8 @@ def test_a_user_added_by_hand_after_the_review_is_refused(aws, legacy_account, i
     planned = plan_only(out, "03_import_and_apply")
     iam.create_user(UserName="bob@example.com")  # made by hand: the plan would import, not create, bob
     err = refused(capsys, out, planned, aws, "03_import_and_apply")
-    assert 'added since the review:   <= aws_iam_user.users["bob@example.com"]' in err
-    assert 'no longer planned:   + aws_iam_user.users["bob@example.com"]: create user' in err
+    assert 'added since the review: <= aws_iam_user.users["bob@example.com"]' in err
+    assert 'no longer planned: + aws_iam_user.users["bob@example.com"]: create user' in err
 
 
 def test_an_attachment_removed_and_a_document_edited_are_named(aws, legacy_account, iam, tmp_path, capsys):
@@ -88,8 +88,8 @@ def test_an_attachment_removed_and_a_document_edited_are_named(aws, legacy_accou
     admin = policy_arn(ACCOUNT_ID, "AssumeAdminRolePolicy")
     iam.create_policy_version(PolicyArn=admin, PolicyDocument=json.dumps(wide), SetAsDefault=True)
     err = refused(capsys, out, planned, aws, "03_import_and_apply")
-    assert 'no longer planned:   + aws_iam_user_policy_attachment.user_roles["alice@example.com/data_engineer"]' in err
-    assert 'added since the review:   ~ aws_iam_policy.assume_role["admin"]: document differs' in err
+    assert 'no longer planned: + aws_iam_user_policy_attachment.user_roles["alice@example.com/data_engineer"]' in err
+    assert 'added since the review: ~ aws_iam_policy.assume_role["admin"]: document differs' in err
 
 
 def test_a_spec_edit_after_the_review_is_refused(aws, legacy_account, tmp_path, capsys):
@@ -100,7 +100,7 @@ def test_a_spec_edit_after_the_review_is_refused(aws, legacy_account, tmp_path, 
     edited = tmp_path / "edited.yaml"
     edited.write_text(yaml.safe_dump(params), encoding="utf-8")
     err = refused(capsys, out, planned, aws, "03_import_and_apply", params=str(edited))
-    assert 'added since the review:   + aws_iam_user_policy_attachment.user_roles["bob@example.com/admin"]' in err
+    assert 'added since the review: + aws_iam_user_policy_attachment.user_roles["bob@example.com/admin"]' in err
     assert 'altered: aws_iam_user.users["bob@example.com"] (create_user): tags' in err
 
 

@@ -217,7 +217,7 @@ def test_plan_only_on_the_legacy_account_is_drift(aws, legacy_account, tmp_path)
     assert [(n["name"], n["status"]) for n in record["notebooks"]] == [(n, "succeeded") for n in runner.CHAIN]
     # planned on the account as 02 will leave it: your-username's grants are the migration's
     assert record["plan_summary"] == {"import": 1, "add": 5, "change": 0, "destroy": 0}
-    assert record["legacy_plan_summary"] == {"import": 0, "add": 6, "change": 0, "destroy": 3}
+    assert record["legacy_plan_summary"] == {"import": 0, "add": 6, "change": 0, "destroy": 2}
     assert record["verification_ok"] is False
     assert [p.split(":")[0] for p in record["pending"]] == ["legacy migration", "plan", "verification"]
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"run.json"}
