@@ -37,16 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a checkout: use the package next to it
     sys.path.insert(0, str(REPO))
 
-from iamrunbook import runner  # noqa: E402
-from iamrunbook.names import (  # noqa: E402
-    DEFAULT_ROLES,
-    document_text,
-    policy_arn,
-    policy_description,
-    policy_document,
-    policy_name,
-    user_tags,
-)
+from iamrunbook import names, runner  # noqa: E402
 from iamrunbook.sandbox import ACCOUNT_ID, EmbeddedAws, seed_assume_role_history  # noqa: E402
 from iamrunbook.sandbox.demo import pointed_at  # noqa: E402
 from iamrunbook.sandbox.seed import new_password, seed_roles  # noqa: E402
@@ -54,7 +45,7 @@ from iamrunbook.sandbox.seed import new_password, seed_roles  # noqa: E402
 SEED = 20261203
 DEFAULT_USERS = (100, 1000)
 DEFAULT_EVENTS = 1000
-ROLE_KEYS = tuple(DEFAULT_ROLES)
+ROLE_KEYS = tuple(names.DEFAULT_ROLES)
 
 
 def population(users: int, seed: int = SEED) -> dict[str, list[str]]:
@@ -72,24 +63,26 @@ def seed_account(aws: EmbeddedAws, grants: dict[str, list[str]], events: int, se
     AssumeRole history straight into the sandbox's trail."""
     iam = aws.client("iam", internal=True)
     seed_roles(iam, account_id=ACCOUNT_ID)
-    for name in DEFAULT_ROLES.values():
-        document = document_text(policy_document(ACCOUNT_ID, name))
-        iam.create_policy(PolicyName=policy_name(name), PolicyDocument=document, Description=policy_description(name))
+    for role in names.DEFAULT_ROLES.values():
+        document = names.document_text(names.policy_document(ACCOUNT_ID, role))
+        iam.create_policy(PolicyName=names.policy_name(role), PolicyDocument=document,
+                          Description=names.policy_description(role))  # fmt: skip
     for n, (user, keys) in enumerate(grants.items()):
-        tags = [{"Key": k, "Value": v} for k, v in user_tags(user, "bench user", tuple(keys)).items()]
+        tags = [{"Key": k, "Value": v} for k, v in names.user_tags(user, "bench user", tuple(keys)).items()]
         iam.create_user(UserName=user, Tags=tags)
         for key in keys:
-            iam.attach_user_policy(UserName=user, PolicyArn=policy_arn(ACCOUNT_ID, policy_name(DEFAULT_ROLES[key])))
+            arn = names.policy_arn(ACCOUNT_ID, names.policy_name(names.DEFAULT_ROLES[key]))
+            iam.attach_user_policy(UserName=user, PolicyArn=arn)
         if n % 10 == 0:
             iam.create_login_profile(UserName=user, Password=new_password())
     # The same events at every U (when, and which of the user's roles), spread over the users in turn: the
     # trail, and so the pages LookupEvents returns, do not depend on how many users there are.
     rng = random.Random(seed)
-    names = list(grants)
+    people = list(grants)
     history = []
     for i in range(events):
-        user, days, pick = names[i % len(names)], rng.uniform(0, 120), rng.randrange(3)
-        history.append((user, DEFAULT_ROLES[grants[user][pick % len(grants[user])]], days))
+        user, days, pick = people[i % len(people)], rng.uniform(0, 120), rng.randrange(3)
+        history.append((user, names.DEFAULT_ROLES[grants[user][pick % len(grants[user])]], days))
     seed_assume_role_history(aws, history)
 
 

@@ -343,6 +343,16 @@ def test_the_review_widget_is_a_thin_view_over_the_model(account, session, tmp_p
     assert records.read(rb.run_dir, records.ACCESS_REVIEW).signed
 
 
+def test_a_live_session_records_the_review_unsigned_and_waits_for_save(account, session, tmp_path):
+    rb = runbook(tmp_path, session, reviewer="Dana")
+    rb.headless = False  # as in Jupyter: the widget, not the parameters, signs
+    r = review_view.Review.read(rb)
+    assert review_view.sign_off(rb, r, {}) is None
+    assert isinstance(rb.pending, review_view.ReviewWidget) and rb.pending.reviewer.value == "Dana"
+    assert not records.read(rb.run_dir, records.ACCESS_REVIEW).signed
+    assert not (rb.run_dir / records.REVIEWED_YAML.name).exists()
+
+
 # ------------------------------------------------------------------------------ as a scheduled job runs it
 
 
