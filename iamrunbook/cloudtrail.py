@@ -172,13 +172,13 @@ def _assumption(event: dict, account_id: str) -> tuple[str, str, datetime] | Non
 
 def _paced(pages, seconds: float):
     """The pages, at most one call every `seconds` (LookupEvents allows about two a second): the paginator
-    calls for the next page when asked for it, so the wait comes before that, and only if there is one."""
-    started = time.monotonic()
+    asks for the next page when the loop does, so the wait is counted from the page's arrival and comes only
+    when there is a next page."""
     for page in pages:
+        received = time.monotonic()
         yield page
         if page.get("NextToken"):
-            time.sleep(max(0.0, started + seconds - time.monotonic()))
-        started = time.monotonic()
+            time.sleep(max(0.0, received + seconds - time.monotonic()))
 
 
 def assume_role_sweep(
