@@ -91,7 +91,7 @@ def role_trust(rb, inv: Inventory) -> pd.DataFrame:
 
 
 def cis_checks(rb, inv: Inventory):
-    """CIS AWS Foundations user checks (1.10, 1.12-1.16), from the sweep and the credential report; the
+    """CIS AWS Foundations user checks (1.10-1.16), from the sweep and the credential report; the
     table shows what fails, the CSV every user and check."""
     from . import cis
 

@@ -54,9 +54,12 @@ class Shape:
 
     @classmethod
     def from_json(cls, text: str):
+        """The shape again; a field that may be None and was left out (to_dict drops None) is None."""
         data = json.loads(text)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        fields = dataclasses.fields(cls)
+        unset = {f.name: None for f in fields if f.name not in data and "None" in str(f.type)}
+        names = {f.name for f in fields}
+        return cls(**unset, **{k: v for k, v in data.items() if k in names})
 
 
 # --- shapes the notebooks and the runner share ------------------------------------------------------
@@ -155,13 +158,18 @@ VERIFICATION = Record("verification.json", f"{_SHAPES}:VerificationRecord")
 # 05_offboard_user
 OFFBOARD_CREDENTIALS = Record("offboard_*_credentials.json")
 OFFBOARD = Record("offboard.json", f"{_SHAPES}:OffboardRecord")
-# 06_access_review
+# 06_access_review: the review (signed or not) and its table; the proposal; the reviewed spec
 ACCESS_REVIEW = Record("access_review.json", "iamrunbook.review:AccessReview")
-ACCESS_REVIEW_TABLE = Record("access_review.csv")
-PROPOSED_YAML = Record("proposed_iam_users.yaml")
-PROPOSED_TFVARS = Record("proposed_iam_users.auto.tfvars")
+ACCESS_REVIEW_TABLE = Record(
+    "access_review.csv",
+    columns=(
+        *("user", "in_spec", "created", "granted", "can_assume", "last_assumed", "console", "last_sign_in"),
+        *("password_age_days", "mfa", "access_keys", "last_activity", "recommendation"),
+    ),
+)
+PROPOSED_YAML, PROPOSED_TFVARS = Record("proposed_iam_users.yaml"), Record("proposed_iam_users.auto.tfvars")
 PROPOSED_DIFF = Record("proposed_iam_users.diff")
-REVIEWED_YAML = Record("reviewed_iam_users.yaml")
+REVIEWED_YAML = Record("reviewed_iam_users.yaml")  # what `iam_users_file` points at to carry the decisions out
 
 DECLARED: tuple[Record, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Record))
 

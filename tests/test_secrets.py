@@ -4,9 +4,9 @@ Secrets are planted where a careless runbook would pick them up: the environment
 secret access key, an access key id) and the account (console passwords, access keys and a virtual MFA
 device, whose secrets and seed the test captures as AWS hands them out). Then the demo runs, and every
 notebook runs through the CLI (the chain with apply, then 05_offboard_user with apply and
-revoke_role_sessions on a user holding keys and a password). Every file of every run folder, the
-captured stdout/stderr, the log records and the embedded server's call log are scanned: no secret in
-any form, and outside the call log access key ids only masked.
+revoke_role_sessions on a user holding keys and a password, then 06_access_review signed by a reviewer).
+Every file of every run folder, the captured stdout/stderr, the log records and the embedded server's call
+log are scanned: no secret in any form, and outside the call log access key ids only masked.
 """
 
 from __future__ import annotations
@@ -194,12 +194,15 @@ def test_every_notebook_leaks_no_secret(aws, iam, tmp_path, monkeypatch, capsys,
         + ["-p", "revoke_role_sessions", "true", "--out", str(out)]
     )
 
-    assert (chain, offboard) == (0, 0)
+    review = cli.main(["run", "06_access_review", "-f", str(EXAMPLE), "-p", "reviewer", "Auditor", "--out", str(out)])
+
+    assert (chain, offboard, review) == (0, 0, 0)
     assert "leaver" not in aws.iam_backend().users
     captured = capsys.readouterr()
     texts, suffixes = corpus([out])
     assert suffixes >= EXPECTED_SUFFIXES
-    assert {Path(p).name for p in texts} >= {"run.json", "offboard_leaver_credentials.json", "offboard.json"}
+    assert {Path(p).name for p in texts} >= {"run.json", "offboard_leaver_credentials.json", "offboard.json",
+                                            "access_review.json", "access_review.csv", "reviewed_iam_users.yaml"}
     texts["stdout"], texts["stderr"] = captured.out, captured.err
     texts["log records"] = logs.text + "\n".join(r.getMessage() for r in logs.records)
     assert len(mfa_seeds) == 1

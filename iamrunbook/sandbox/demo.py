@@ -124,7 +124,7 @@ def run_demo(out: str | Path = "runs", keep_running: bool = False, echo: Callabl
     params = str(EXAMPLE_PARAMS)
     with EmbeddedAws(load_aws_managed_policies=False) as aws, pointed_at(aws):
         echo(f"Embedded AWS (moto, strict like AWS) on {aws.endpoint}: no real account is touched.")
-        seed_demo_account(aws.client("iam", internal=True))
+        seed_demo_account(aws.client("iam", internal=True), history=aws)
         echo(
             "Seeded a hand-built account: three roles; your-username with a console password, MFA, an access key "
             "and the legacy AssumeRolesPolicy; alice@example.com with no policies; ci-bot with its own policy."

@@ -20,6 +20,7 @@ import boto3
 
 from ..aws import mask_key_id
 from ..names import DEFAULT_ROLES
+from .history import ago, seed_assume_role_history, set_credential_history
 
 READ_ACTIONS = ("sts:GetCallerIdentity",)
 WRITE_ACTIONS = (
@@ -118,13 +119,14 @@ def seed_legacy_account(
     }
 
 
-def seed_demo_account(iam, *, account_id: str | None = None) -> dict:
+def seed_demo_account(iam, *, account_id: str | None = None, history=None) -> dict:
     """The legacy account as people leave it: credentials on the legacy user, plus two unmanaged users.
 
     - the legacy user: console password (login profile), an enabled virtual MFA device, an access key;
     - `alice@example.com`, created by hand earlier: no policies, no tags;
     - `ci-bot`, unmanaged, with an inline policy of its own (s3:GetObject on one bucket).
 
+    `history`, the EmbeddedAws serving `iam`: also a past for the access review (`seed_demo_history`).
     Returns the legacy dict plus "mfa_serial", "access_key_id" (masked) and all three user names.
     """
     made = seed_legacy_account(iam, account_id=account_id)
@@ -143,9 +145,36 @@ def seed_demo_account(iam, *, account_id: str | None = None) -> dict:
         [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BOT_BUCKET}/*"}]
     )
     iam.put_user_policy(UserName=BOT_USER, PolicyName=BOT_POLICY, PolicyDocument=bot_document)
+    if history is not None:
+        seed_demo_history(history, iam, account_id=account_id)
     return {
         **made,
         "users": [user, HAND_MADE_USER, BOT_USER],
         "mfa_serial": serial,
         "access_key_id": mask_key_id(key_id),
     }
+
+
+#: (user, role, days ago): the demo's AssumeRole history; 120 days is past CloudTrail's 90, so a review
+#: sees alice's DataEngineerRole and the owner's InfrastructureAdminRole as unused.
+DEMO_ASSUME_ROLE_HISTORY = (
+    (LEGACY_USER, ROLE_NAMES["admin"], 3),
+    (LEGACY_USER, ROLE_NAMES["data_engineer"], 20),
+    (LEGACY_USER, ROLE_NAMES["infrastructure_admin"], 120),
+    (HAND_MADE_USER, ROLE_NAMES["infrastructure_admin"], 5),
+    (HAND_MADE_USER, ROLE_NAMES["data_engineer"], 120),
+)
+
+
+def seed_demo_history(aws, iam, *, account_id: str | None = None) -> None:
+    """A past for the demo account, written into the sandbox's state (no call): the users were made a
+    year ago; the owner's access key is 100 days old (CIS 1.14) and was used yesterday; alice signs in to
+    the console, without MFA (CIS 1.10); and the AssumeRole events of DEMO_ASSUME_ROLE_HISTORY."""
+    for name, days in ((LEGACY_USER, 400), (HAND_MADE_USER, 300), (BOT_USER, 200)):
+        aws.iam_backend(account_id).users[name].create_date = ago(days)
+    set_credential_history(aws, LEGACY_USER, password_last_used_days_ago=2, password_changed_days_ago=200,
+                           key_created_days_ago=100, key_last_used_days_ago=1, account_id=account_id)  # fmt: skip
+    iam.create_login_profile(UserName=HAND_MADE_USER, Password=new_password(), PasswordResetRequired=False)
+    set_credential_history(aws, HAND_MADE_USER, password_last_used_days_ago=5, password_changed_days_ago=300,
+                           account_id=account_id)  # fmt: skip
+    seed_assume_role_history(aws, DEMO_ASSUME_ROLE_HISTORY, account_id=account_id)
