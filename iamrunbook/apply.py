@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import records, reviewed
+from . import planfile, records
 from .changes import KINDS, Change
 from .errors import AwsActionError, SafetyError
 from .log import logger
@@ -178,7 +178,7 @@ def run(rb, plan: Plan, inventory=None) -> ApplyResult | None:
 
     def go() -> ApplyResult:
         p = rb.params
-        chosen = reviewed.bind(rb, "03_import_and_apply", plan)  # the reviewed plan itself, when given
+        chosen = planfile.bind(rb, "03_import_and_apply", plan)  # the reviewed plan itself, when given
         try:
             result = apply_plan(rb.iam, chosen, max_deletions=p["max_deletions"], progress=True,
                                 allow_without_mfa_device=p["allow_without_mfa_device"],
@@ -199,7 +199,7 @@ def run(rb, plan: Plan, inventory=None) -> ApplyResult | None:
         return view
 
     if rb.params["reviewed_plan"] and not rb.headless:  # a live session applying a reviewed plan: no editing
-        reviewed.show(rb, plan)
+        planfile.show(rb, plan)
         return rb.act("Apply the reviewed plan", go, ready=not plan.is_empty)
     return rb.act(plan.summary_line(), go, ready=not plan.is_empty, live=editor)
 

@@ -1,6 +1,6 @@
 """The `iamrunbook` command: `run` executes the runbook notebooks headless, `demo` runs it against an
 embedded AWS, `audit` checks and lists the records, `permissions` prints the runner's policy. Thin on
-purpose: parsing and printing here, the work in runner.py, reviewed.py, audit.py, archive.py and
+purpose: parsing and printing here, the work in runner.py, planfile.py, audit.py, archive.py and
 sandbox/demo.py."""
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def _refused(exc: SpecError) -> int:
 
 def _reviewed_options(args: argparse.Namespace, params: dict) -> dict:
     """--plan: the reviewed run, checked now; what the run then needs (a precheck, the kernels' env, run.json)."""
-    from . import reviewed
+    from . import planfile
     from .runner import kernel_params
 
     problems = []
@@ -142,17 +142,17 @@ def _reviewed_options(args: argparse.Namespace, params: dict) -> dict:
         problems.append("--plan needs --approved-by NAME: who approved the plan, for the record")
     if problems:
         raise SpecError(problems)
-    max_age = reviewed.parse_age(args.max_plan_age)
-    saved = reviewed.load(args.plan, max_age=max_age)
+    max_age = planfile.parse_age(args.max_plan_age)
+    saved = planfile.load(args.plan, max_age=max_age)
     params["reviewed_plan"] = str(saved.run_dir)
     kernel_params(params)  # the parameters stay valid with it
 
     def precheck(full, notebooks, start):
-        return reviewed.precheck(saved, dict(full), notebooks, start)
+        return planfile.precheck(saved, dict(full), notebooks, start)
 
     return {
         "precheck": precheck,
-        "env": {reviewed.MAX_AGE_ENV: str(int(max_age.total_seconds()))},
+        "env": {planfile.MAX_AGE_ENV: str(int(max_age.total_seconds()))},
         "extra": {"reviewed_plan": saved.provenance(args.approved_by, max_age)},
     }
 

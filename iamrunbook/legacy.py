@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import legacy_backup, records, reviewed
+from . import legacy_backup, planfile, records
 from .access import ASSUME_ROLE, document_access
 from .apply import ApplyError, ApplyResult, execute, record_outcome, refuse
 from .changes import Change, ChangeSet
@@ -425,7 +425,7 @@ def migrate(rb, m: Migration, mplan: MigrationPlan, backup_path: Path | None) ->
     """02's change: the headless/live decision (rb.act), the steps, the record, then a fresh check."""
 
     def go() -> MigrationResult:
-        chosen = reviewed.bind(rb, "02_delete_legacy_policy", mplan)  # the reviewed plan itself, when given
+        chosen = planfile.bind(rb, "02_delete_legacy_policy", mplan)  # the reviewed plan itself, when given
         try:
             outcome = apply_migration(rb.iam, chosen, backup_path=backup_path, progress=True,
                                       inventory=m.inventory, spec=m.spec)  # fmt: skip

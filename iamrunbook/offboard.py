@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from . import aws, records, reviewed
+from . import aws, planfile, records
 from .cloudtrail import recent_events
 from .credentials import credential_inventory, inventory_tables
 from .deletion import (
@@ -261,7 +261,7 @@ def offboard(rb, o: Offboarding) -> pd.DataFrame:
         return steps_table([])
 
     def go() -> pd.DataFrame:
-        reviewed.bind_offboard(rb, o)  # refused unless it removes exactly what a reviewed offboarding planned
+        planfile.bind_offboard(rb, o)  # refused unless it removes exactly what a reviewed offboarding planned
         o.ensure_safe(rb)
         done = o.steps(rb)
         o.write(rb, done, True)

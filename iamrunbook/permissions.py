@@ -14,7 +14,7 @@ from .names import POLICY_VERSION
 #: modules whose declared actions the runbook needs, in runbook order
 MODULES = (
     *("notebook", "gather", "inventory", "access", "plan", "mutations", "apply", "verify", "legacy", "legacy_backup"),
-    *("offboard", "credentials", "deletion", "cloudtrail", "terraform", "editor", "audit", "reviewed", "archive"),
+    *("offboard", "credentials", "deletion", "cloudtrail", "terraform", "editor", "audit", "planfile", "archive"),
     *("cis",),
 )
 

@@ -29,8 +29,6 @@ from iamrunbook.sandbox.wire import service_model as _service_model
 TEST_SETUP_ACTIONS = frozenset(
     {
         # account states the runbook has to cope with, built by tests
-        "iam:AddUserToGroup",
-        "iam:CreateGroup",
         "iam:PutGroupPolicy",
         "iam:UpdateLoginProfile",
         "iam:UploadSSHPublicKey",

@@ -7,7 +7,7 @@ from iamrunbook.inventory import fetch_details
 from iamrunbook.sandbox import ACCOUNT_ID
 
 
-def role_guard(aws, spec, account_id: str = ACCOUNT_ID) -> list[str]:
+def role_guard(aws, spec, account_id: str = ACCOUNT_ID, *, allow_empty: bool = False) -> list[str]:
     """After every successful mutating call: every (spec user, role) the spec grants and the user has held
     at any point so far (from the start of the run on) is still assumable. Access is computed
     independently of plan/apply/legacy: access.effective_access over a fresh sweep (internal client)."""
@@ -19,7 +19,7 @@ def role_guard(aws, spec, account_id: str = ACCOUNT_ID) -> list[str]:
         return {(g.user.lower(), g.role_key) for g in grants} & granted
 
     protected = held()
-    assert protected, "the guard must have something to guard"
+    assert protected or allow_empty, "the guard must have something to guard"
     checked: list[str] = []
 
     def check(call) -> None:

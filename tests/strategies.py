@@ -200,8 +200,8 @@ class Account:
 # --- documents ---------------------------------------------------------------------------------------
 def _assume_documents(key: str) -> st.SearchStrategy[dict]:
     """An Assume<Role>Policy's document: right (with or without MFA), or broader (every role, a list, a
-    wildcard), or empty. Never narrower than right and never naming only other roles: what it holds
-    always includes what it should."""
+    wildcard), or emptied of its grant (AWS refuses a document with no statement at all, so "empty" is one
+    that allows nothing here). Never naming only other roles."""
     right = role_of(key)
     others = [role_of(k) for k in KEYS if k != key]
     return st.sampled_from(
@@ -213,7 +213,7 @@ def _assume_documents(key: str) -> st.SearchStrategy[dict]:
             doc(assume([right, others[0]])),
             doc(assume(f"arn:aws:iam::{ACCOUNT}:role/*Role")),
             doc({"Effect": "Allow", "Action": "sts:*", "Resource": "*"}),
-            doc(),
+            doc({"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}),  # emptied by hand
         ]
     )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook import cli, records, reviewed
+from iamrunbook import cli, planfile, records
 from iamrunbook.changes import Change
 from iamrunbook.errors import SpecError
 from iamrunbook.names import policy_arn
@@ -115,12 +115,12 @@ def test_another_account_or_roles_map_is_a_difference():
     change = Change("create_user", 'aws_iam_user.users["a"]', "create user, tagged", user="a")
     saved = Plan((change,), "111111111111", "arn:aws:iam::111111111111:user/x", {"admin": "AdminRole"})
     fresh = Plan((change,), "222222222222", "arn:aws:iam::222222222222:user/x", {"admin": "OtherRole"})
-    lines = reviewed.plan_diff("03", saved, fresh)
+    lines = planfile.plan_diff("03", saved, fresh)
     assert lines == [
         "03: account 222222222222, but the plan was reviewed for account 111111111111",
         "03: roles {'admin': 'OtherRole'}, but the plan was reviewed with roles {'admin': 'AdminRole'}",
     ]
-    assert reviewed.plan_diff("03", saved, saved) == []
+    assert planfile.plan_diff("03", saved, saved) == []
 
 
 def test_an_expired_or_edited_plan_and_missing_flags_are_refused(aws, legacy_account, tmp_path, capsys):
@@ -128,7 +128,7 @@ def test_an_expired_or_edited_plan_and_missing_flags_are_refused(aws, legacy_acc
     planned = plan_only(out, "03_import_and_apply")
     later = datetime.now(timezone.utc) + timedelta(hours=25)
     with pytest.raises(SpecError, match=r"the plan is 25\.0 h old, older than --max-plan-age 24\.0 h"):
-        reviewed.load(planned, now=later)
+        planfile.load(planned, now=later)
     aws.clear_calls()
     assert apply_reviewed(out, planned, "03_import_and_apply", extra=["--max-plan-age", "0s"]) == 1
     assert "older than --max-plan-age 0.0 h" in capsys.readouterr().err
