@@ -1,4 +1,5 @@
-"""Apply: execute a plan, one API call per change, in the plan's safe order.
+"""Apply: execute a plan, one API call per change, in the plan's safe order (executor.py: phase by phase,
+the changes of a phase on a bounded pool).
 
 Safety checks run before the first change: mass deletions, the operator's own access, users who would
 lose an MFA-required role for want of a device, and the simulator's step-by-step proof that nobody in the
@@ -11,15 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from . import planfile, records
-from .changes import KINDS, Change
+from . import aws, planfile, records
+from .changes import Change
 from .errors import AwsActionError, SafetyError
-from .log import logger
 from .names import caller_role_name, caller_user_name, same_name
 from .plan import Plan
-from .progress import progress as show_progress
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()  # mutations.py declares the calls each change makes
@@ -123,25 +120,6 @@ def check_safety(plan: Plan, max_deletions: int, *, allow_without_mfa_device: bo
     refuse(problems)
 
 
-def execute(iam, changes, result: ApplyResult, *, desc: str, progress: bool) -> ApplyResult:
-    """Run each change's handler (changes.KINDS) in order into `result`; at the first failure raise
-    ApplyError holding it."""
-    changes = list(changes)
-    steps = show_progress(changes, desc=desc, unit="change") if progress else changes
-    for i, change in enumerate(steps):
-        try:
-            KINDS[change.kind].handler(iam, change)
-        # AwsActionError: a user deletion stopped part-way (offboard names its own step).
-        except (ClientError, BotoCoreError, AwsActionError) as exc:
-            result.failed, result.error = change, str(exc)
-            result.not_done = changes[i + 1 :]
-            logger.error("%s stopped at %s: %s", desc, change.address, exc)
-            raise ApplyError(change, exc, result) from exc
-        result.done.append(change)
-        logger.info("%s %s", change.symbol, change.address)
-    return result
-
-
 def apply_plan(
     iam,
     plan: Plan,
@@ -151,19 +129,23 @@ def apply_plan(
     allow_without_mfa_device: bool = False,
     inventory=None,
     spec=None,
+    parallelism: int = 1,
 ) -> ApplyResult:
-    """Execute every change in order; raise ApplyError (with the result) at the first failure.
+    """Execute every change, phase by phase, up to `parallelism` at once (executor.py; the runbook's
+    `apply_parallelism`, default 8); raise ApplyError (with the result) at a failure.
 
     Given the inventory the plan was made from and its spec (every flow of the runbook gives both), the
     simulator first proves the plan step by step: no step takes from a spec user a role they hold now
     and keep, or from the operator a role they hold (simulate.ensure_safe).
     """
+    from .executor import execute
+
     check_safety(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device)
     if inventory is not None and spec is not None:
         from .simulate import ensure_safe
 
         ensure_safe(inventory, plan.changes, spec, plan.caller_arn)
-    return execute(iam, plan.changes, ApplyResult(), desc="apply", progress=progress)
+    return execute(iam, plan.changes, ApplyResult(), desc="apply", progress=progress, parallelism=parallelism)
 
 
 def record_outcome(rb, record: records.Record, result: ApplyResult, *, rows_key: str = "changes", **extra) -> None:
@@ -180,9 +162,10 @@ def run(rb, plan: Plan, inventory=None) -> ApplyResult | None:
         p = rb.params
         chosen = planfile.bind(rb, "03_import_and_apply", plan)  # the reviewed plan itself, when given
         try:
-            result = apply_plan(rb.iam, chosen, max_deletions=p["max_deletions"], progress=True,
+            iam = aws.apply_client(rb.session, p["apply_parallelism"])  # shared by the workers (executor.py)
+            result = apply_plan(iam, chosen, max_deletions=p["max_deletions"], progress=True,
                                 allow_without_mfa_device=p["allow_without_mfa_device"],
-                                inventory=inventory, spec=rb.spec())  # fmt: skip
+                                inventory=inventory, spec=rb.spec(), parallelism=p["apply_parallelism"])  # fmt: skip
         except ApplyError as exc:
             record_outcome(rb, records.APPLY_RESULT, exc.result)
             raise

@@ -26,6 +26,14 @@ ALREADY_EXISTS = "EntityAlreadyExists"
 
 #: botocore's standard retry mode retries throttling and transient 5xx with backoff.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+#: Apply's client: botocore's adaptive mode adds client-side rate limiting to the standard retries (a token
+#: bucket that slows every thread of the client once IAM throttles); the same number of attempts.
+APPLY_RETRIES = {"mode": "adaptive", "max_attempts": 5}
+#: The error codes AWS throttles with (IAM and STS: Throttling); botocore retries them all.
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled", "TooManyRequestsException",
+     "RequestLimitExceeded", "SlowDown"}
+)  # fmt: skip
 
 
 def make_session(aws_profile: str | None = None, aws_region: str = "us-east-1") -> boto3.Session:
@@ -38,6 +46,13 @@ def client(session: boto3.Session, service: str):
     return session.client(service, config=CLIENT_CONFIG)
 
 
+def apply_client(session: boto3.Session, parallelism: int = 1):
+    """The IAM client apply shares between its worker threads: adaptive retries, and a connection pool at
+    least as large as the pool of workers (botocore's default of 10 would make threads past it reconnect)."""
+    config = Config(retries=APPLY_RETRIES, max_pool_connections=max(10, parallelism))
+    return session.client("iam", config=config)
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code on the wire ('NoSuchEntity', 'Throttling', ...), or '' for other errors."""
     if isinstance(exc, ClientError):
@@ -47,6 +62,15 @@ def error_code(exc: BaseException) -> str:
 
 def is_not_found(exc: BaseException) -> bool:
     return error_code(exc) == NOT_FOUND
+
+
+def is_throttling(exc: BaseException | None) -> bool:
+    """True when AWS refused the call for its rate (also when wrapped, as a user deletion's step wraps it)."""
+    for _ in range(4):  # the error, and what it wraps
+        if exc is None or error_code(exc) in THROTTLING_CODES:
+            return exc is not None
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return False
 
 
 def paginate(iam, operation: str, key: str, **kwargs: Any) -> list[dict]:

@@ -67,6 +67,8 @@ def _run_parser(commands) -> None:
     run_cmd.add_argument("-p", "--param", dest="overrides", nargs=2, action="append", default=[],
                          metavar=("NAME", "VALUE"), help="set one parameter; VALUE is read as YAML")  # fmt: skip
     run_cmd.add_argument("--apply", action="store_true", help="make the changes (sets apply: true)")
+    run_cmd.add_argument("--parallelism", type=int, metavar="N",
+                         help="changes of one phase applied at once (sets apply_parallelism; default 8)")  # fmt: skip
     run_cmd.add_argument("--out", default="runs", metavar="DIR", help="where run folders go (default: runs/)")
     run_cmd.add_argument("--plan", metavar="RUN_DIR",
                          help="apply exactly this reviewed plan-only run (or its plan.json), or nothing")  # fmt: skip
@@ -159,7 +161,8 @@ def _reviewed_options(args: argparse.Namespace, params: dict) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        params = gather_params(args.params_file, args.overrides, args.apply)
+        parallelism = [] if args.parallelism is None else [("apply_parallelism", str(args.parallelism))]
+        params = gather_params(args.params_file, [*args.overrides, *parallelism], args.apply)
         options = _reviewed_options(args, params) if args.plan else {}
         if args.approved_by and not args.plan:
             raise SpecError("--approved-by goes with --plan (a reviewed plan)")

@@ -28,9 +28,11 @@ from pathlib import Path
 
 from . import legacy_backup, planfile, records
 from .access import ASSUME_ROLE, document_access
-from .apply import ApplyError, ApplyResult, execute, record_outcome, refuse
+from .apply import ApplyError, ApplyResult, record_outcome, refuse
+from .aws import apply_client
 from .changes import Change, ChangeSet
 from .errors import RunbookError
+from .executor import execute
 from .inventory import Inventory, default_document
 from .legacy_backup import HOLDER_KINDS, Holder  # noqa: F401 - the names 02 and tests use
 from .log import logger
@@ -348,11 +350,12 @@ def apply_migration(
     progress: bool = False,
     inventory: Inventory | None = None,
     spec: Spec | None = None,
+    parallelism: int = 1,
 ) -> MigrationResult:
-    """Run the steps in order. Refuses before any change when blocked, without a backup, or (given the
-    inventory it was planned from and the spec) when the simulator finds a step that takes a role from
-    someone who keeps it; stops at the first failure with ApplyError naming the step. Every step is
-    idempotent: run the notebook again."""
+    """Run the steps phase by phase, up to `parallelism` at once (executor.py, as apply). Refuses before any
+    change when blocked, without a backup, or (given the inventory it was planned from and the spec) when
+    the simulator finds a step that takes a role from someone who keeps it; stops at a failure with
+    ApplyError naming the step. Every step is idempotent: run the notebook again."""
     if mplan.nothing_to_migrate:
         logger.info(mplan.summary_line())
         return MigrationResult(message=mplan.summary_line())
@@ -362,7 +365,7 @@ def apply_migration(
         from .simulate import ensure_safe
 
         ensure_safe(inventory, mplan.steps, spec, mplan.caller_arn)
-    result = execute(iam, mplan.steps, MigrationResult(), desc="migration", progress=progress)
+    result = execute(iam, mplan.steps, MigrationResult(), desc="migration", progress=progress, parallelism=parallelism)
     result.message = (
         f"{mplan.legacy_name} is gone; {len(mplan.migrating_users)} user(s) moved to their Assume*Policy policies."
     )
@@ -426,9 +429,11 @@ def migrate(rb, m: Migration, mplan: MigrationPlan, backup_path: Path | None) ->
 
     def go() -> MigrationResult:
         chosen = planfile.bind(rb, "02_delete_legacy_policy", mplan)  # the reviewed plan itself, when given
+        parallelism = rb.params["apply_parallelism"]
+        iam = apply_client(rb.session, parallelism)  # shared by the workers (executor.py)
         try:
-            outcome = apply_migration(rb.iam, chosen, backup_path=backup_path, progress=True,
-                                      inventory=m.inventory, spec=m.spec)  # fmt: skip
+            outcome = apply_migration(iam, chosen, backup_path=backup_path, progress=True, inventory=m.inventory,
+                                      spec=m.spec, parallelism=parallelism)  # fmt: skip
         except ApplyError as exc:
             record_outcome(rb, records.LEGACY_RESULT, exc.result, rows_key="steps")
             raise

@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from . import aws, planfile, records
+from .apply import ApplyResult
+from .changes import Change
 from .cloudtrail import recent_events
 from .credentials import credential_inventory, inventory_tables
 from .deletion import (
@@ -32,8 +34,9 @@ from .deletion import (
     user_target,
 )
 from .errors import SafetyError, SpecError
+from .executor import execute
 from .log import logger
-from .names import POLICY_VERSION, caller_user_name, same_name
+from .names import POLICY_VERSION, caller_user_name, same_name, user_address
 
 READ_ACTIONS = ("iam:ListAccessKeys",)
 WRITE_ACTIONS = ("iam:UpdateAccessKey", "iam:PutRolePolicy")  # deletion.py declares the rest
@@ -204,11 +207,23 @@ class Offboarding:
         return access_paths(grants)
 
     def steps(self, rb) -> list[Step]:
-        """Cut access now, optionally revoke role sessions, delete the user: every call that changes it."""
+        """Cut access now, optionally revoke role sessions, delete the user: every call that changes it. The
+        deletion is the one-change plan `ensure_safe` proves, made by the executor as apply makes a plan's."""
         done = revoke_access(rb.iam, self.user)
         if rb.params["revoke_role_sessions"]:
             done += revoke_role_sessions(rb.iam, self.roles_held, datetime.now(timezone.utc))
-        return done + delete_user(rb.iam, self.user)
+
+        def run(iam, change) -> None:
+            done.extend(delete_user(iam, change.user))
+
+        execute(aws.apply_client(rb.session), [self.deletion(self.user)], ApplyResult(), desc="offboard",
+                progress=True, run=run)  # fmt: skip
+        return done
+
+    @staticmethod
+    def deletion(name: str) -> Change:
+        """Offboarding as a plan: the one change "delete this user"."""
+        return Change("delete_user", user_address(name), "offboard", user=name)
 
     def planned(self, revoke_sessions: bool) -> list[dict]:
         """The offboarding as data, from the record: what each step will remove, in the order it will.
@@ -236,14 +251,11 @@ class Offboarding:
     def ensure_safe(self, rb) -> None:
         """The offboarding is the one-change plan "delete this user": proven by the simulator like any plan,
         so it never takes a role from someone the spec keeps, or from the operator."""
-        from .changes import Change
-        from .names import user_address
         from .simulate import ensure_safe
 
         inventory = rb.inventory()
         name = (inventory.user_named(self.user) or {}).get("UserName", self.user)
-        ensure_safe(inventory, [Change("delete_user", user_address(name), "offboard", user=name)], rb.spec(),
-                    rb.caller_arn)  # fmt: skip
+        ensure_safe(inventory, [self.deletion(name)], rb.spec(), rb.caller_arn)
 
     def write(self, rb, steps: list[Step], applied: bool) -> None:
         rows = steps_table(steps).to_dict("records")

@@ -42,3 +42,32 @@ def progress(items: Iterable[T], desc: str, unit: str) -> Iterator[T]:
         count += 1
         yield item
     print(summary_line(desc, count, unit, time.monotonic() - started), flush=True)
+
+
+class Tally:
+    """Progress that its owner advances (the apply executor's scheduling thread), with a note that changes
+    as it runs ("parallelism 8, 12 retries"): the note stands beside the bar while live, and ends the one
+    line printed when headless. `show=False`: silent."""
+
+    def __init__(self, total: int, desc: str, unit: str, *, show: bool = True) -> None:
+        self.desc, self.unit, self.count = desc, unit, 0
+        self._started = time.monotonic()
+        self._bar = None
+        self._show = show
+        if show and not headless():
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit=unit)
+
+    def advance(self, note: str) -> None:
+        self.count += 1
+        if self._bar is not None:
+            self._bar.set_postfix_str(note, refresh=False)
+            self._bar.update(1)
+
+    def close(self, note: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(note)
+            self._bar.close()
+        elif self._show:
+            print(summary_line(self.desc, self.count, self.unit, time.monotonic() - self._started, note), flush=True)

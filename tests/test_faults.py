@@ -70,7 +70,7 @@ def run_apply(iam, sts, tmp: Path):
 
 def run_migration(iam, sts, tmp: Path):
     """Flow (ii): what 02_delete_legacy_policy does (legacy.run): read, back up, plan, apply."""
-    rb = open_runbook({"iam_users_file": str(EXAMPLE), "apply": True}, tmp)
+    rb = open_runbook({"iam_users_file": str(EXAMPLE), "apply": True, "apply_parallelism": 1}, tmp)  # call k: step k
     mplan, result = legacy.run(rb)
     return list(mplan.steps), result
 

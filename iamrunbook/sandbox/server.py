@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -83,9 +83,10 @@ class EmbeddedAws:
     Hooks (`on_mutation`) run in the server's request thread after a successful mutating call, before
     its response is sent. From a hook, read the account either through `client(service, internal=True)`
     (requests the log, faults, pacing and hooks ignore) or directly from `iam_backend()`. A plain client
-    works too, but its calls are logged like any other. Hooks are not re-entered while one runs; an
-    exception in a hook is kept in `hook_errors` (the client's call still succeeds) and
-    `raise_hook_errors()` re-raises it.
+    works for reads too, logged like any other (a hook's own mutating call would wait for its turn: use
+    `internal`). Mutating calls reach moto one at a time, each followed by its hooks, so under concurrent
+    clients too every hook sees exactly the account its call left. An exception in a hook is kept in
+    `hook_errors` (the client's call still succeeds) and `raise_hook_errors()` re-raises it.
 
     `latency_ms` (+ random 0..`jitter_ms`) delays each answered call and `max_tps` throttles past a rate
     (see `pacing`); `pace_reads=False` paces mutating calls only. `set_pacing()`/`paced()` change them
@@ -117,7 +118,7 @@ class EmbeddedAws:
         self._revoked: set[str] = set()
         self._faults: list[Fault] = []
         self._hooks: list[Callable[[Call], None]] = []
-        self._hook_depth = 0
+        self._turn = threading.Lock()  # held by a mutating call from moto through its hooks
         self._hook_errors: list[BaseException] = []
 
     # -- lifecycle
@@ -387,22 +388,14 @@ class EmbeddedAws:
             raise errors[0]
 
     def _run_hooks(self, call: Call) -> None:
-        with self._lock:
-            if self._hook_depth or not self._hooks:
-                return
-            self._hook_depth += 1
-            hooks = list(self._hooks)
-        try:
-            for hook in hooks:
-                try:
-                    hook(call)
-                except BaseException as exc:  # noqa: BLE001 - kept and re-raised in the test's thread
-                    _log.error("on_mutation hook failed after %s: %r", call.action, exc)
-                    with self._lock:
-                        self._hook_errors.append(exc)
-        finally:
-            with self._lock:
-                self._hook_depth -= 1
+        """In the call's turn (`_wsgi`): no other mutating call reaches moto until every hook has run."""
+        for hook in self._copy(self._hooks):
+            try:
+                hook(call)
+            except BaseException as exc:  # noqa: BLE001 - kept and re-raised in the test's thread
+                _log.error("on_mutation hook failed after %s: %r", call.action, exc)
+                with self._lock:
+                    self._hook_errors.append(exc)
 
     # -- the WSGI middleware in front of moto
 
@@ -444,23 +437,26 @@ class EmbeddedAws:
                 return query_response(request, login_profile_result(user))
         return None
 
-    def _answer(self, request: Request, environ: dict, internal: bool, caller: Caller) -> tuple[Response, bool]:
-        if not internal:
-            if not self._pacer.admit(request.mutating):
-                return error_response(request, *throttle_error(request.service)), False
-            self._pacer.delay(request.mutating)
-            fault = self._due_fault(request)
-            if fault is not None:
-                return error_response(request, fault.code, fault.message, fault.status), True
+    def _paced(self, request: Request) -> tuple[Response | None, bool]:
+        """Before moto: past the rate, throttled at once; else the latency, then a due fault (injected)."""
+        if not self._pacer.admit(request.mutating):
+            return error_response(request, *throttle_error(request.service)), False
+        self._pacer.delay(request.mutating)
+        fault = self._due_fault(request)
+        if fault is None:
+            return None, False
+        return error_response(request, fault.code, fault.message, fault.status), True
+
+    def _answer(self, request: Request, environ: dict, caller: Caller) -> Response:
         refused = self._refusal(request, caller) if self.strict else None
         if refused is not None:
-            return error_response(request, *refused), False
+            return error_response(request, *refused)
         response = self._own_answer(request, caller) or call_app(self._moto_app, request, environ)
         if response.status < 400 and request.service == "iam":
             note_login_profile(self.iam_backend(caller.account_id), request.action, request.params)
             if request.action == "DeleteAccessKey":  # AWS refuses a deleted key; moto forgets it
                 self._revoked.add(str(request.params.get("AccessKeyId")))
-        return response, False
+        return response
 
     def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         assert self._moto_app is not None
@@ -471,26 +467,29 @@ class EmbeddedAws:
         internal = environ.get("HTTP_" + INTERNAL_HEADER.upper().replace("-", "_")) == "1"
         caller = identify(environ, self._revoked)
         self.iam_backend(caller.account_id)  # a new account gets AWS's managed policies before moto answers
-        response, injected = self._answer(request, environ, internal, caller)
-        if not internal:
-            call = Call(
-                seq=next(self._seq),
-                service=request.service,
-                action=request.action,
-                params=request.logged,
-                status=response.status,
-                error_code=error_code(response),
-                injected=injected,
-                method=request.method,
-                time=datetime.fromtimestamp(started, timezone.utc),
-                account_id=caller.account_id,
-                principal=caller.arn,
-                started=started,
-                ended=time.time(),
-            )
-            with self._lock:
-                self._calls.append(call)
-            if call.ok and call.mutating:
-                self._run_hooks(call)
+        response, injected = (None, False) if internal else self._paced(request)
+        turn = self._turn if response is None and request.mutating and not internal else nullcontext()
+        with turn:  # one mutating call at a time reaches moto and runs the hooks
+            response = response or self._answer(request, environ, caller)
+            if not internal:
+                call = Call(
+                    seq=next(self._seq),
+                    service=request.service,
+                    action=request.action,
+                    params=request.logged,
+                    status=response.status,
+                    error_code=error_code(response),
+                    injected=injected,
+                    method=request.method,
+                    time=datetime.fromtimestamp(started, timezone.utc),
+                    account_id=caller.account_id,
+                    principal=caller.arn,
+                    started=started,
+                    ended=time.time(),
+                )
+                with self._lock:
+                    self._calls.append(call)
+                if call.ok and call.mutating:
+                    self._run_hooks(call)
         start_response(status_line(response.status), response.headers)
         return [response.body]
