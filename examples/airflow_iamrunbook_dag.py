@@ -34,6 +34,8 @@ def account_command(
     accounts_file: str | Path, account_id: str, *, out: str | Path, notebooks: Sequence[str] = (), apply: bool = False
 ) -> str:
     """The shell command one mapped task runs: the chain in one account of the accounts file."""
+    # BashOperator runs the command in a temporary folder: absolute paths only
+    accounts_file, out = Path(accounts_file).resolve(), Path(out).resolve()
     argv = ["iamrunbook", "run", "--accounts", str(accounts_file), "--account", account_id, "--out", str(out)]
     argv += [*notebooks, *(["--apply"] if apply else [])]
     return shlex.join(argv)

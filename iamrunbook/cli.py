@@ -212,6 +212,8 @@ def cmd_run_accounts(args: argparse.Namespace) -> int:
             problems.append("--plan applies each account's reviewed plan: add --apply and --approved-by NAME")
         if args.approved_by and not args.plan:
             problems.append("--approved-by goes with --plan (a reviewed folder of `run --accounts`)")
+        if args.parallel is not None and args.parallel < 1:
+            problems.append(f"--parallel {args.parallel}: at least 1 account at a time")
         if problems:
             raise SpecError(problems)
         max_age = reviewed.parse_age(args.max_plan_age)

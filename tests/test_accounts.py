@@ -226,11 +226,13 @@ def test_options_that_need_one_account_or_a_review_are_refused(aws, project, cap
     assert cli.main([*argv, "--plan", str(project.parent)]) == 1
     assert cli.main([*argv, "--approved-by", "alice"]) == 1
     assert cli.main([*argv, "--account", "delta"]) == 1
+    assert cli.main([*argv, "--parallel", "0"]) == 1
     err = capsys.readouterr().err
     assert "--archive goes with one account (-f)" in err
     assert "--plan applies each account's reviewed plan: add --apply and --approved-by NAME" in err
     assert "--approved-by goes with --plan" in err
     assert "--account delta: not in the accounts file (it has: alpha (" in err
+    assert "--parallel 0: at least 1 account at a time" in err
     assert aws.calls == [] and parents(project.parent / "runs") == []
 
 
