@@ -126,20 +126,25 @@ def _unknown(mapping: Mapping, allowed: Sequence[str], where: str) -> list[str]:
 
 
 def _settings(mapping: Mapping, where: str) -> tuple[dict[str, Any], list[str]]:
-    problems = []
-    for key in SETTINGS:
-        if key in mapping:
-            problem = _setting_problem(key, mapping[key])
-            if problem:
-                problems.append(f"{where}: {problem}")
-    return {k: mapping[k] for k in SETTINGS if k in mapping}, problems
+    """The valid settings of `mapping`, and a problem for each invalid one (left out, so it harms nothing)."""
+    valid, problems = {}, []
+    for key in (k for k in SETTINGS if k in mapping):
+        problem = _setting_problem(key, mapping[key])
+        if problem:
+            problems.append(f"{where}: {problem}")
+        else:
+            valid[key] = mapping[key]
+    return valid, problems
 
 
 def _path(template: str | None, account_id: str, name: str, base: Path, where: str) -> tuple[str | None, list[str]]:
     """The file a setting names for this account ({id} and {name} filled in), absolute; it must exist."""
     if template is None:
         return None, []
-    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:  # an unmatched { or }
+        return None, [f"{where}: {template!r}: {exc}; a placeholder is {{id}} or {{name}}"]
     unknown = sorted(fields - set(PLACEHOLDERS))
     if unknown:
         return None, [f"{where}: {template!r} has placeholder(s) {', '.join(unknown)}; allowed: {{id}}, {{name}}"]

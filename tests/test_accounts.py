@@ -169,6 +169,8 @@ BAD_FILES = [
         ["has placeholder(s) env; allowed: {id}, {name}"],
     ),
     ({"accounts": [{"id": "111111111111", "parameters_file": None}]}, ["account 111111111111: no spec"]),
+    ({"accounts": [{"id": "111111111111", "parameters_file": 5}]}, ["parameters_file must be a path (a string)"]),
+    ({"accounts": [{"id": "111111111111", "iam_users_file": "s/{name.yaml"}]}, ["'s/{name.yaml': expected '}'"]),
     ({"accounts": [{"id": "111111111111", "region": "eu-west-1"}]}, ["accounts[1]: unknown key 'region'"]),
     ({"acounts": []}, ["unknown key 'acounts'", "no `accounts`"]),
     ({"defaults": {"role": "x"}, "accounts": "from_organization"}, ["defaults: unknown key 'role'"]),
