@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -102,6 +102,10 @@ def verify_local(target: Path) -> list[Finding]:
     for run_dir in run_dirs(target):
         where = label if single else f"{label}/{run_dir.name}"
         data = _load(run_dir / records.RUN_MANIFEST.name)
+        if data is None and not single and manifest.manifests(run_dir):
+            # an out folder of its own (the parent folder of `run --accounts`): its runs and its one chain
+            problems += [replace(f, where=f"{label}/{f.where}") for f in verify_local(run_dir)]
+            continue
         if data is None:
             if not (run_dir / records.SESSION.name).is_file():  # an interactive session keeps no manifest
                 problems.append(Finding(where, "no readable run.json", "unreadable"))

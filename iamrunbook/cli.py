@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument(
         "--keep-running", action="store_true", help="keep the embedded AWS serving after the run, until Ctrl-C"
     )
+    demo_cmd.add_argument(
+        "--accounts", action="store_true", help="the fan-out: an embedded Organization, each member its own spec"
+    )
     demo_cmd.set_defaults(handler=cmd_demo)
     _audit_parser(commands)
     perm_cmd = commands.add_parser(
@@ -61,9 +64,8 @@ def _run_parser(commands) -> None:
     )
     which = f"a notebook name like 01_gather_user_info, or a path; default: {' '.join(CHAIN)}"
     run_cmd.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help=which)
-    run_cmd.add_argument(
-        "-f", "--file", dest="params_file", required=True, metavar="PARAMS.yaml", help="parameters file (YAML)"
-    )
+    source = run_cmd.add_mutually_exclusive_group(required=True)  # one account's parameters, or many accounts
+    source.add_argument("-f", "--file", dest="params_file", metavar="PARAMS.yaml", help="parameters file (YAML)")
     run_cmd.add_argument("-p", "--param", dest="overrides", nargs=2, action="append", default=[],
                          metavar=("NAME", "VALUE"), help="set one parameter; VALUE is read as YAML")  # fmt: skip
     run_cmd.add_argument("--apply", action="store_true", help="make the changes (sets apply: true)")
@@ -76,7 +78,27 @@ def _run_parser(commands) -> None:
     run_cmd.add_argument("--max-plan-age", default="24h", metavar="AGE", help="refuse older plans (default 24h)")
     run_cmd.add_argument("--archive", metavar="s3://BUCKET/PREFIX", help="upload the run folder when the run ends")
     _archive_options(run_cmd)
+    _accounts_options(run_cmd, source)
     run_cmd.set_defaults(handler=cmd_run)
+
+
+def _accounts_options(run_cmd: argparse.ArgumentParser, source) -> None:
+    source.add_argument(
+        "--accounts",
+        metavar="ACCOUNTS.yaml",
+        help="instead of -f: assume a role in each account of this file (or its organization) and run there",
+    )
+    many = run_cmd.add_argument_group("many accounts")
+    many.add_argument(
+        "--account",
+        dest="only",
+        action="append",
+        default=[],
+        metavar="ID_OR_NAME",
+        help="with --accounts: only this account (repeat for more)",
+    )
+    many.add_argument("--parallel", type=int, metavar="N",
+                      help="with --accounts: accounts run at once, each in its own process (default 4)")  # fmt: skip
 
 
 def _audit_parser(commands) -> None:
@@ -160,7 +182,11 @@ def _reviewed_options(args: argparse.Namespace, params: dict) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.accounts:
+        return cmd_run_accounts(args)
     try:
+        if args.only or args.parallel is not None:
+            raise SpecError("--account and --parallel go with --accounts ACCOUNTS.yaml")
         parallelism = [] if args.parallelism is None else [("apply_parallelism", str(args.parallelism))]
         params = gather_params(args.params_file, [*args.overrides, *parallelism], args.apply)
         options = _reviewed_options(args, params) if args.plan else {}
@@ -176,6 +202,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     report(result)
     if args.archive:
         return _archive_after(result, args)
+    return result.exit_code
+
+
+def cmd_run_accounts(args: argparse.Namespace) -> int:
+    """`run --accounts`: every problem with the file, the parameters or the options refuses before any call."""
+    from . import fanout, planfile
+
+    try:
+        problems = ["--archive goes with one account (-f), not with --accounts"] if args.archive else []
+        if args.plan and not (args.apply and args.approved_by):
+            problems.append("--plan applies each account's reviewed plan: add --apply and --approved-by NAME")
+        if args.approved_by and not args.plan:
+            problems.append("--approved-by goes with --plan (a reviewed folder of `run --accounts`)")
+        if args.parallel is not None and args.parallel < 1:
+            problems.append(f"--parallel {args.parallel}: at least 1 account at a time")
+        if problems:
+            raise SpecError(problems)
+        max_age = planfile.parse_age(args.max_plan_age)
+        prepared = fanout.prepare(args.accounts, args.notebooks, apply=args.apply, overrides=args.overrides,
+                                  only=args.only, plan=args.plan)  # fmt: skip
+        parallel = fanout.DEFAULT_PARALLEL if args.parallel is None else args.parallel
+        result = fanout.run_accounts(prepared, apply=args.apply, parallel=parallel, out=args.out,
+                                     approved_by=args.approved_by, max_plan_age=max_age)  # fmt: skip
+    except SpecError as exc:
+        return _refused(exc)
+    except RunbookError as exc:
+        _err(f"iamrunbook run --accounts: {exc}")
+        return EXIT_ERROR
+    for line in fanout.report_lines(result):
+        print(line)
     return result.exit_code
 
 
@@ -258,6 +314,10 @@ def cmd_audit_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.accounts:
+        from .sandbox.demo import run_accounts_demo
+
+        return run_accounts_demo(out=args.out, keep_running=args.keep_running)
     from .sandbox.demo import run_demo  # moto is an optional dependency: import only when asked for
 
     return run_demo(out=args.out, keep_running=args.keep_running)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -135,6 +135,17 @@ class RunManifest(Shape):
         data = super().to_dict()
         data.setdefault("previous_run", None)  # the first run of a chain says so explicitly
         return data
+
+    @classmethod
+    def from_json(cls, text: str) -> RunManifest:
+        """A field that was None is left out of the file (Shape.to_dict): it reads back as None, so a run of
+        03 alone (no legacy plan, no verification) stays readable, e.g. as a reviewed plan."""
+        data = json.loads(text)
+        return cls(**{**dict.fromkeys(_NULLABLE), **{k: v for k, v in data.items() if k in _FIELDS}})
+
+
+_NULLABLE = ("parameters_file", "caller_arn", "account_id", "plan_summary", "legacy_plan_summary", "verification_ok")
+_FIELDS = {f.name for f in fields(RunManifest)}
 
 
 @contextlib.contextmanager

@@ -376,15 +376,15 @@ def run(
     extra: Mapping[str, Any] | None = None,
     precheck: Callable[[Mapping[str, Any], list[str], Path], list[str]] | None = None,
     env: Mapping[str, str] | None = None,
+    label: str | None = None,  # the run folder's name after its timestamp; default: run_label (fanout: the account)
 ) -> RunResult:
     """Run notebooks (default: the chain 01 -> 04) in order, stopping at the first failure.
 
-    `params` are the parameters as given; they are checked before any kernel starts (SpecError).
-    `echo` receives one progress line per notebook start and end (the CLI prints them). `extra` goes
-    into run.json as given (the reviewed plan and its approver). `precheck(params, notebooks, start)`
-    runs once the run folder exists and before any kernel: what it returns refuses the run (exit 1,
-    no notebook started), e.g. how a fresh plan differs from a reviewed one. `env` is added to the
-    kernels' environment.
+    `params` are the parameters as given; they are checked before any kernel starts (SpecError). `echo` receives one
+    progress line per notebook start and end (the CLI prints them). `extra` goes into run.json as given (the
+    reviewed plan and its approver). `precheck(params, notebooks, start)` runs once the run folder exists and before
+    any kernel: what it returns refuses the run (exit 1, no notebook started), e.g. how a fresh plan differs from a
+    reviewed one. `env` is added to the kernels' environment.
     """
     say = echo or (lambda line: None)
     given = dict(params or {})
@@ -398,7 +398,7 @@ def run(
     # Every notebook takes the same spec: a bad one is refused here, before any kernel or AWS call.
     load_spec(full["iam_users"], full["iam_users_file"], full["roles"], base_dir=start,
               settings=grant_settings(full, full["roles"]))  # fmt: skip
-    run_dir = new_run_dir(out, run_label(sources, apply))
+    run_dir = new_run_dir(out, label or run_label(sources, apply))
     started = datetime.now(timezone.utc)
     runs: list[NotebookRun] = []
     refused = tuple(precheck(full, [p.stem for p in sources], start)) if precheck else ()

@@ -30,8 +30,9 @@ from iamrunbook.sandbox.wire import service_model as _service_model
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
 SERVICES = ("iam", "sts", "cloudtrail")
-#: modules that declare actions but are not the runbook: seed builds demo accounts, the runner calls no AWS
-NOT_THE_RUNBOOK = {"runner"}
+#: modules that declare actions but are not the runbook: seed builds demo accounts, the runner calls no AWS,
+#: accounts lists the organization and assumes roles as the fan-out's caller, not as the runner in an account
+NOT_THE_RUNBOOK = {"runner", "accounts"}
 #: calls a module makes through another module's functions (and so declares), not in its own source
 VIA = {
     "notebook": {"aws"},  # aws.caller_identity

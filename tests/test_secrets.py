@@ -240,3 +240,43 @@ def test_recent_events_show_access_key_resources_masked(aws, iam, session):
     assert key_id not in shown and KEY_ID.search(shown) is None
     assert mask_key_id(key_id) in table["resources"].iloc[0]  # UpdateAccessKey, newest first
     assert "keyholder" in table["resources"].iloc[0]
+
+
+def test_a_fan_out_leaks_no_assumed_credentials(aws, organization, tmp_path, capsys, logs, env_secrets):
+    """`run --accounts --apply` across the seeded Organization: the temporary credentials each member's role
+    handed out (read from the embedded STS's own state, as AWS issued them) and the caller's own planted ones
+    are in no run folder, summary, output or log; the assumed key ids not even unmasked."""
+    from moto.sts.models import sts_backends
+    from test_accounts import seeded_project
+
+    from iamrunbook import fanout
+
+    out = tmp_path / "runs"
+    assert cli.main(["run", "--accounts", str(seeded_project(aws, organization, tmp_path)), "--apply",
+                     "--out", str(out)]) == 0  # fmt: skip
+
+    (parent,) = [p for p in out.iterdir() if p.is_dir()]
+    issued = [
+        role
+        for account in list(sts_backends)
+        for role in sts_backends[account]["aws"].assumed_roles
+        if role.session_name == f"iamrunbook-{parent.name}"
+    ]
+    members = sorted(m["id"] for m in organization["accounts"].values())
+    assert sorted(r.role_arn.split(":")[4] for r in issued) == members  # one session per member, each captured
+    captured = capsys.readouterr()
+    texts, suffixes = corpus([out])
+    assert suffixes >= EXPECTED_SUFFIXES
+    assert {Path(p).name for p in texts} >= {fanout.SUMMARY_JSON, fanout.SUMMARY_CSV, "run.json"}
+    texts["stdout"], texts["stderr"] = captured.out, captured.err
+    texts["log records"] = logs.text + "\n".join(r.getMessage() for r in logs.records)
+    secret_values = {f"secret of {r.access_key_id[:4]}": r.secret_access_key for r in issued}
+    secret_values.update({f"session token of {r.access_key_id[:4]}": r.session_token for r in issued})
+    secret_values.update(env_secrets)
+    del secret_values["AWS_ACCESS_KEY_ID"]
+
+    assert leaks(texts, secret_values, [*(r.access_key_id for r in issued), env_secrets["AWS_ACCESS_KEY_ID"]]) == []
+    assert leaks({"server call log": repr(aws.calls)}, secret_values, None) == []
+    # Not vacuous: every member's record names the assumed-role session the credentials belong to.
+    records_text = [t for p, t in texts.items() if p.endswith("run.json")]
+    assert len(records_text) == 3 and all(f"/iamrunbook-{parent.name}" in t for t in records_text)

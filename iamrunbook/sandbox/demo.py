@@ -8,8 +8,10 @@ as a scheduled job would, and tells what happened from the run folder's own file
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -163,3 +165,80 @@ def _serve_until_interrupted(aws: EmbeddedAws, echo: Callable[[str], None]) -> N
             time.sleep(3600)
     except KeyboardInterrupt:
         echo("stopped")
+
+
+# --- `iamrunbook demo --accounts`: the fan-out across an embedded Organization -------------------------
+#: member name -> its own small spec (legacy: the example's)
+MEMBER_SPECS = {
+    "data": {
+        "dana": {"description": "Dana - Data Engineer", "roles": ["data_engineer"]},
+        "erin@example.com": {"description": "Erin - Analytics Lead", "roles": ["data_engineer", "admin"]},
+    },
+    "playground": {"pat@example.com": {"description": "Pat - Platform Engineer", "roles": ["infrastructure_admin"]}},
+}
+#: what each fan-out must end with, per member: the plan, the apply, the drift check
+EXPECTED = (
+    ("plan", {"legacy": 2, "data": 2, "playground": 1}),
+    ("apply", {"legacy": 0, "data": 0, "playground": 0}),
+    ("drift check", {"legacy": 0, "data": 0, "playground": 0}),
+)
+
+
+def write_org_project(folder: Path) -> Path:
+    """accounts.yaml (`from_organization`, each member's parameters file by its name) and the parameters."""
+    import yaml
+
+    example = yaml.safe_load(EXAMPLE_PARAMS.read_text(encoding="utf-8"))
+    specs = {"legacy": example["iam_users"], **MEMBER_SPECS}
+    for name, spec in specs.items():
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump({"iam_users": spec}, sort_keys=False), encoding="utf-8")
+    accounts = folder / "accounts.yaml"
+    accounts.write_text(
+        "# Every ACTIVE account of the organization but the caller's own; each member's spec is <name>.yaml.\n"
+        'defaults:\n  role_name: OrganizationAccountAccessRole\n  parameters_file: "{name}.yaml"\n'
+        "accounts: from_organization\n",
+        encoding="utf-8",
+    )
+    return accounts
+
+
+def _fan_out(echo: Callable[[str], None], out: Path, accounts: Path, *extra: str) -> dict[str, int]:
+    """One `iamrunbook run --accounts` as an operator types it; member name -> exit code, from the summary."""
+    from ..fanout import SUMMARY_JSON
+
+    seen = set(out.iterdir()) if out.is_dir() else set()
+    _command(echo, "run", "--accounts", str(accounts), "--out", str(out), *extra)
+    parent = _latest(out, seen)
+    summary = json.loads((parent / SUMMARY_JSON).read_text(encoding="utf-8"))
+    return {row["name"]: row["exit_code"] for row in summary["accounts"]}
+
+
+def run_accounts_demo(out: str | Path = "runs", keep_running: bool = False, echo: Callable[[str], None] = print) -> int:
+    """An Organization of three members, each with its own spec: plan them all; fix by hand the one path no
+    apply can; apply them all; a drift check that must find nothing; audit verify. 0, or 1 if a step ends
+    otherwise than it should."""
+    from .org import STRANGER, STRANGER_POLICY, seed_organization
+
+    started = time.monotonic()
+    out = Path(out)
+    with EmbeddedAws() as aws, pointed_at(aws), tempfile.TemporaryDirectory(prefix="iamrb-org-") as project:
+        echo(f"Embedded AWS with an Organization on {aws.endpoint}: no real account is touched.")
+        org = seed_organization(aws)
+        accounts = write_org_project(Path(project))
+        echo(f"Seeded a management account and {len(org['accounts'])} members. The accounts file:")
+        echo(accounts.read_text(encoding="utf-8"))
+        ended = []
+        for step, (title, expected) in enumerate(EXPECTED):
+            codes = _fan_out(echo, out, accounts, *(["--apply"] if title == "apply" else []))
+            echo(f"{title}: {codes} (expected {expected})")
+            ended.append(codes == expected)
+            if step == 0:
+                member = org["accounts"]["playground"]
+                echo(f"No apply removes {STRANGER}'s own inline {STRANGER_POLICY} in playground: a person does.")
+                iam = aws.client("iam", account_id=member["id"], internal=True)
+                iam.delete_user_policy(UserName=STRANGER, PolicyName=STRANGER_POLICY)
+        intact = _command(echo, "audit", "verify", str(out))
+        echo(f"demo finished in {time.monotonic() - started:.0f} s; the audit record is in {out.resolve()}")
+        if keep_running:
+            _serve_until_interrupted(aws, echo)
+        return 0 if all(ended) and intact == runner.EXIT_OK else 1
