@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from aws_env import pointed_at
 
 from iamrunbook import audit, cli, manifest
 
@@ -21,10 +22,7 @@ def history(tmp_path_factory, embedded_aws):
     from iamrunbook.sandbox import seed
 
     out = tmp_path_factory.mktemp("audit") / "runs"
-    with pytest.MonkeyPatch.context() as mp:
-        embedded_aws.reset()
-        for name, value in embedded_aws.env().items():
-            mp.setenv(name, value)
+    with pointed_at(embedded_aws):
         seed.seed_legacy_account(embedded_aws.client("iam", internal=True))
         assert cli.main(["run", "03_import_and_apply", "-f", str(EXAMPLE), "--out", str(out)]) == 2
         assert (

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from aws_env import pointed_at
 
 from iamrunbook import records, runner
 from iamrunbook.errors import RunbookError
@@ -39,10 +40,7 @@ def audit_record(tmp_path_factory, embedded_aws):
     from iamrunbook.sandbox import seed
 
     out = tmp_path_factory.mktemp("records") / "runs"
-    with pytest.MonkeyPatch.context() as mp:
-        embedded_aws.reset()
-        for name, value in embedded_aws.env().items():
-            mp.setenv(name, value)
+    with pointed_at(embedded_aws):
         iam = embedded_aws.client("iam", internal=True)
         seed.seed_legacy_account(iam)
         iam.create_user(UserName="leaver")
