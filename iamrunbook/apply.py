@@ -72,18 +72,23 @@ def listed(label: str, changes: list[Change], limit: int = 20) -> list[str]:
     return [f"{label}:", *shown]
 
 
-def _operator_problems(changes: Iterable[Change], caller_arn: str) -> list[str]:
-    """Anything that removes the access of the identity running the plan (its user or its role)."""
+def _operator_problems(changes: Iterable[Change], caller_arn: str, *, simulated: bool = False) -> list[str]:
+    """Anything that removes the access of the identity running the plan (its user or its role).
+
+    When the simulator proves the plan (`simulated`), it alone judges the operator's user: a detach from
+    them is safe when they keep the role another way (a role group), which a name check cannot see.
+    """
     me, my_role = caller_user_name(caller_arn), caller_role_name(caller_arn)
+    me_for_revokes = None if simulated else me
     problems = []
     for change in changes:
         target = change.target_name or change.user
         if change.kind == "delete_user" and same_name(target, me):
             problems.append(f"the plan deletes {change.user}, the identity running it; run it as another identity")
         revokes = change.kind in ("detach", "remove_from_group")
-        if revokes and ((change.target_kind == "user" and same_name(target, me)) or
+        if revokes and ((change.target_kind == "user" and same_name(target, me_for_revokes)) or
                         (change.target_kind == "role" and same_name(target, my_role)) or
-                        (change.kind == "remove_from_group" and same_name(change.user, me))):  # fmt: skip
+                        (change.kind == "remove_from_group" and same_name(change.user, me_for_revokes))):  # fmt: skip
             if change.kind == "detach":
                 what = f"detaches {change.policy_name} from {change.target_kind} {change.target_name}"
             else:
@@ -100,8 +105,11 @@ def refuse(problems: list[str]) -> None:
         raise SafetyError("refused before any change:\n" + "\n".join(f"- {p}" for p in problems))
 
 
-def check_safety(plan: Plan, max_deletions: int, *, allow_without_mfa_device: bool = False) -> None:
-    """Refuse, before any change, mass deletions, the operator's own lockout and MFA-less MFA grants."""
+def check_safety(
+    plan: Plan, max_deletions: int, *, allow_without_mfa_device: bool = False, simulated: bool = False
+) -> None:
+    """Refuse, before any change, mass deletions, the operator's own lockout and MFA-less MFA grants.
+    `simulated`: the simulator runs next and judges the operator's user step by step."""
     problems = []
     deletions = plan.deletions()
     if len(deletions) > max_deletions:
@@ -110,7 +118,7 @@ def check_safety(plan: Plan, max_deletions: int, *, allow_without_mfa_device: bo
             f"the plan deletes {len(deletions)} users ({names}), more than max_deletions={max_deletions}; "
             "raise max_deletions for this run if that is really intended"
         )
-    problems += _operator_problems(plan.changes, plan.caller_arn)
+    problems += _operator_problems(plan.changes, plan.caller_arn, simulated=simulated)
     if plan.without_mfa and not allow_without_mfa_device and not plan.is_empty:
         problems.append(
             "these users are granted a role that requires MFA but have no MFA device, so they would lose it in "
@@ -140,8 +148,9 @@ def apply_plan(
     """
     from .executor import execute
 
-    check_safety(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device)
-    if inventory is not None and spec is not None:
+    simulated = inventory is not None and spec is not None
+    check_safety(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device, simulated=simulated)
+    if simulated:
         from .simulate import ensure_safe
 
         ensure_safe(inventory, plan.changes, spec, plan.caller_arn)

@@ -47,7 +47,8 @@ def check_plan(plan: Plan, draft: SpecDraft) -> None:
     """apply's safety checks, and the simulator's proof that no step takes a role from someone who keeps it."""
     from .simulate import ensure_safe
 
-    check_safety(plan, draft.max_deletions, allow_without_mfa_device=draft.allow_without_mfa_device)
+    check_safety(plan, draft.max_deletions, allow_without_mfa_device=draft.allow_without_mfa_device,
+                 simulated=True)
     ensure_safe(draft.inventory, plan.changes, draft.spec, plan.caller_arn)
 
 

@@ -442,3 +442,28 @@ def test_managed_user_removed_from_the_spec_is_offboarded(aws, iam, sts):
     assert all(c.ok for c in aws.mutating_calls())  # strict moto: nothing refused (no DeleteConflict)
     assert "bob@example.com" not in read_inventory(iam, sts).users
     assert plan_for(iam, sts, smaller).is_empty
+
+
+def test_a_proven_plan_may_move_the_operator_to_a_role_group(aws):
+    """Run as moto, who holds AssumeAdminRolePolicy directly: grant_via group adds moto to AdminRoleUsers
+    and then detaches the direct policy. The name check alone would refuse that detach; the simulator
+    sees moto keep the role through the group at every step, so the plan applies."""
+    from iamrunbook.spec import GrantSettings
+
+    iam = aws.client("iam")
+    seed.seed_roles(iam)
+    iam.create_user(UserName="moto")
+    doc = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role/AdminRole"}]}
+    iam.create_policy(PolicyName="AssumeAdminRolePolicy", PolicyDocument=json.dumps(doc))
+    iam.attach_user_policy(UserName="moto", PolicyArn=ADMIN_ARN)
+    spec = load_spec({"moto": {"description": "me", "roles": ["admin"]}}, settings=GrantSettings(grant_via="group"))
+    inventory = read_inventory(iam, aws.client("sts"))
+    plan = make_plan(spec, inventory)
+    assert any(c.kind == "detach" and (c.target_name or "").lower() == "moto" for c in plan.changes)
+    with pytest.raises(SafetyError, match="moto, the identity running it"):
+        check_safety(plan, 3)  # without the simulator, the name check stands
+    apply_plan(iam, plan, inventory=inventory, spec=spec)
+    groups = iam.list_groups_for_user(UserName="moto")["Groups"]
+    assert [g["GroupName"] for g in groups] == ["AdminRoleUsers"]
+    assert iam.list_attached_user_policies(UserName="moto")["AttachedPolicies"] == []
