@@ -17,11 +17,9 @@ handoff with `terraform.write_terraform`, and runs, in a temporary folder:
 - a second `terraform plan`, which must find no changes.
 
 Scenarios: parameters/example.yaml with grant_via user and group, each with and without require_mfa, on
-the converged account. In user mode that is the runbook's own plan + apply (where the planner left an
-MFA-required role's document without the condition, the MFA document is then set with boto3); in group
-mode it is built with plain boto3 calls (`converge_by_hand`), as the runbook's group-mode planner is being
-written elsewhere. Two more: a control whose account lacks the MFA condition, which must fail exactly the
-"Terraform-only changes" and "no AWS change" checks; and a fresh account (roles only) with custom roles and
+the converged account: the legacy account, then the runbook's own plan + apply in that mode. Two more: a
+control whose account lacks the MFA condition, which must fail exactly the "Terraform-only changes" and
+"no AWS change" checks; and a fresh account (roles only) with custom roles and
 odd names in group mode with MFA, where Terraform creates everything and the runbook's import_blocks must
 then find every managed address.
 
@@ -39,14 +37,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from iamrunbook.apply import apply_plan
-from iamrunbook.inventory import Inventory, default_document, read_inventory
-from iamrunbook.names import document_text, policy_description, policy_document, policy_name, user_tags
+from iamrunbook.inventory import Inventory, read_inventory
+from iamrunbook.names import policy_document
 from iamrunbook.plan import make_plan
 from iamrunbook.sandbox import ACCOUNT_ID, EmbeddedAws, seed
 from iamrunbook.spec import GrantSettings, Spec, load_spec
@@ -95,54 +93,21 @@ def wanted_document(spec: Spec, account_id: str, key: str) -> dict:
     return policy_document(account_id, spec.roles[key], mfa=mfa, mfa_max_age_seconds=max_age)
 
 
-def converge_by_hand(iam, spec: Spec, account_id: str) -> None:
-    """Group mode as the runbook leaves it: per role a policy and a group holding it; users tagged and members."""
-    groups = spec.groups()
-    for key, role in spec.roles.items():
-        name = policy_name(role)
-        arn = iam.create_policy(
-            PolicyName=name,
-            PolicyDocument=document_text(wanted_document(spec, account_id, key)),
-            Description=policy_description(role),
-            Tags=[{"Key": "Name", "Value": name}],
-        )["Policy"]["Arn"]
-        iam.create_group(GroupName=groups[key])
-        iam.attach_group_policy(GroupName=groups[key], PolicyArn=arn)
-    for user in spec.users.values():
-        tags = user_tags(user.name, user.description, user.roles)
-        iam.create_user(UserName=user.name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
-        for key in user.roles:
-            iam.add_user_to_group(GroupName=groups[key], UserName=user.name)
-
-
-def require_mfa_by_hand(iam, spec: Spec, inventory: Inventory) -> int:
-    """Give each MFA-required role's policy the MFA document where it lacks it; returns how many changed."""
-    changed = 0
-    for key in [k for k in spec.roles if spec.settings.mfa(k)]:
-        policy = inventory.local_policy(policy_name(spec.roles[key]))
-        wanted = wanted_document(spec, inventory.account_id, key)
-        if policy is not None and default_document(policy) != wanted:
-            iam.create_policy_version(PolicyArn=policy["Arn"], PolicyDocument=document_text(wanted), SetAsDefault=True)
-            changed += 1
-    return changed
-
-
 def prepared_account(iam, sts, spec: Spec, account: str) -> Inventory:
     """The account a scenario starts from; the inventory read afterwards.
 
-    "converged": what the runbook leaves. User mode starts from the legacy account (the runbook migrates
-    your-username); group mode from the roles alone, since it is built by hand. "control": converged, but
-    the MFA condition the spec asks for is missing. "fresh": the roles only, Terraform creates the rest.
+    "converged": what the runbook leaves, in either grant mode: the legacy account, then the runbook's
+    own plan applied (migrating your-username). "control": converged for the same spec without MFA, so the
+    MFA condition the spec asks for is missing. "fresh": the roles only, Terraform creates the rest.
     """
-    if account == "fresh" or spec.settings.via_group:
+    if account == "fresh":
         seed.seed_roles(iam, spec.roles)
-        if account != "fresh":
-            converge_by_hand(iam, spec, sts.get_caller_identity()["Account"])
-    else:
-        seed.seed_legacy_account(iam, spec.roles)
-        apply_plan(iam, make_plan(spec, read_inventory(iam, sts)))
-        if account != "control":
-            require_mfa_by_hand(iam, spec, read_inventory(iam, sts))
+        return read_inventory(iam, sts)
+    seed.seed_legacy_account(iam, spec.roles)
+    target = spec
+    if account == "control":
+        target = replace(spec, settings=replace(spec.settings, require_mfa=frozenset(), mfa_max_age_seconds=None))
+    apply_plan(iam, make_plan(target, read_inventory(iam, sts)), allow_without_mfa_device=True)
     return read_inventory(iam, sts)
 
 
