@@ -2,7 +2,7 @@
 and an adopted spec describes the account as it is.
 
 The pure parts run without AWS; the rest apply the example spec to the strict embedded account first (group
-mode: the converged account built with boto3 by bench/terraform_check.py). User mode is held byte for byte to
+mode too: the converged account of bench/terraform_check.py). User mode is held byte for byte to
 the golden files in tests/golden/. The real Terraform is not run here, as a fresh machine may lack it:
 `python bench/terraform_check.py` plans, applies and re-plans every setting against the embedded server."""
 
@@ -619,9 +619,8 @@ def test_mfa_in_user_mode_changes_only_the_policy_document(tmp_path):
 
 # --- group mode against the embedded account --------------------------------------------------------
 def group_account(iam, sts, spec):
-    seed.seed_roles(iam)
-    TF_CHECK.converge_by_hand(iam, spec, sts.get_caller_identity()["Account"])
-    return read_inventory(iam, sts)
+    """The legacy account converged by the runbook's own group-mode plan, as the real-Terraform check does."""
+    return TF_CHECK.prepared_account(iam, sts, spec, "converged")
 
 
 def exists(iam, block: ImportBlock, spec) -> bool:
