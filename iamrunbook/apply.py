@@ -128,6 +128,19 @@ def check_safety(
     refuse(problems)
 
 
+def prove_safe(
+    plan: Plan, max_deletions: int, *, allow_without_mfa_device: bool = False, inventory=None, spec=None
+) -> None:
+    """Everything checked before a plan's first call: check_safety, then, given the inventory the plan was made
+    from and its spec, the simulator's step-by-step proof (which then alone judges the operator's own user)."""
+    simulated = inventory is not None and spec is not None
+    check_safety(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device, simulated=simulated)
+    if simulated:
+        from .simulate import ensure_safe
+
+        ensure_safe(inventory, plan.changes, spec, plan.caller_arn)
+
+
 def apply_plan(
     iam,
     plan: Plan,
@@ -148,12 +161,7 @@ def apply_plan(
     """
     from .executor import execute
 
-    simulated = inventory is not None and spec is not None
-    check_safety(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device, simulated=simulated)
-    if simulated:
-        from .simulate import ensure_safe
-
-        ensure_safe(inventory, plan.changes, spec, plan.caller_arn)
+    prove_safe(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device, inventory=inventory, spec=spec)
     return execute(iam, plan.changes, ApplyResult(), desc="apply", progress=progress, parallelism=parallelism)
 
 

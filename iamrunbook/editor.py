@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .apply import ApplyError, ApplyResult, apply_plan, check_safety
+from .apply import ApplyError, ApplyResult, apply_plan, prove_safe
 from .errors import RunbookError, SafetyError, SpecError
 from .inventory import Inventory, read_inventory
 from .log import logger
@@ -45,11 +45,8 @@ def read_account(iam: Any, sts: Any) -> Inventory:
 
 def check_plan(plan: Plan, draft: SpecDraft) -> None:
     """apply's safety checks, and the simulator's proof that no step takes a role from someone who keeps it."""
-    from .simulate import ensure_safe
-
-    check_safety(plan, draft.max_deletions, allow_without_mfa_device=draft.allow_without_mfa_device,
-                 simulated=True)
-    ensure_safe(draft.inventory, plan.changes, draft.spec, plan.caller_arn)
+    prove_safe(plan, draft.max_deletions, allow_without_mfa_device=draft.allow_without_mfa_device,
+               inventory=draft.inventory, spec=draft.spec)  # fmt: skip
 
 
 def change_account(iam: Any, plan: Plan, draft: SpecDraft) -> ApplyResult:
