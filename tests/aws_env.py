@@ -1,4 +1,5 @@
-"""The shared embedded AWS for module-scoped fixtures, which cannot use the function-scoped `aws`."""
+"""Pointing boto3 and notebook kernels at the shared embedded AWS: the `aws` fixture and the module-scoped
+fixtures, which cannot use the function-scoped `aws`, do it the same way."""
 
 from __future__ import annotations
 
@@ -10,13 +11,19 @@ import pytest
 from iamrunbook.sandbox import EmbeddedAws
 
 
+def point_at(server: EmbeddedAws, mp: pytest.MonkeyPatch) -> EmbeddedAws:
+    """The server reset, and the environment's AWS_* replaced by its own until `mp` undoes them: nothing from
+    the developer's shell (AWS_PROFILE, real keys, session tokens) may leak into a test."""
+    server.reset()
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        mp.delenv(name)
+    for name, value in server.env().items():
+        mp.setenv(name, value)
+    return server
+
+
 @contextlib.contextmanager
 def pointed_at(server: EmbeddedAws):
-    """The server reset, and AWS_* pointing boto3 and notebook kernels at it until the block ends."""
+    """`point_at` until the block ends."""
     with pytest.MonkeyPatch.context() as mp:
-        server.reset()
-        for name in [n for n in os.environ if n.startswith("AWS_")]:
-            mp.delenv(name)
-        for name, value in server.env().items():
-            mp.setenv(name, value)
-        yield server
+        yield point_at(server, mp)

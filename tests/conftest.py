@@ -14,11 +14,10 @@ A test fails at teardown if an `aws.on_mutation` hook raised (a broken invariant
 
 from __future__ import annotations
 
-import os
-
 import boto3
 import botocore.session
 import pytest
+from aws_env import point_at
 from botocore.retries.standard import ExponentialBackoff
 from hypothesis import HealthCheck, settings
 
@@ -36,14 +35,7 @@ def embedded_aws():
 
 @pytest.fixture
 def aws(embedded_aws, monkeypatch):
-    embedded_aws.reset()
-    # Nothing from the developer's shell (AWS_PROFILE, real keys, session tokens) may leak into a test.
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    for name, value in embedded_aws.env().items():
-        monkeypatch.setenv(name, value)
-    yield embedded_aws
+    yield point_at(embedded_aws, monkeypatch)
     embedded_aws.raise_hook_errors()
 
 
