@@ -49,8 +49,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a checkout: use the package next to it
     sys.path.insert(0, str(REPO))
 
-from iamrunbook.names import DEFAULT_ROLES, policy_arn, policy_description, policy_document, user_tags  # noqa: E402
-from iamrunbook.names import policy_name as assume_policy_name  # noqa: E402
+from iamrunbook.base.names import (
+    DEFAULT_ROLES,
+    policy_arn,
+    policy_description,
+    policy_document,
+    user_tags,
+)  # noqa: E402
+from iamrunbook.base.names import policy_name as assume_policy_name  # noqa: E402
 from iamrunbook.sandbox import EmbeddedAws  # noqa: E402
 from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION  # noqa: E402
 from iamrunbook.sandbox.org import ACCESS_ROLE, ADMIN_POLICY_ARN  # noqa: E402
@@ -62,7 +68,7 @@ MIB = 1024 * 1024
 #: the fan-out process: the CLI as typed, then its own and its children's max RSS on one line (KiB on Linux)
 WRAPPER = (
     "import json, resource, sys\n"
-    "from iamrunbook.cli import main\n"
+    "from iamrunbook.cli.cli import main\n"
     "code = main(sys.argv[1:])\n"
     "ru = {w: resource.getrusage(getattr(resource, 'RUSAGE_' + w.upper())) for w in ('self', 'children')}\n"
     "usage = {w: u.ru_maxrss for w, u in ru.items()}\n"

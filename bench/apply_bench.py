@@ -45,13 +45,13 @@ for path in (HERE.parent, HERE):
         sys.path.insert(0, str(path))
 
 import bench  # noqa: E402 - bench/bench.py: the population, the changes, the counting, the Terraform replay
-from iamrunbook import aws as aws_edge  # noqa: E402
-from iamrunbook.apply import apply_plan  # noqa: E402
-from iamrunbook.inventory import read_inventory  # noqa: E402
-from iamrunbook.names import DEFAULT_ROLES, policy_arn, policy_document, policy_name, user_tags  # noqa: E402
-from iamrunbook.plan import make_plan  # noqa: E402
-from iamrunbook.simulate import ensure_safe  # noqa: E402
-from iamrunbook.verify import verify  # noqa: E402
+from iamrunbook.aws import clients as aws_edge  # noqa: E402
+from iamrunbook.aws.sweep import read_inventory  # noqa: E402
+from iamrunbook.base.names import DEFAULT_ROLES, policy_arn, policy_document, policy_name, user_tags  # noqa: E402
+from iamrunbook.core.plan import make_plan  # noqa: E402
+from iamrunbook.core.simulate import ensure_safe  # noqa: E402
+from iamrunbook.core.verify import verify  # noqa: E402
+from iamrunbook.flows.apply import apply_plan  # noqa: E402
 
 READ_ACTIONS = bench.READ_ACTIONS
 WRITE_ACTIONS = bench.WRITE_ACTIONS

@@ -77,10 +77,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a checkout: use the package next to it
     sys.path.insert(0, str(REPO))
 
-from iamrunbook.apply import apply_plan  # noqa: E402
-from iamrunbook.aws import CLIENT_CONFIG, paginate  # noqa: E402
-from iamrunbook.inventory import read_inventory  # noqa: E402
-from iamrunbook.names import (  # noqa: E402
+from iamrunbook.aws.clients import CLIENT_CONFIG, paginate  # noqa: E402
+from iamrunbook.aws.sweep import read_inventory  # noqa: E402
+from iamrunbook.base.names import (
     DEFAULT_ROLES,
     policy_arn,
     policy_description,
@@ -88,9 +87,10 @@ from iamrunbook.names import (  # noqa: E402
     policy_name,
     user_tags,
 )
-from iamrunbook.plan import Plan, make_plan  # noqa: E402
+from iamrunbook.core.plan import Plan, make_plan  # noqa: E402
+from iamrunbook.core.spec import Spec, load_spec  # noqa: E402
+from iamrunbook.flows.apply import apply_plan  # noqa: E402
 from iamrunbook.sandbox.seed import seed_legacy_account, seed_roles  # noqa: E402
-from iamrunbook.spec import Spec, load_spec  # noqa: E402
 
 READ_ACTIONS = (
     "sts:GetCallerIdentity",

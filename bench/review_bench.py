@@ -5,7 +5,7 @@
 For each U a fresh embedded AWS (the sandbox: moto behind AWS's rules, with CloudTrail LookupEvents) gets the
 three roles, their Assume*Policy policies and U users each granted 1-3 roles (fixed random seed), a console
 password on every tenth user, and the same `--events` back-dated AssumeRole events spread over the users. Then
-the notebook itself runs as a scheduled job would (`iamrunbook.runner.run(["06_access_review"])`, a real
+the notebook itself runs as a scheduled job would (`iamrunbook.cli.runner.run(["06_access_review"])`, a real
 kernel) and the server's call log is counted by action: what the review asked AWS, nothing else. The target:
 every action is called as often at the largest U as at the smallest (the events are the same), and no call is
 a mutation. Output: a table on stdout and `review_calls.csv` in --out; exit code 1 if the target fails.
@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a checkout: use the package next to it
     sys.path.insert(0, str(REPO))
 
-from iamrunbook import names, runner  # noqa: E402
+from iamrunbook.base import names  # noqa: E402
+from iamrunbook.cli import runner
 from iamrunbook.sandbox import ACCOUNT_ID, EmbeddedAws, seed_assume_role_history  # noqa: E402
 from iamrunbook.sandbox.demo import pointed_at  # noqa: E402
 from iamrunbook.sandbox.seed import new_password, seed_roles  # noqa: E402

@@ -42,13 +42,14 @@ from pathlib import Path
 
 import yaml
 
-from iamrunbook.apply import apply_plan
-from iamrunbook.inventory import Inventory, read_inventory
-from iamrunbook.names import policy_document
-from iamrunbook.plan import make_plan
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.names import policy_document
+from iamrunbook.core.inventory import Inventory
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import GrantSettings, Spec, load_spec
+from iamrunbook.core.terraform import STATE_LIST_FILE, import_blocks, managed_addresses, write_terraform
+from iamrunbook.flows.apply import apply_plan
 from iamrunbook.sandbox import ACCOUNT_ID, EmbeddedAws, seed
-from iamrunbook.spec import GrantSettings, Spec, load_spec
-from iamrunbook.terraform import STATE_LIST_FILE, import_blocks, managed_addresses, write_terraform
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = yaml.safe_load((ROOT / "parameters" / "example.yaml").read_text(encoding="utf-8"))

@@ -44,8 +44,8 @@ def account_command(
 def account_ids(accounts_file: str | Path) -> list[str]:
     """The accounts the file covers, listed now: for `accounts: from_organization` this asks Organizations
     (so it belongs in a task, not at DAG parse time)."""
-    from iamrunbook import aws
-    from iamrunbook.accounts import load_accounts_file, organization_accounts
+    from iamrunbook.aws import clients as aws
+    from iamrunbook.cli.accounts import load_accounts_file, organization_accounts
 
     found = load_accounts_file(accounts_file)
     if not found.from_organization:

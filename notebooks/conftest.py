@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook.sandbox import seed
-from iamrunbook.sandbox import EmbeddedAws
-from iamrunbook.notebook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
+from iamrunbook.flows.session import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
+from iamrunbook.sandbox import EmbeddedAws, seed
 
 _state: dict = {"server": None, "saved": None, "tmp": None}
 

@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import pytest
 
-from iamrunbook import permissions
+from iamrunbook.cli import permissions
 from iamrunbook.sandbox import EmbeddedAws, seed
 from iamrunbook.sandbox.wire import service_model as _service_model
 
@@ -110,7 +110,7 @@ def _track(method):
 
 
 def declared() -> set[str]:
-    from iamrunbook.archive import ARCHIVE_OPERATIONS  # the archive's S3 calls, by API name
+    from iamrunbook.runs.archive import ARCHIVE_OPERATIONS  # the archive's S3 calls, by API name
 
     runbook = set(permissions.required_actions(apply=True)) | {f"s3:{op}" for op in ARCHIVE_OPERATIONS}
     return runbook | set(seed.READ_ACTIONS) | set(seed.WRITE_ACTIONS)

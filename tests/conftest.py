@@ -3,7 +3,7 @@
     embedded_aws  (session)  the started EmbeddedAws; prefer `aws`, which also resets and sets the env
     aws           (function) the same server, reset, with AWS_* env pointing boto3 (and kernels) at it
     session       (function) boto3.Session(region_name="us-east-1"), built after the env is set
-    iam           (function) iamrunbook.aws.client(session, "iam"): standard retries, like production
+    iam           (function) iamrunbook.aws.clients.client(session, "iam"): standard retries, like production
     sts           (function) the same for STS
     no_backoff    (function) botocore's retries still happen, without the waits; yields the skipped delays
     legacy_account (function) seed.seed_legacy_account(iam): roles, your-username, AssumeRolesPolicy
@@ -21,7 +21,7 @@ from aws_env import point_at
 from botocore.retries.standard import ExponentialBackoff
 from hypothesis import HealthCheck, settings
 
-from iamrunbook import aws as aws_edge
+from iamrunbook.aws import clients as aws_edge
 from iamrunbook.sandbox import EmbeddedAws, seed, seed_organization
 
 pytest_plugins = ["_call_audit"]  # every action the embedded servers answer must be declared

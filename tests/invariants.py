@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from iamrunbook.access import effective_access
-from iamrunbook.inventory import fetch_details
+from iamrunbook.aws.sweep import fetch_details
+from iamrunbook.core.access import effective_access
 from iamrunbook.sandbox import ACCOUNT_ID
 
 

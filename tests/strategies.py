@@ -28,10 +28,17 @@ from functools import cache
 from hypothesis import strategies as st
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 
-from iamrunbook.access import effective_access
-from iamrunbook.inventory import Inventory
-from iamrunbook.names import DEFAULT_ROLES, MANAGED_BY_KEY, MANAGED_BY_VALUE, policy_document, policy_name, role_arn
-from iamrunbook.spec import GrantSettings, load_spec
+from iamrunbook.base.names import (
+    DEFAULT_ROLES,
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    policy_document,
+    policy_name,
+    role_arn,
+)
+from iamrunbook.core.access import effective_access
+from iamrunbook.core.inventory import Inventory
+from iamrunbook.core.spec import GrantSettings, load_spec
 
 ACCOUNT = "123456789012"
 MOTO_CALLER = f"arn:aws:sts::{ACCOUNT}:user/moto"

@@ -23,7 +23,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from iamrunbook.access import (
+from iamrunbook.aws.sweep import fetch_details
+from iamrunbook.base.names import policy_document, policy_name
+from iamrunbook.core.access import (
     MFA_ONLY,
     TRUST_ANY,
     TRUST_NAMES_USER,
@@ -32,9 +34,7 @@ from iamrunbook.access import (
     unexpected_access,
     user_names,
 )
-from iamrunbook.inventory import fetch_details
-from iamrunbook.names import policy_document, policy_name
-from iamrunbook.reports import access_matrix, access_paths, styled_matrix
+from iamrunbook.flows.reports import access_matrix, access_paths, styled_matrix
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"

@@ -18,17 +18,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook import accounts, audit, cli, fanout, records
-from iamrunbook.accounts import Account
-from iamrunbook.apply import apply_plan
-from iamrunbook.errors import SpecError
-from iamrunbook.inventory import read_inventory
-from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
-from iamrunbook.plan import make_plan
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base import records
+from iamrunbook.base.errors import SpecError
+from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from iamrunbook.cli import accounts, cli, fanout
+from iamrunbook.cli.accounts import Account
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import load_spec
+from iamrunbook.flows.apply import apply_plan
+from iamrunbook.runs import audit
 from iamrunbook.sandbox import ACCOUNT_ID
 from iamrunbook.sandbox.org import ACCESS_ROLE, ADMIN_POLICY_ARN, STRANGER, STRANGER_POLICY
 from iamrunbook.sandbox.seed import seed_roles
-from iamrunbook.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FILE = ROOT / "examples" / "airflow_iamrunbook_dag.py"
@@ -461,12 +463,13 @@ def test_three_accounts_converge_each_to_its_own_spec(aws, organization, tmp_pat
 
 def test_demo_accounts_plans_fixes_applies_and_finds_no_drift(tmp_path, monkeypatch):
     """`iamrunbook demo --accounts` end to end (the plan-only first run needs the simulator)."""
+    from iamrunbook.cli import main
     from iamrunbook.sandbox.demo import run_accounts_demo
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     lines: list[str] = []
 
-    assert run_accounts_demo(out=tmp_path / "runs", echo=lines.append) == 0
+    assert run_accounts_demo(main, out=tmp_path / "runs", echo=lines.append) == 0
 
     text = "\n".join(lines)
     assert "plan: {'data': 2, 'legacy': 2, 'playground': 1}" in text

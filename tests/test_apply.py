@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook.apply import ApplyError, ApplyResult, apply_plan, check_safety
-from iamrunbook.errors import AwsActionError, SafetyError
-from iamrunbook.inventory import Inventory, read_inventory
-from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, policy_arn
-from iamrunbook.plan import Change, Plan, make_plan
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.errors import AwsActionError, SafetyError
+from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, policy_arn
+from iamrunbook.core.inventory import Inventory
+from iamrunbook.core.plan import Change, Plan, make_plan
+from iamrunbook.core.spec import load_spec
+from iamrunbook.core.verify import verify
+from iamrunbook.flows.apply import ApplyError, ApplyResult, apply_plan, check_safety
 from iamrunbook.sandbox import seed
-from iamrunbook.spec import load_spec
-from iamrunbook.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
@@ -448,7 +449,7 @@ def test_a_proven_plan_may_move_the_operator_to_a_role_group(aws):
     """Run as moto, who holds AssumeAdminRolePolicy directly: grant_via group adds moto to AdminRoleUsers
     and then detaches the direct policy. The name check alone would refuse that detach; the simulator
     sees moto keep the role through the group at every step, so the plan applies."""
-    from iamrunbook.spec import GrantSettings
+    from iamrunbook.core.spec import GrantSettings
 
     iam = aws.client("iam")
     seed.seed_roles(iam)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from iamrunbook import archive, cli
+from iamrunbook.cli import cli
+from iamrunbook.runs import archive
 from iamrunbook.sandbox import seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,6 @@ def test_the_archive_needs_only_the_declared_s3_actions(aws, s3, tmp_path):
 
 
 def archive_policy() -> str:
-    from iamrunbook.permissions import runner_policy_json
+    from iamrunbook.cli.permissions import runner_policy_json
 
     return runner_policy_json(archive=True)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from aws_env import pointed_at
 
-from iamrunbook import audit, cli, manifest
+from iamrunbook.cli import cli
+from iamrunbook.runs import audit, manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook import cli
+from iamrunbook.cli import cli
 from iamrunbook.sandbox import seed
 
 ROOT = Path(__file__).resolve().parents[1]

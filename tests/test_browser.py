@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from iamrunbook.notebook import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
-from iamrunbook.spec import load_spec
+from iamrunbook.core.spec import load_spec
+from iamrunbook.flows.session import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_import_and_apply.ipynb"

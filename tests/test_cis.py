@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from iamrunbook import cis
-from iamrunbook.inventory import read_inventory
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.core import cis
 from iamrunbook.sandbox.history import set_credential_history
 from iamrunbook.sandbox.seed import new_password
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook import cli
-from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from iamrunbook.cli import cli
 
 EXAMPLE = Path(cli.__file__).resolve().parent.parent / "parameters" / "example.yaml"
 
@@ -205,7 +205,7 @@ def test_offboard_of_a_user_already_gone_succeeds(aws, legacy_account, tmp_path,
 def test_demo_subcommand_calls_run_demo(monkeypatch, tmp_path):
     seen = {}
 
-    def run_demo(out, keep_running):
+    def run_demo(main, out, keep_running):
         seen.update(out=out, keep_running=keep_running)
         return 0
 

@@ -8,7 +8,7 @@ import os
 
 from examples import EXAMPLE_ADDRESSES
 
-from iamrunbook.cli import main
+from iamrunbook.cli.cli import main
 from iamrunbook.sandbox.demo import run_demo
 
 
@@ -19,7 +19,7 @@ def test_demo_runs_the_whole_runbook_and_then_finds_no_drift(tmp_path, monkeypat
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     lines: list[str] = []
 
-    assert run_demo(out=tmp_path, echo=lines.append) == 0
+    assert run_demo(main, out=tmp_path, echo=lines.append) == 0
 
     text = "\n".join(lines)
     printed = capsys.readouterr().out

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook.editor import ERROR, PENDING, SpecDraft, TwoStep
-from iamrunbook.inventory import read_inventory
-from iamrunbook.names import attachment_address, user_address
-from iamrunbook.plan import make_plan
-from iamrunbook.spec import load_spec
-from iamrunbook.terraform import dump_tfvars
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.names import attachment_address, user_address
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import load_spec
+from iamrunbook.core.terraform import dump_tfvars
+from iamrunbook.flows.editor import ERROR, PENDING, SpecDraft, TwoStep
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "parameters" / "example.yaml"
 BOB = "bob@example.com"
@@ -52,7 +52,7 @@ def sha256(path: Path) -> str:
 
 
 def test_the_model_imports_no_widget_library():
-    code = "import sys, iamrunbook.editor; sys.exit('ipywidgets' in sys.modules)"
+    code = "import sys, iamrunbook.flows.editor; sys.exit('ipywidgets' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

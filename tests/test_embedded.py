@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from keys import self_signed_certificate
 
-from iamrunbook import aws as aws_edge
+from iamrunbook.aws import clients as aws_edge
 from iamrunbook.sandbox import REDACTED, EmbeddedAws, is_mutating
 from iamrunbook.sandbox.seed import new_password
 

@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 from examples import EXAMPLE_ADDRESSES, EXAMPLE_TFVARS
 
-from iamrunbook.apply import apply_plan
-from iamrunbook.errors import SpecError
-from iamrunbook.inventory import Inventory, read_inventory
-from iamrunbook.names import name_from_arn
-from iamrunbook.plan import Plan, make_plan
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.errors import SpecError
+from iamrunbook.base.names import name_from_arn
+from iamrunbook.core.inventory import Inventory
+from iamrunbook.core.plan import Plan, make_plan
+from iamrunbook.core.spec import load_spec
+from iamrunbook.core.verify import verify
+from iamrunbook.flows.apply import apply_plan
 from iamrunbook.sandbox import seed
-from iamrunbook.spec import load_spec
-from iamrunbook.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"

@@ -17,17 +17,18 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from invariants import role_guard
 
-from iamrunbook import aws as aws_edge
-from iamrunbook import cli, executor
-from iamrunbook.apply import ApplyError, ApplyResult, apply_plan
-from iamrunbook.changes import Change
-from iamrunbook.errors import SafetyError
-from iamrunbook.inventory import read_inventory
-from iamrunbook.names import DEFAULT_ROLES, policy_arn, policy_name
-from iamrunbook.plan import make_plan
-from iamrunbook.progress import HEADLESS_ENV
+from iamrunbook.aws import clients as aws_edge
+from iamrunbook.aws import executor
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.errors import SafetyError
+from iamrunbook.base.names import DEFAULT_ROLES, policy_arn, policy_name
+from iamrunbook.base.progress import HEADLESS_ENV
+from iamrunbook.cli import cli
+from iamrunbook.core.changes import Change
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import GrantSettings, load_spec
+from iamrunbook.flows.apply import ApplyError, ApplyResult, apply_plan
 from iamrunbook.sandbox import ACCOUNT_ID, seed
-from iamrunbook.spec import GrantSettings, load_spec
 
 KEYS = tuple(DEFAULT_ROLES)
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "parameters" / "example.yaml")

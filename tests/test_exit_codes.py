@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from iamrunbook import cli
+from iamrunbook.cli import cli
 from iamrunbook.sandbox import seed
 
 ROOT = Path(__file__).resolve().parents[1]

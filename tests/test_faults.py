@@ -25,15 +25,17 @@ from pathlib import Path
 import pytest
 from invariants import role_guard
 
-from iamrunbook import cli, legacy
-from iamrunbook.apply import ApplyError, apply_plan
-from iamrunbook.errors import AwsActionError
-from iamrunbook.inventory import Inventory, decode_document, fetch_details, read_inventory
-from iamrunbook.names import policy_arn
-from iamrunbook.notebook import open_runbook
-from iamrunbook.plan import make_plan
+from iamrunbook.aws.sweep import fetch_details, read_inventory
+from iamrunbook.base.errors import AwsActionError
+from iamrunbook.base.names import policy_arn
+from iamrunbook.cli import cli
+from iamrunbook.core.inventory import Inventory, decode_document
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import load_spec
+from iamrunbook.flows import legacy
+from iamrunbook.flows.apply import ApplyError, apply_plan
+from iamrunbook.flows.session import open_runbook
 from iamrunbook.sandbox import ACCOUNT_ID, seed
-from iamrunbook.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"

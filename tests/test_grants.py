@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from invariants import role_guard
 
-from iamrunbook import cis
-from iamrunbook.access import MFA_ONLY, effective_access
-from iamrunbook.apply import ApplyError, apply_plan
-from iamrunbook.errors import SafetyError
-from iamrunbook.inventory import read_inventory
-from iamrunbook.names import MFA_PRESENT, policy_arn
-from iamrunbook.plan import make_plan
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.errors import SafetyError
+from iamrunbook.base.names import MFA_PRESENT, policy_arn
+from iamrunbook.core import cis
+from iamrunbook.core.access import MFA_ONLY, effective_access
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import grant_settings, load_spec
+from iamrunbook.core.verify import verify
+from iamrunbook.flows.apply import ApplyError, apply_plan
 from iamrunbook.sandbox import ACCOUNT_ID, seed
-from iamrunbook.spec import grant_settings, load_spec
-from iamrunbook.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
@@ -56,7 +56,7 @@ def direct(inv, user: str) -> set[str]:
 
 def test_grant_via_group_on_the_legacy_account_through_the_chain(aws, iam, sts, legacy_account, tmp_path):
     """02 migrates the legacy policy's holders into their role groups, 03 grants the rest the same way."""
-    from iamrunbook import cli
+    from iamrunbook.cli import cli
 
     iam.create_user(UserName="stranger")
     checked = role_guard(aws, spec_of(grant_via="group"))

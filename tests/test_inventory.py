@@ -10,18 +10,16 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from iamrunbook import reports
-from iamrunbook.inventory import (
+from iamrunbook.aws.sweep import (
     AWS_MANAGED_FILTER,
     ENTITY_FILTER,
     READ_ACTIONS,
-    Inventory,
-    decode_document,
-    default_document,
     read_credential_report,
     read_inventory,
 )
-from iamrunbook.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, caller_user_name
+from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, caller_user_name
+from iamrunbook.core.inventory import Inventory, decode_document, default_document
+from iamrunbook.flows import reports
 from iamrunbook.sandbox import seed
 
 ACCOUNT = "123456789012"

@@ -12,16 +12,17 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from iamrunbook import aws as aws_edge
-from iamrunbook import legacy, legacy_backup, reports
-from iamrunbook.access import effective_access
-from iamrunbook.apply import ApplyError
-from iamrunbook.errors import SafetyError
-from iamrunbook.inventory import read_inventory
-from iamrunbook.legacy import Holder
-from iamrunbook.names import policy_arn, role_arn
+from iamrunbook.aws import clients as aws_edge
+from iamrunbook.aws import legacy_backup
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.errors import SafetyError
+from iamrunbook.base.names import policy_arn, role_arn
+from iamrunbook.core.access import effective_access
+from iamrunbook.core.spec import load_spec
+from iamrunbook.flows import legacy, reports
+from iamrunbook.flows.apply import ApplyError
+from iamrunbook.flows.legacy import Holder
 from iamrunbook.sandbox import ACCOUNT_ID
-from iamrunbook.spec import load_spec
 
 LEGACY = "AssumeRolesPolicy"
 LEGACY_ARN = policy_arn(ACCOUNT_ID, LEGACY)
@@ -459,7 +460,7 @@ FAULT_STEPS = 9  # 3 create_policy, 3 attach, detach, delete_policy_version, del
 
 def expected_end_state(roles) -> dict:
     """Where an uninterrupted migration of the fault seed ends (checked by the test below)."""
-    from iamrunbook.names import policy_document
+    from iamrunbook.base.names import policy_document
 
     return {
         "users": {"your-username": (sorted(ASSUME_POLICIES), [])},
@@ -590,7 +591,8 @@ def test_least_privilege_names_exactly_the_actions_called(aws, session, shared_l
     iam, _, _, policy, holders = survey(session, SHARED_SPEC)
     _, _, backup_path = migrate(session, SHARED_SPEC, tmp_path, detach_unmanaged=True)
     legacy_backup.restore_legacy(iam, legacy_backup.read_backup(backup_path))
-    from iamrunbook import inventory, mutations
+    from iamrunbook.aws import mutations
+    from iamrunbook.core import inventory
 
     declared = set(legacy_backup.READ_ACTIONS) | set(legacy_backup.WRITE_ACTIONS) | set(inventory.READ_ACTIONS)
     declared |= set(mutations.WRITE_ACTIONS)
@@ -599,7 +601,7 @@ def test_least_privilege_names_exactly_the_actions_called(aws, session, shared_l
 
 
 def test_document_access_answers_for_one_document_alone():
-    from iamrunbook.access import document_access, statement_covers
+    from iamrunbook.core.access import document_access, statement_covers
 
     admin = arn("AdminRole")
     by_name = json.loads(doc(allow("arn:aws:iam::*:role/${aws:username}-*")))

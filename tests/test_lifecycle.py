@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook.apply import apply_plan
-from iamrunbook.errors import SafetyError
-from iamrunbook.inventory import read_inventory
-from iamrunbook.plan import make_plan
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.errors import SafetyError
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import load_spec
+from iamrunbook.flows.apply import apply_plan
 from iamrunbook.sandbox import seed
-from iamrunbook.spec import load_spec
 
 EXAMPLE = yaml.safe_load((Path(__file__).resolve().parent.parent / "parameters" / "example.yaml").read_text())
 

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from invariants import role_guard
 from strategies import MOTO_CALLER, accounts, build, specs
 
-from iamrunbook import cli, records
-from iamrunbook.inventory import fetch_details
+from iamrunbook.aws.sweep import fetch_details
+from iamrunbook.base import records
+from iamrunbook.cli import cli
 
 
 def params_file(tmp: Path, spec) -> Path:

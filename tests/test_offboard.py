@@ -15,10 +15,11 @@ from botocore.parsers import ResponseParserError
 from botocore.stub import Stubber
 from keys import self_signed_certificate, ssh_public_key
 
-from iamrunbook import aws as aws_edge
-from iamrunbook import cloudtrail, credentials, deletion, offboard
-from iamrunbook.errors import AwsActionError, SafetyError, SpecError
-from iamrunbook.offboard import Step
+from iamrunbook.aws import clients as aws_edge
+from iamrunbook.aws import cloudtrail, credentials, deletion
+from iamrunbook.base.errors import AwsActionError, SafetyError, SpecError
+from iamrunbook.flows import offboard
+from iamrunbook.flows.offboard import Step
 
 PASSWORD = "Corr3ct-Horse-Battery!"
 POLICY = json.dumps(

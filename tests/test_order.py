@@ -10,14 +10,14 @@ import json
 
 from strategies import ACCOUNT, LEGACY, MOTO_CALLER, ROLES, Account, Policy, Principal, arn_of, assume, doc, role_of
 
-from iamrunbook import legacy
-from iamrunbook.changes import Change
-from iamrunbook.legacy_backup import Holder
-from iamrunbook.names import policy_document, policy_name
-from iamrunbook.order import CREATE, DELETE, GRANT, NARROW, PHASES, REVOKE, TAG, entity, phases_of
-from iamrunbook.plan import make_plan
-from iamrunbook.simulate import check
-from iamrunbook.spec import GrantSettings, load_spec
+from iamrunbook.aws.legacy_backup import Holder
+from iamrunbook.base.names import policy_document, policy_name
+from iamrunbook.core.changes import Change
+from iamrunbook.core.order import CREATE, DELETE, GRANT, NARROW, PHASES, REVOKE, TAG, entity, phases_of
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.simulate import check
+from iamrunbook.core.spec import GrantSettings, load_spec
+from iamrunbook.flows import legacy
 
 NAMES = {key: policy_name(role) for key, role in ROLES.items()}
 RIGHT = {key: Policy(NAMES[key], (policy_document(ACCOUNT, role),)) for key, role in ROLES.items()}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook.errors import SpecError
-from iamrunbook.names import DEFAULT_ROLES
-from iamrunbook.params import PARAMETERS, check_params, from_namespace, load_params_file, validate_params
+from iamrunbook.base.errors import SpecError
+from iamrunbook.base.names import DEFAULT_ROLES
+from iamrunbook.core.params import PARAMETERS, check_params, from_namespace, load_params_file, validate_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,8 +22,8 @@ import pytest
 from keys import self_signed_certificate, ssh_public_key
 
 import iamrunbook
-from iamrunbook import cli, permissions
-from iamrunbook.names import policy_arn
+from iamrunbook.base.names import policy_arn
+from iamrunbook.cli import cli, permissions
 from iamrunbook.sandbox import Call, is_mutating, seed
 from iamrunbook.sandbox.wire import service_model as _service_model
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook.aws import client
-from iamrunbook.errors import SpecError
-from iamrunbook.inventory import Inventory, read_inventory
-from iamrunbook.names import DEFAULT_ROLES, policy_arn, policy_document, user_tags
-from iamrunbook.plan import KINDS, Change, Plan, make_plan
+from iamrunbook.aws.clients import client
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.errors import SpecError
+from iamrunbook.base.names import DEFAULT_ROLES, policy_arn, policy_document, user_tags
+from iamrunbook.core.inventory import Inventory
+from iamrunbook.core.plan import KINDS, Change, Plan, make_plan
+from iamrunbook.core.spec import load_spec
 from iamrunbook.sandbox import seed
-from iamrunbook.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook import cli, planfile, records
-from iamrunbook.changes import Change
-from iamrunbook.errors import SpecError
-from iamrunbook.names import policy_arn
-from iamrunbook.plan import Plan
+from iamrunbook.base import records
+from iamrunbook.base.errors import SpecError
+from iamrunbook.base.names import policy_arn
+from iamrunbook.cli import cli
+from iamrunbook.core.changes import Change
+from iamrunbook.core.plan import Plan
+from iamrunbook.runs import planfile
 from iamrunbook.sandbox import ACCOUNT_ID, seed
 
 ROOT = Path(__file__).resolve().parents[1]

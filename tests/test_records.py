@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from aws_env import pointed_at
 
-from iamrunbook import records, runner
-from iamrunbook.errors import RunbookError
+from iamrunbook.base import records
+from iamrunbook.base.errors import RunbookError
+from iamrunbook.cli import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
@@ -88,7 +89,7 @@ def test_the_html_record_loads_nothing_and_shows_progress_quietly(audit_record):
 
 
 def test_kernels_shut_down_without_noise(aws, legacy_account, tmp_path, capfd):
-    from iamrunbook import cli
+    from iamrunbook.cli import cli
 
     assert cli.main(["run", "04_verify", "-f", str(EXAMPLE), "--out", str(tmp_path)]) in (0, 2)
     captured = capfd.readouterr()

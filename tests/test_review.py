@@ -19,18 +19,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook import audit, cli, records, review, review_view, runner
-from iamrunbook.apply import apply_plan
-from iamrunbook.cloudtrail import RoleUse, _assumption, assume_role_sweep
-from iamrunbook.errors import SpecError
-from iamrunbook.inventory import read_inventory
-from iamrunbook.notebook import open_runbook
-from iamrunbook.plan import make_plan
+from iamrunbook.aws.cloudtrail import RoleUse, _assumption, assume_role_sweep
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base import records
+from iamrunbook.base.errors import SpecError
+from iamrunbook.cli import cli, runner
+from iamrunbook.core import review
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import load_spec
+from iamrunbook.core.terraform import load_tfvars
+from iamrunbook.flows import review as review_view
+from iamrunbook.flows.apply import apply_plan
+from iamrunbook.flows.session import open_runbook
+from iamrunbook.runs import audit
 from iamrunbook.sandbox import ACCOUNT_ID
 from iamrunbook.sandbox.history import ago, seed_assume_role_history, set_credential_history
 from iamrunbook.sandbox.seed import new_password, seed_roles
-from iamrunbook.spec import load_spec
-from iamrunbook.terraform import load_tfvars
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"

@@ -14,12 +14,14 @@ import nbformat
 import pytest
 import yaml
 
-from iamrunbook import manifest, records, runner
-from iamrunbook.changes import Change
-from iamrunbook.errors import SpecError
-from iamrunbook.legacy import MigrationPlan
-from iamrunbook.params import PARAMETERS
-from iamrunbook.plan import Plan
+from iamrunbook.base import exit_codes, records
+from iamrunbook.base.errors import SpecError
+from iamrunbook.cli import runner
+from iamrunbook.core.changes import Change
+from iamrunbook.core.params import PARAMETERS
+from iamrunbook.core.plan import Plan
+from iamrunbook.flows.legacy import MigrationPlan
+from iamrunbook.runs import manifest, outcome
 
 NOTEBOOKS = Path(runner.__file__).resolve().parent.parent / "notebooks"
 EXAMPLE = Path(runner.__file__).resolve().parent.parent / "parameters" / "example.yaml"
@@ -144,32 +146,32 @@ def test_run_label():
 def test_pending_changes_and_exit_codes(tmp_path):
     """The runner reads the notebooks' records through records.py, typed: pending changes and problems."""
     ok = [runner.NotebookRun("03_import_and_apply", runner.SUCCEEDED)]
-    assert runner.pending_changes(tmp_path) == []
+    assert outcome.pending_changes(tmp_path) == []
     migration = MigrationPlan("AssumeRolesPolicy", "arn:aws:iam::123456789012:policy/AssumeRolesPolicy", "1", "c")
     records.write(tmp_path, records.LEGACY_PLAN, migration)
-    assert runner.pending_changes(tmp_path) == []
+    assert outcome.pending_changes(tmp_path) == []
     change = Change("attach", 'aws_iam_user_policy_attachment.user_roles["bob/admin"]', "grant AdminRole")
     records.write(tmp_path, records.PLAN, Plan((change,), "1", "c"))
     problems = [{"kind": "attach", "subject": "a", "message": "m"}, {"kind": "unexpected access", "subject": "b",
                                                                       "message": "b can assume AdminRole via x"}]
     records.write(tmp_path, records.VERIFICATION, records.VerificationRecord(False, problems, [], {}))
-    pending = runner.pending_changes(tmp_path)
+    pending = outcome.pending_changes(tmp_path)
     assert pending == ["plan: 1 change(s) pending", "verification: 2 problem(s)"]
     steps = tuple(Change("delete_policy_version", f"policy/x/v{i}", "r") for i in range(3))
     records.write(tmp_path, records.LEGACY_PLAN, MigrationPlan(**{**migration.__dict__, "steps": steps}))
-    assert runner.pending_changes(tmp_path)[0] == "legacy migration: 3 step(s) pending"
-    assert runner.pending_changes(tmp_path, apply=True) == ["verification: 2 problem(s)"]
-    assert runner.decide_exit(ok, apply=False, pending=pending) == runner.EXIT_PENDING
-    assert runner.decide_exit(ok, apply=True, pending=pending) == runner.EXIT_OK
-    assert runner.decide_exit(ok, apply=False, pending=[]) == runner.EXIT_OK
+    assert outcome.pending_changes(tmp_path)[0] == "legacy migration: 3 step(s) pending"
+    assert outcome.pending_changes(tmp_path, apply=True) == ["verification: 2 problem(s)"]
+    assert runner.decide_exit(ok, apply=False, pending=pending) == exit_codes.EXIT_PENDING
+    assert runner.decide_exit(ok, apply=True, pending=pending) == exit_codes.EXIT_OK
+    assert runner.decide_exit(ok, apply=False, pending=[]) == exit_codes.EXIT_OK
     failed = [*ok, runner.NotebookRun("04_verify", runner.FAILED)]
-    assert runner.decide_exit(failed, apply=False, pending=[]) == runner.EXIT_ERROR
+    assert runner.decide_exit(failed, apply=False, pending=[]) == exit_codes.EXIT_ERROR
     # a problem no apply fixes is an error in both modes: a job that applies on 2 must never loop on it
     records.write(tmp_path, records.VERIFICATION, records.VerificationRecord(False, problems, [], {}, problems[1:]))
     assessment = runner.assess(tmp_path)
     assert assessment.problems == ("no apply fixes: b can assume AdminRole via x",)
     for apply in (False, True):
-        assert runner.decide_exit(ok, apply, assessment.pending, assessment.problems) == runner.EXIT_ERROR
+        assert runner.decide_exit(ok, apply, assessment.pending, assessment.problems) == exit_codes.EXIT_ERROR
 
 
 def test_an_interrupted_run_still_writes_its_record(tmp_path, monkeypatch):
@@ -197,7 +199,7 @@ def test_plan_only_on_the_legacy_account_is_drift(aws, legacy_account, tmp_path)
     aws.clear_calls()
     result = runner.run(params=example_params(), out=tmp_path / "runs", params_file=EXAMPLE)
 
-    assert result.exit_code == runner.EXIT_PENDING
+    assert result.exit_code == exit_codes.EXIT_PENDING
     assert aws.mutating_calls() == []
     folder = result.run_dir
     assert folder.parent == (tmp_path / "runs").resolve() and folder.name.endswith("-plan")
@@ -229,7 +231,7 @@ def test_plan_only_on_the_legacy_account_is_drift(aws, legacy_account, tmp_path)
 
 def test_apply_converges_and_the_next_plan_is_clean(aws, legacy_account, tmp_path):
     applied = runner.run(params=example_params(apply=True), out=tmp_path)
-    assert applied.exit_code == runner.EXIT_OK, applied.failure
+    assert applied.exit_code == exit_codes.EXIT_OK, applied.failure
     assert applied.run_dir.name.endswith("-apply")
     record = applied.record
     assert record["verification_ok"] is True and record["pending"] == []
@@ -240,7 +242,7 @@ def test_apply_converges_and_the_next_plan_is_clean(aws, legacy_account, tmp_pat
 
     aws.clear_calls()
     again = runner.run(params=example_params(), out=tmp_path)
-    assert again.exit_code == runner.EXIT_OK
+    assert again.exit_code == exit_codes.EXIT_OK
     assert again.pending == ()
     assert again.record["plan_summary"] == {"import": 0, "add": 0, "change": 0, "destroy": 0}
     assert aws.mutating_calls() == []
@@ -254,7 +256,7 @@ def test_a_failed_cell_stops_the_chain_and_keeps_the_notebook(aws, legacy_accoun
     aws.clear_calls()
     result = runner.run(["03_import_and_apply", "04_verify"], params, out=tmp_path)
 
-    assert result.exit_code == runner.EXIT_ERROR
+    assert result.exit_code == exit_codes.EXIT_ERROR
     failure = result.failure
     assert failure.notebook == "03_import_and_apply" and failure.ename == "SpecError"
     assert "'GoneRole' does not exist" in failure.evalue

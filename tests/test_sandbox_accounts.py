@@ -7,8 +7,8 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from iamrunbook import aws as aws_edge
-from iamrunbook.names import DEFAULT_ROLES, MANAGED_BY_KEY, MANAGED_BY_VALUE
+from iamrunbook.aws import clients as aws_edge
+from iamrunbook.base.names import DEFAULT_ROLES, MANAGED_BY_KEY, MANAGED_BY_VALUE
 from iamrunbook.sandbox import ACCOUNT_ID
 from iamrunbook.sandbox.org import ACCESS_ROLE, ADMIN_POLICY_ARN, BROAD_POLICY, OUS
 

@@ -12,8 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 from keys import self_signed_certificate
 
-from iamrunbook import aws as aws_edge
-from iamrunbook.inventory import read_credential_report
+from iamrunbook.aws import clients as aws_edge
+from iamrunbook.aws.sweep import read_credential_report
 from iamrunbook.sandbox import ACCOUNT_ID
 from iamrunbook.sandbox.cloudtrail import RETENTION
 from iamrunbook.sandbox.history import seed_assume_role_history, set_credential_history

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from iamrunbook import aws as aws_edge
+from iamrunbook.aws import clients as aws_edge
 from iamrunbook.sandbox import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, REDACTED
 
 BUCKET = "iamrunbook-audit"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from iamrunbook import cli
-from iamrunbook.aws import mask_key_id
-from iamrunbook.log import logger as runbook_logger
-from iamrunbook.names import policy_arn
+from iamrunbook.aws.clients import mask_key_id
+from iamrunbook.base.log import logger as runbook_logger
+from iamrunbook.base.names import policy_arn
+from iamrunbook.cli import cli
 from iamrunbook.sandbox import REDACTED, EmbeddedAws, demo, seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +150,7 @@ def test_the_demo_leaks_no_secret(tmp_path, monkeypatch, capsys, logs, env_secre
     monkeypatch.setattr(demo, "EmbeddedAws", RecordedAws)
     lines: list[str] = []
 
-    assert demo.run_demo(out=tmp_path / "runs", echo=lines.append) == 0
+    assert demo.run_demo(cli.main, out=tmp_path / "runs", echo=lines.append) == 0
 
     assert len(keys) == len(mfa_seeds) == len(servers) == 1  # the demo's own key and MFA device, captured
     captured = capsys.readouterr()
@@ -227,7 +227,7 @@ def test_every_notebook_leaks_no_secret(aws, iam, tmp_path, monkeypatch, capsys,
 def test_recent_events_show_access_key_resources_masked(aws, iam, session):
     """CloudTrail names an access key as a resource in full (CreateAccessKey, UpdateAccessKey, ...); the
     offboarding's events table must not. (The embedded trail attributes every call to its caller, moto.)"""
-    from iamrunbook.offboard import recent_events
+    from iamrunbook.flows.offboard import recent_events
 
     iam.create_user(UserName="keyholder")
     key_id = iam.create_access_key(UserName="keyholder")["AccessKey"]["AccessKeyId"]
@@ -249,7 +249,7 @@ def test_a_fan_out_leaks_no_assumed_credentials(aws, organization, tmp_path, cap
     from moto.sts.models import sts_backends
     from test_accounts import seeded_project
 
-    from iamrunbook import fanout
+    from iamrunbook.cli import fanout
 
     out = tmp_path / "runs"
     assert cli.main(["run", "--accounts", str(seeded_project(aws, organization, tmp_path)), "--apply",

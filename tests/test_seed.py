@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from iamrunbook import aws as aws_edge
+from iamrunbook.aws import clients as aws_edge
 from iamrunbook.sandbox import seed
 
 ACCOUNT = "123456789012"

@@ -16,17 +16,18 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 from strategies import ACCOUNT, LEGACY, MOTO_CALLER, ROLES, Account, Policy, Principal, arn_of, assume, doc, role_of
 
-from iamrunbook import legacy
-from iamrunbook.access import effective_access
-from iamrunbook.changes import KINDS, RANK, Change
-from iamrunbook.errors import SafetyError
-from iamrunbook.inventory import decode_document, read_inventory
-from iamrunbook.legacy_backup import Holder
-from iamrunbook.names import is_aws_managed, policy_document, policy_name, user_tags
-from iamrunbook.order import entity
-from iamrunbook.plan import make_plan
-from iamrunbook.simulate import LockoutError, Loss, Simulation, SimulationError, check, ensure_safe, protected
-from iamrunbook.spec import GrantSettings, load_spec
+from iamrunbook.aws.legacy_backup import Holder
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.errors import SafetyError
+from iamrunbook.base.names import is_aws_managed, policy_document, policy_name, user_tags
+from iamrunbook.core.access import effective_access
+from iamrunbook.core.changes import KINDS, RANK, Change
+from iamrunbook.core.inventory import decode_document
+from iamrunbook.core.order import entity
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.simulate import LockoutError, Loss, Simulation, SimulationError, check, ensure_safe, protected
+from iamrunbook.core.spec import GrantSettings, load_spec
+from iamrunbook.flows import legacy
 
 CONFIGURED = tuple(Principal(name) for name in ROLES.values())
 NAMES = {key: policy_name(role) for key, role in ROLES.items()}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from examples import EXAMPLE_TFVARS
 
-from iamrunbook.errors import SpecError
-from iamrunbook.names import DEFAULT_ROLES
-from iamrunbook.spec import Spec, UserSpec, load_hcl, load_spec, load_yaml, tag_value_problem
+from iamrunbook.base.errors import SpecError
+from iamrunbook.base.names import DEFAULT_ROLES
+from iamrunbook.core.spec import Spec, UserSpec, load_hcl, load_spec, load_yaml, tag_value_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_YAML = ROOT / "parameters" / "example.yaml"

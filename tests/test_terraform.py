@@ -19,11 +19,10 @@ import pytest
 from examples import EXAMPLE_ADDRESSES
 from hcl2.utils import SerializationOptions
 
-from iamrunbook import aws as aws_edge
-from iamrunbook.apply import apply_plan
-from iamrunbook.errors import SpecError
-from iamrunbook.inventory import read_inventory
-from iamrunbook.names import (
+from iamrunbook.aws import clients as aws_edge
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.errors import SpecError
+from iamrunbook.base.names import (
     DEFAULT_ROLES,
     mfa_condition,
     policy_description,
@@ -31,11 +30,10 @@ from iamrunbook.names import (
     policy_name,
     user_tags,
 )
-from iamrunbook.params import load_params_file
-from iamrunbook.plan import make_plan
-from iamrunbook.sandbox import seed
-from iamrunbook.spec import GrantSettings, load_spec, tag_value_problem
-from iamrunbook.terraform import (
+from iamrunbook.core.params import load_params_file
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import GrantSettings, load_spec, tag_value_problem
+from iamrunbook.core.terraform import (
     ADOPTED_TFVARS,
     ADOPTED_YAML,
     IMPORTS_FILE,
@@ -57,7 +55,9 @@ from iamrunbook.terraform import (
     write_adopted,
     write_terraform,
 )
-from iamrunbook.verify import verify
+from iamrunbook.core.verify import verify
+from iamrunbook.flows.apply import apply_plan
+from iamrunbook.sandbox import seed
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = load_params_file(ROOT / "parameters" / "example.yaml")

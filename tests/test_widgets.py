@@ -11,15 +11,16 @@ from pathlib import Path
 import ipywidgets
 import pytest
 
-from iamrunbook import runner
-from iamrunbook.inventory import Inventory, read_inventory
-from iamrunbook.names import attachment_address, user_address
-from iamrunbook.notebook import HEADLESS_ENV, RUN_DIR_ENV, start
-from iamrunbook.plan import make_plan
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base.names import attachment_address, user_address
+from iamrunbook.cli import runner
+from iamrunbook.core.inventory import Inventory
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import load_spec
+from iamrunbook.core.terraform import dump_tfvars
+from iamrunbook.flows.session import HEADLESS_ENV, RUN_DIR_ENV, start
 from iamrunbook.sandbox import seed
-from iamrunbook.spec import load_spec
-from iamrunbook.terraform import dump_tfvars
-from iamrunbook.widgets import ConfirmButton, RoleMatrixEditor, confirm_button, save_spec
+from iamrunbook.ui.widgets import ConfirmButton, RoleMatrixEditor, confirm_button, save_spec
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "parameters" / "example.yaml"
 BOB = "bob@example.com"

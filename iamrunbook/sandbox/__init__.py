@@ -5,12 +5,12 @@ many accounts (an organization, `org.seed_organization`), IAM, STS, S3, Organiza
 LookupEvents; it can be as slow as AWS and throttle like it (`pacing`).
 """
 
-from .calls import ACCOUNT_ID, REGION, Call, Fault, is_mutating
-from .history import seed_assume_role_history, set_credential_history
-from .org import seed_organization
-from .pacing import Pacing
-from .server import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, EmbeddedAws
-from .wire import REDACTED
+from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION, Call, Fault, is_mutating
+from iamrunbook.sandbox.history import seed_assume_role_history, set_credential_history
+from iamrunbook.sandbox.org import seed_organization
+from iamrunbook.sandbox.pacing import Pacing
+from iamrunbook.sandbox.server import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, EmbeddedAws
+from iamrunbook.sandbox.wire import REDACTED
 
 __all__ = [
     "ACCOUNT_ID",

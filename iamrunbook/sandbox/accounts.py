@@ -17,7 +17,7 @@ from moto.core.config import default_user_config
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 from moto.iam.models import AWSManagedPolicy, iam_backends
 
-from .calls import ACCOUNT_ID, REGION
+from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION
 
 _MOTO_CONFIG_LOCK = threading.Lock()
 _AWS_POLICY_TEMPLATES: list[AWSManagedPolicy] = []

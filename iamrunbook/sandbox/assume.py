@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .identity import Caller
-from .policy import Refusal, assume_role_refusal, context_keys
+from iamrunbook.sandbox.identity import Caller
+from iamrunbook.sandbox.policy import Refusal, assume_role_refusal, context_keys
 
 _MFA_FAILED = ("AccessDenied", "MultiFactorAuthentication failed, unable to validate MFA code.", 403)
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .calls import REGION, Call
-from .wire import camel
+from iamrunbook.sandbox.calls import REGION, Call
+from iamrunbook.sandbox.wire import camel
 
 #: Which request parameter names which kind of resource, for CloudTrail's Resources list.
 _RESOURCE_PARAMS = (

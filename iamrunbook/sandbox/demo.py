@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import records, runner
-from .seed import seed_demo_account
-from .server import EmbeddedAws
+from iamrunbook.base import records
+from iamrunbook.base.exit_codes import EXIT_OK, EXIT_PENDING
+from iamrunbook.base.shipped import shipped_dir
+from iamrunbook.sandbox.seed import seed_demo_account
+from iamrunbook.sandbox.server import EmbeddedAws
 
-EXAMPLE_PARAMS = runner.shipped_dir("parameters") / "example.yaml"
+EXAMPLE_PARAMS = shipped_dir("parameters") / "example.yaml"
 
 #: AWS settings a developer's shell may carry; the demo must never reach a real account through them.
 _SCRUB = (
@@ -104,10 +106,13 @@ def story(run_dir: Path) -> list[str]:
     return lines
 
 
-def _command(echo: Callable[[str], None], *argv: str) -> int:
-    """Run one `iamrunbook` command exactly as an operator types it, and show it."""
-    from ..cli import main
+#: the `iamrunbook` command's entry point (argv -> exit code); the CLI passes itself in, so the sandbox never
+#: imports the CLI that starts it
+Command = Callable[[list[str]], int]
 
+
+def _command(main: Command, echo: Callable[[str], None], *argv: str) -> int:
+    """Run one `iamrunbook` command exactly as an operator types it, and show it."""
     echo(f"\n== iamrunbook {' '.join(argv)} ==")
     sys.stdout.flush()
     return main(list(argv))
@@ -118,7 +123,9 @@ def _latest(out: Path, before: set[Path]) -> Path:
     return max((p for p in out.iterdir() if p.is_dir() and p not in before), key=lambda p: p.name)
 
 
-def run_demo(out: str | Path = "runs", keep_running: bool = False, echo: Callable[[str], None] = print) -> int:
+def run_demo(
+    main: Command, out: str | Path = "runs", keep_running: bool = False, echo: Callable[[str], None] = print
+) -> int:
     """Seed; plan; apply that reviewed plan; a plan-only drift check that must find nothing; audit verify.
     Exit code 0, or 1 when any step did not end as it should."""
     started = time.monotonic()
@@ -132,26 +139,26 @@ def run_demo(out: str | Path = "runs", keep_running: bool = False, echo: Callabl
             "and the legacy AssumeRolesPolicy; alice@example.com with no policies; ci-bot with its own policy."
         )
         seen = set(out.iterdir()) if out.is_dir() else set()
-        if _command(echo, "run", "-f", params, "--out", str(out)) != runner.EXIT_PENDING:
+        if _command(main, echo, "run", "-f", params, "--out", str(out)) != EXIT_PENDING:
             echo("the plan-only run should have found changes to make (exit 2)")
             return 1
         planned = _latest(out, seen)
         echo(f"A person reviews {planned}/plan.json (and the HTML beside it), then approves exactly that plan:")
         seen = set(out.iterdir())
         reviewed = ["--apply", "--plan", str(planned), "--approved-by", "demo"]
-        if _command(echo, "run", "-f", params, *reviewed, "--out", str(out)) != runner.EXIT_OK:
+        if _command(main, echo, "run", "-f", params, *reviewed, "--out", str(out)) != EXIT_OK:
             echo("the reviewed apply failed; its record is in the newest run folder")
             return 1
         applied = _latest(out, seen)
         for line in story(applied):
             echo(line)
-        drift = _command(echo, "run", "-f", params, "--out", str(out))
+        drift = _command(main, echo, "run", "-f", params, "--out", str(out))
         echo(f"plan-only run exit code {drift} ({ {0: 'no drift', 2: 'DRIFT: changes pending'}.get(drift, 'error') })")
-        intact = _command(echo, "audit", "verify", str(out))
+        intact = _command(main, echo, "audit", "verify", str(out))
         echo(f"demo finished in {time.monotonic() - started:.0f} s; the audit record is in {out.resolve()}")
         if keep_running:
             _serve_until_interrupted(aws, echo)
-        return 0 if drift == runner.EXIT_OK and intact == runner.EXIT_OK else 1
+        return 0 if drift == EXIT_OK and intact == EXIT_OK else 1
 
 
 def _serve_until_interrupted(aws: EmbeddedAws, echo: Callable[[str], None]) -> None:
@@ -202,22 +209,22 @@ def write_org_project(folder: Path) -> Path:
     return accounts
 
 
-def _fan_out(echo: Callable[[str], None], out: Path, accounts: Path, *extra: str) -> dict[str, int]:
+def _fan_out(main: Command, echo: Callable[[str], None], out: Path, accounts: Path, *extra: str) -> dict[str, int]:
     """One `iamrunbook run --accounts` as an operator types it; member name -> exit code, from the summary."""
-    from ..fanout import SUMMARY_JSON
-
     seen = set(out.iterdir()) if out.is_dir() else set()
-    _command(echo, "run", "--accounts", str(accounts), "--out", str(out), *extra)
+    _command(main, echo, "run", "--accounts", str(accounts), "--out", str(out), *extra)
     parent = _latest(out, seen)
-    summary = json.loads((parent / SUMMARY_JSON).read_text(encoding="utf-8"))
+    summary = json.loads((parent / records.ACCOUNTS_SUMMARY.name).read_text(encoding="utf-8"))
     return {row["name"]: row["exit_code"] for row in summary["accounts"]}
 
 
-def run_accounts_demo(out: str | Path = "runs", keep_running: bool = False, echo: Callable[[str], None] = print) -> int:
+def run_accounts_demo(
+    main: Command, out: str | Path = "runs", keep_running: bool = False, echo: Callable[[str], None] = print
+) -> int:
     """An Organization of three members, each with its own spec: plan them all; fix by hand the one path no
     apply can; apply them all; a drift check that must find nothing; audit verify. 0, or 1 if a step ends
     otherwise than it should."""
-    from .org import STRANGER, STRANGER_POLICY, seed_organization
+    from iamrunbook.sandbox.org import STRANGER, STRANGER_POLICY, seed_organization
 
     started = time.monotonic()
     out = Path(out)
@@ -229,7 +236,7 @@ def run_accounts_demo(out: str | Path = "runs", keep_running: bool = False, echo
         echo(accounts.read_text(encoding="utf-8"))
         ended = []
         for step, (title, expected) in enumerate(EXPECTED):
-            codes = _fan_out(echo, out, accounts, *(["--apply"] if title == "apply" else []))
+            codes = _fan_out(main, echo, out, accounts, *(["--apply"] if title == "apply" else []))
             echo(f"{title}: {codes} (expected {expected})")
             ended.append(codes == expected)
             if step == 0:
@@ -237,8 +244,8 @@ def run_accounts_demo(out: str | Path = "runs", keep_running: bool = False, echo
                 echo(f"No apply removes {STRANGER}'s own inline {STRANGER_POLICY} in playground: a person does.")
                 iam = aws.client("iam", account_id=member["id"], internal=True)
                 iam.delete_user_policy(UserName=STRANGER, PolicyName=STRANGER_POLICY)
-        intact = _command(echo, "audit", "verify", str(out))
+        intact = _command(main, echo, "audit", "verify", str(out))
         echo(f"demo finished in {time.monotonic() - started:.0f} s; the audit record is in {out.resolve()}")
         if keep_running:
             _serve_until_interrupted(aws, echo)
-        return 0 if all(ended) and intact == runner.EXIT_OK else 1
+        return 0 if all(ended) and intact == EXIT_OK else 1

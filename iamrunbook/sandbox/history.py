@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 from moto.iam.models import AccessKeyLastUsed
 
-from .calls import ACCOUNT_ID, REGION, Call
-from .credentials import PASSWORD_SET, PROFILE_CREATED
+from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION, Call
+from iamrunbook.sandbox.credentials import PASSWORD_SET, PROFILE_CREATED
 
 
 def ago(days: float) -> datetime:

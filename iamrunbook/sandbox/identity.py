@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 
-from .calls import ACCOUNT_ID
+from iamrunbook.sandbox.calls import ACCOUNT_ID
 
 ACCOUNT_HEADER = "x-moto-account-id"  # moto's own header: act in this account
 #: The caller moto reports for credentials it did not issue (GetCallerIdentity).

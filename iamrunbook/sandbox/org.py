@@ -19,9 +19,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..names import MANAGED_BY_KEY, MANAGED_BY_VALUE
-from .calls import ACCOUNT_ID
-from .seed import ROLE_NAMES, seed_legacy_account, seed_roles
+from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from iamrunbook.sandbox.calls import ACCOUNT_ID
+from iamrunbook.sandbox.seed import ROLE_NAMES, seed_legacy_account, seed_roles
 
 ACCESS_ROLE = "OrganizationAccountAccessRole"
 ADMIN_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from .identity import Caller
+from iamrunbook.sandbox.identity import Caller
 
 ACTION = "sts:AssumeRole"
 Refusal = tuple[str, str, int]

@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape
 
 from moto.s3.models import s3_backends
 
-from .wire import Request, Response, error_response
+from iamrunbook.sandbox.wire import Request, Response, error_response
 
 _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 
 import boto3
 
-from ..aws import mask_key_id
-from ..names import DEFAULT_ROLES
-from .history import ago, seed_assume_role_history, set_credential_history
+from iamrunbook.aws.clients import mask_key_id
+from iamrunbook.base.names import DEFAULT_ROLES
+from iamrunbook.sandbox.history import ago, seed_assume_role_history, set_credential_history
 
 READ_ACTIONS = ("sts:GetCallerIdentity",)
 WRITE_ACTIONS = (

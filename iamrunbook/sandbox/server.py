@@ -35,17 +35,17 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from ..log import logger
-from .accounts import Accounts
-from .assume import assume_role_check
-from .calls import ACCOUNT_ID, REGION, Call, Fault, default_message
-from .cloudtrail import LookupRefused, lookup_events, seeded_call
-from .credentials import credential_report_result, login_profile_result, note_login_profile
-from .identity import ACCOUNT_HEADER, Caller, identify, invalid_credentials
-from .pacing import Pacer, Pacing, throttle_error
-from .rules import refusal
-from .s3 import object_retention
-from .wire import (
+from iamrunbook.base.log import logger
+from iamrunbook.sandbox.accounts import Accounts
+from iamrunbook.sandbox.assume import assume_role_check
+from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION, Call, Fault, default_message
+from iamrunbook.sandbox.cloudtrail import LookupRefused, lookup_events, seeded_call
+from iamrunbook.sandbox.credentials import credential_report_result, login_profile_result, note_login_profile
+from iamrunbook.sandbox.identity import ACCOUNT_HEADER, Caller, identify, invalid_credentials
+from iamrunbook.sandbox.pacing import Pacer, Pacing, throttle_error
+from iamrunbook.sandbox.rules import refusal
+from iamrunbook.sandbox.s3 import object_retention
+from iamrunbook.sandbox.wire import (
     Request,
     Response,
     call_app,

@@ -22,9 +22,9 @@ import regex
 from botocore.exceptions import DataNotFoundError, UnknownServiceError
 from botocore.model import OperationNotFoundError
 
-from ..log import logger
-from .calls import is_mutating
-from .rest import operation_for, request_headers, rest_params
+from iamrunbook.base.log import logger
+from iamrunbook.sandbox.calls import is_mutating
+from iamrunbook.sandbox.rest import operation_for, request_headers, rest_params
 
 _log = logger.getChild("embedded")
 REDACTED = "<redacted>"

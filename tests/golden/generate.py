@@ -20,12 +20,12 @@ from pathlib import Path
 
 import yaml
 
-from iamrunbook.apply import apply_plan
-from iamrunbook.inventory import read_inventory
-from iamrunbook.plan import make_plan
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.core.plan import make_plan
+from iamrunbook.core.spec import Spec, UserSpec, load_spec
+from iamrunbook.core.terraform import write_adopted, write_terraform
+from iamrunbook.flows.apply import apply_plan
 from iamrunbook.sandbox import EmbeddedAws, seed
-from iamrunbook.spec import Spec, UserSpec, load_spec
-from iamrunbook.terraform import write_adopted, write_terraform
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "terraform"

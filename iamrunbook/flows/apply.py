@@ -1,0 +1,233 @@
+"""Apply: execute a plan, one API call per change, in the plan's safe order (executor.py: phase by phase,
+the changes of a phase on a bounded pool).
+
+Safety checks run before the first change: mass deletions, the operator's own access, users who would
+lose an MFA-required role for want of a device, and the simulator's step-by-step proof that nobody in the
+spec loses a role they keep. A failure stops the run and says what was done and what was not; every
+change is idempotent, so running the runbook again converges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from iamrunbook.aws import clients as aws
+from iamrunbook.base import records
+from iamrunbook.base.errors import AwsActionError, SafetyError
+from iamrunbook.base.names import caller_role_name, caller_user_name, same_name
+from iamrunbook.core.changes import Change
+from iamrunbook.core.plan import Plan
+from iamrunbook.runs import planfile
+
+READ_ACTIONS: tuple[str, ...] = ()
+WRITE_ACTIONS: tuple[str, ...] = ()  # mutations.py declares the calls each change makes
+
+
+@dataclass
+class ApplyResult:
+    done: list[Change] = field(default_factory=list)
+    not_done: list[Change] = field(default_factory=list)
+    failed: Change | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+    def rows(self) -> list[dict]:
+        rows = [{"address": c.address, "kind": c.kind, "status": "done"} for c in self.done]
+        if self.failed:
+            rows.append({"address": self.failed.address, "kind": self.failed.kind, "status": f"FAILED: {self.error}"})
+        rows += [{"address": c.address, "kind": c.kind, "status": "not done"} for c in self.not_done]
+        return rows
+
+
+class ApplyError(AwsActionError):
+    """A change failed; `result` holds what was done and what was not."""
+
+    def __init__(self, change: Change, cause: Exception, result: ApplyResult):
+        super().__init__(f"{change.kind} {change.address}", cause)
+        self.change = change
+        self.result = result
+
+    def __str__(self) -> str:
+        r = self.result
+        lines = [
+            f"{self.step} failed: {self.cause}",
+            f"{len(r.done)} change(s) done, {len(r.not_done) + 1} not done "
+            f"(the failed one and {len(r.not_done)} after it).",
+        ]
+        lines += listed("done", r.done)
+        lines += listed("not done", [self.change, *r.not_done])
+        lines.append("Fix the cause and run again: every change is idempotent, the rerun converges.")
+        return "\n".join(lines)
+
+
+def listed(label: str, changes: list[Change], limit: int = 20) -> list[str]:
+    """The addresses of `changes`, one per line, so the operator sees exactly where the run stopped."""
+    if not changes:
+        return []
+    shown = [f"  {c.symbol:>2} {c.address}" for c in changes[:limit]]
+    if len(changes) > limit:
+        shown.append(f"  ... and {len(changes) - limit} more")
+    return [f"{label}:", *shown]
+
+
+def _operator_problems(changes: Iterable[Change], caller_arn: str, *, simulated: bool = False) -> list[str]:
+    """Anything that removes the access of the identity running the plan (its user or its role).
+
+    When the simulator proves the plan (`simulated`), it alone judges the operator's user: a detach from
+    them is safe when they keep the role another way (a role group), which a name check cannot see.
+    """
+    me, my_role = caller_user_name(caller_arn), caller_role_name(caller_arn)
+    me_for_revokes = None if simulated else me
+    problems = []
+    for change in changes:
+        target = change.target_name or change.user
+        if change.kind == "delete_user" and same_name(target, me):
+            problems.append(f"the plan deletes {change.user}, the identity running it; run it as another identity")
+        revokes = change.kind in ("detach", "remove_from_group")
+        if revokes and ((change.target_kind == "user" and same_name(target, me_for_revokes)) or
+                        (change.target_kind == "role" and same_name(target, my_role)) or
+                        (change.kind == "remove_from_group" and same_name(change.user, me_for_revokes))):  # fmt: skip
+            if change.kind == "detach":
+                what = f"detaches {change.policy_name} from {change.target_kind} {change.target_name}"
+            else:
+                what = f"removes {change.user} from group {change.target_name}"
+            problems.append(
+                f"the plan {what}, the identity running it, which would lock you out of that role; grant it "
+                "in the spec or run as another identity"
+            )
+    return problems
+
+
+def refuse(problems: list[str]) -> None:
+    if problems:
+        raise SafetyError("refused before any change:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def check_safety(
+    plan: Plan, max_deletions: int, *, allow_without_mfa_device: bool = False, simulated: bool = False
+) -> None:
+    """Refuse, before any change, mass deletions, the operator's own lockout and MFA-less MFA grants.
+    `simulated`: the simulator runs next and judges the operator's user step by step."""
+    problems = []
+    deletions = plan.deletions()
+    if len(deletions) > max_deletions:
+        names = ", ".join(c.user for c in deletions)
+        problems.append(
+            f"the plan deletes {len(deletions)} users ({names}), more than max_deletions={max_deletions}; "
+            "raise max_deletions for this run if that is really intended"
+        )
+    problems += _operator_problems(plan.changes, plan.caller_arn, simulated=simulated)
+    if plan.without_mfa and not allow_without_mfa_device and not plan.is_empty:
+        problems.append(
+            "these users are granted a role that requires MFA but have no MFA device, so they would lose it in "
+            f"practice: {', '.join(plan.without_mfa)}; give them a device first, or set "
+            "allow_without_mfa_device: true"
+        )
+    refuse(problems)
+
+
+def prove_safe(
+    plan: Plan, max_deletions: int, *, allow_without_mfa_device: bool = False, inventory=None, spec=None
+) -> None:
+    """Everything checked before a plan's first call: check_safety, then, given the inventory the plan was made
+    from and its spec, the simulator's step-by-step proof (which then alone judges the operator's own user)."""
+    simulated = inventory is not None and spec is not None
+    check_safety(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device, simulated=simulated)
+    if simulated:
+        from iamrunbook.core.simulate import ensure_safe
+
+        ensure_safe(inventory, plan.changes, spec, plan.caller_arn)
+
+
+def apply_plan(
+    iam,
+    plan: Plan,
+    *,
+    max_deletions: int = 3,
+    progress: bool = False,
+    allow_without_mfa_device: bool = False,
+    inventory=None,
+    spec=None,
+    parallelism: int = 1,
+) -> ApplyResult:
+    """Execute every change, phase by phase, up to `parallelism` at once (executor.py; the runbook's
+    `apply_parallelism`, default 8); raise ApplyError (with the result) at a failure.
+
+    Given the inventory the plan was made from and its spec (every flow of the runbook gives both), the
+    simulator first proves the plan step by step: no step takes from a spec user a role they hold now
+    and keep, or from the operator a role they hold (simulate.ensure_safe).
+    """
+    from iamrunbook.aws.executor import execute
+
+    prove_safe(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device, inventory=inventory, spec=spec)
+    return execute(iam, plan.changes, ApplyResult(), desc="apply", progress=progress, parallelism=parallelism)
+
+
+def record_outcome(rb, record: records.Record, result: ApplyResult, *, rows_key: str = "changes", **extra) -> None:
+    """apply_result.json (or the legacy migration's): ok, the error, and one row per change."""
+    outcome = records.Outcome(ok=result.ok, error=result.error, **{rows_key: result.rows()}, **extra)
+    rb.write(record, outcome)
+
+
+def run(rb, plan: Plan, inventory=None) -> ApplyResult | None:
+    """03's apply step: the headless/live decision (rb.act), the safety checks, the calls, the record.
+    In a live session the role matrix editor shows instead (it plans from `inventory` as you type)."""
+
+    def go() -> ApplyResult:
+        p = rb.params
+        chosen = planfile.bind(rb, "03_import_and_apply", plan)  # the reviewed plan itself, when given
+        try:
+            iam = aws.apply_client(rb.session, p["apply_parallelism"])  # shared by the workers (executor.py)
+            result = apply_plan(iam, chosen, max_deletions=p["max_deletions"], progress=True,
+                                allow_without_mfa_device=p["allow_without_mfa_device"],
+                                inventory=inventory, spec=rb.spec(), parallelism=p["apply_parallelism"])  # fmt: skip
+        except ApplyError as exc:
+            record_outcome(rb, records.APPLY_RESULT, exc.result)
+            raise
+        record_outcome(rb, records.APPLY_RESULT, result, summary=chosen.summary())
+        return result
+
+    def editor():
+        from IPython.display import display
+
+        from iamrunbook.ui.widgets import RoleMatrixEditor
+
+        view = RoleMatrixEditor.for_runbook(rb, rb.spec(), inventory)
+        display(view)
+        return view
+
+    if rb.params["reviewed_plan"] and not rb.headless:  # a live session applying a reviewed plan: no editing
+        planfile.show(rb, plan)
+        return rb.act("Apply the reviewed plan", go, ready=not plan.is_empty)
+    return rb.act(plan.summary_line(), go, ready=not plan.is_empty, live=editor)
+
+
+def plan(rb, spec, inventory) -> Plan:
+    """03's plan, written to plan.json. In a plan-only run after 02 it is planned on the account as the
+    migration will leave it (simulated), so that a reviewed chain applies without a spurious difference."""
+    from iamrunbook.core.plan import make_plan
+
+    migration = rb.read(records.LEGACY_PLAN)
+    if not rb.apply and migration is not None and migration.steps and not migration.blocked:
+        from iamrunbook.core.simulate import Simulation
+
+        print(f"planned on the account as 02 will leave it ({migration.summary_line()})")
+        inventory = Simulation(inventory, spec.roles).run(migration.steps).inventory()
+    result = make_plan(spec, inventory)
+    rb.write(records.PLAN, result)
+    return result
+
+
+def handoff(rb, spec, inventory, result: ApplyResult | None):
+    """03's Terraform handoff into the run folder's terraform/, from the account as it is after the apply."""
+    import pandas as pd
+
+    from iamrunbook.core.terraform import write_terraform
+
+    after = rb.inventory() if result is not None else inventory
+    files = write_terraform(rb.run_dir / "terraform", spec, after)
+    return pd.DataFrame([{"file": path.relative_to(rb.run_dir).as_posix()} for path in files.values()])

@@ -1,0 +1,184 @@
+"""What every notebook does first, and the one decision every changing step shares.
+
+A notebook calls `rb = start(globals())` and then works through `rb`: parameters checked, AWS connected,
+the account checked before anything else, records written to the run folder (`IAMRUNBOOK_RUN_DIR`, set by
+`iamrunbook run`; a live session gets one folder per Jupyter session under the project's `runs/`).
+
+`rb.act(...)` is the headless / plan-only / live-confirm decision: under `iamrunbook run`, papermill and
+nbval the `apply` parameter decides; in a live session a two-step Confirm button does, whatever `apply`
+says, so nothing changes without a second, explicit click.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from iamrunbook.aws import clients as aws
+from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base import records
+from iamrunbook.base.errors import SafetyError
+from iamrunbook.base.progress import HEADLESS_ENV, headless
+from iamrunbook.core.inventory import Inventory
+from iamrunbook.core.params import from_namespace, validate_params
+from iamrunbook.core.spec import Spec, grant_settings, load_spec
+from iamrunbook.runs import manifest
+
+READ_ACTIONS = ("sts:GetCallerIdentity",)
+WRITE_ACTIONS: tuple[str, ...] = ()
+
+RUN_DIR_ENV = "IAMRUNBOOK_RUN_DIR"
+START_DIR_ENV = "IAMRUNBOOK_START_DIR"
+PLAN_ONLY = "Plan only (apply is false): nothing was changed."
+
+__all__ = ["HEADLESS_ENV", "PLAN_ONLY", "RUN_DIR_ENV", "START_DIR_ENV", "Runbook", "headless", "start"]
+
+
+def run_dir() -> Path:
+    """The run folder: the runner's (from the environment), else this Jupyter session's, made once."""
+    path = os.environ.get(RUN_DIR_ENV)
+    if not path:
+        path = str(manifest.session_run_dir(Path.cwd()))
+        os.environ[RUN_DIR_ENV] = path  # every later cell of this kernel writes to the same folder
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+@dataclass
+class Runbook:
+    params: dict[str, Any]
+    session: Any
+    identity: dict
+    run_dir: Path
+    _spec: Spec | None = field(default=None, repr=False)
+    #: no widget may wait for a click (iamrunbook run, papermill, nbval, tests)
+    headless: bool = field(default_factory=headless)
+    #: in a live session, the widget waiting for the operator's click (a ConfirmButton, or 03's editor)
+    pending: Any = field(default=None, repr=False)
+    #: where the run started: relative iam_users_file paths are relative to it
+    start_dir: str | None = field(default_factory=lambda: os.environ.get(START_DIR_ENV))
+
+    @cached_property
+    def iam(self):
+        return aws.client(self.session, "iam")
+
+    @cached_property
+    def sts(self):
+        return aws.client(self.session, "sts")
+
+    @property
+    def account_id(self) -> str:
+        return self.identity["Account"]
+
+    @property
+    def caller_arn(self) -> str:
+        return self.identity["Arn"]
+
+    @property
+    def apply(self) -> bool:
+        return bool(self.params["apply"])
+
+    def spec(self) -> Spec:
+        """The validated spec; relative iam_users_file paths are relative to where the run started."""
+        if self._spec is None:
+            p = self.params
+            settings = grant_settings(p, p["roles"])
+            self._spec = load_spec(p["iam_users"], p["iam_users_file"], p["roles"], self.start_dir, settings)
+        return self._spec
+
+    def inventory(self, *, with_credential_report: bool = False) -> Inventory:
+        """One sweep; the credential report too when asked, or when MFA-required roles need to know who
+        has an MFA device."""
+        report = with_credential_report or bool(self.params["require_mfa"])
+        return read_inventory(self.iam, self.sts, with_credential_report=report, progress=True)
+
+    def write(self, record: records.Record | str, content: Any, *, name: str | None = None) -> Path:
+        """Write a declared record into the run folder (records.py refuses anything undeclared)."""
+        return records.write(self.run_dir, record, content, name=name)
+
+    def read(self, record: records.Record, *, name: str | None = None) -> Any:
+        return records.read(self.run_dir, record, name=name)
+
+    def header(self) -> None:
+        """Who, where and how: the first lines of every notebook's record."""
+        print(f"caller:     {self.caller_arn}")
+        print(f"account:    {self.account_id}")
+        print(f"mode:       {'APPLY' if self.apply else 'plan only'}{'' if self.headless else ' (live session)'}")
+        print(f"run folder: {self.run_dir.resolve()}")
+
+    def act(
+        self,
+        title: str,
+        action: Callable[[], Any],
+        *,
+        prompt: str | None = None,
+        ready: bool = True,
+        live: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Run `action` the way this session decides: headless by `apply`, live only after Confirm.
+
+        `ready` false (nothing to do, or refused: the plan above says why) shows no button in a live
+        session; headless, `action` still runs with `apply`, so a refusal fails the run as it should.
+        `live` replaces the Confirm button with a view of its own (03's role matrix editor, which has
+        its own two-step confirm). Returns what `action` returned when it ran now, else None.
+        """
+        if self.headless:
+            if self.apply:
+                return action()
+            print(PLAN_ONLY)
+            return None
+        if live is not None:
+            self.pending = live()
+            return None
+        if not ready:
+            print("Nothing to confirm here: see the plan above.")
+            return None
+        from IPython.display import display
+
+        from iamrunbook.ui.widgets import confirm_button
+
+        self.pending = confirm_button(title, action, prompt=prompt)
+        display(self.pending)
+        return None
+
+
+def check_account(identity: Mapping[str, str], expected_account_id: str | None) -> None:
+    if expected_account_id and identity["Account"] != str(expected_account_id):
+        raise SafetyError(
+            f"refused: these credentials are for account {identity['Account']}, but expected_account_id is "
+            f"{expected_account_id}. Nothing was changed. Check aws_profile or the environment."
+        )
+
+
+def start(namespace: Mapping[str, Any]) -> Runbook:
+    """Validate the notebook's parameters, connect, and refuse a wrong account before anything else."""
+    from iamrunbook.base.display import configure
+
+    params = validate_params(from_namespace(namespace))
+    configure()
+    session = aws.make_session(params["aws_profile"], params["aws_region"])
+    identity = aws.caller_identity(session)
+    folder = run_dir()
+    # Who ran it, for the run record (run.json) — written even when the account check refuses below.
+    records.write(folder, records.IDENTITY, records.Identity(identity["Arn"], identity["Account"]))
+    check_account(identity, params["expected_account_id"])
+    return Runbook(params, session, identity, folder)
+
+
+def open_runbook(
+    params: Mapping[str, Any], run_dir: str | Path, *, session: Any = None, start_dir: str | Path | None = None
+) -> Runbook:
+    """A headless Runbook from plain parameters, for code and tests that run a flow without a notebook."""
+    params = validate_params(params)
+    session = session or aws.make_session(params["aws_profile"], params["aws_region"])
+    identity = aws.caller_identity(session)
+    check_account(identity, params["expected_account_id"])
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = str(start_dir) if start_dir is not None else os.environ.get(START_DIR_ENV)
+    return Runbook(params, session, identity, folder, headless=True, start_dir=start)
