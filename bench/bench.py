@@ -6,7 +6,7 @@ For each U it starts a fresh local moto server, seeds U users (the three roles, 
 Assume*Policy policies, every user holding 1-3 of them, chosen with a fixed random seed) and measures,
 on that one server, side by side:
 
-- inventory + plan: `inventory.read_inventory` + `plan.make_plan`, with a spec equal to the account
+- inventory + plan: `sweep.read_inventory` + `plan.make_plan`, with a spec equal to the account
   (empty plan; wall time the median of --repeat runs, peak Python memory from one more run under
   tracemalloc so tracing does not slow the timed ones) and with one that differs (timed once);
 - baseline (a), the manual runbook: list_users, then list_attached_user_policies and

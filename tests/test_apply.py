@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from iamrunbook.aws.executor import ApplyError, ApplyResult
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.errors import AwsActionError, SafetyError
 from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, policy_arn
@@ -15,7 +16,7 @@ from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import Change, Plan, make_plan
 from iamrunbook.core.spec import load_spec
 from iamrunbook.core.verify import verify
-from iamrunbook.flows.apply import ApplyError, ApplyResult, apply_plan, check_safety
+from iamrunbook.flows.apply import apply_plan, check_safety
 from iamrunbook.sandbox import seed
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -127,7 +127,7 @@ def test_a_failed_cell_says_which_and_why(aws, legacy_account, tmp_path, capsys)
     code = cli.main(["run", "03_import_and_apply", "-f", path, "--out", str(tmp_path / "runs")])
     assert code == 1
     captured = capsys.readouterr()
-    assert "FAILED: 03_import_and_apply: cell In [" in captured.err and "(plan = apply.plan(rb" in captured.err
+    assert "FAILED: 03_import_and_apply: cell In [" in captured.err and "(plan = apply.record_plan(rb" in captured.err
     assert "SpecError:" in captured.err and "'GoneRole' does not exist" in captured.err
     assert "Traceback" not in captured.err + captured.out
     (folder,) = run_folders(tmp_path / "runs")

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from invariants import role_guard
 
 from iamrunbook.aws import clients as aws_edge
-from iamrunbook.aws import executor
+from iamrunbook.aws import executor, mutations
+from iamrunbook.aws.executor import ApplyError, ApplyResult
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.errors import SafetyError
 from iamrunbook.base.names import DEFAULT_ROLES, policy_arn, policy_name
@@ -27,7 +28,7 @@ from iamrunbook.cli import cli
 from iamrunbook.core.changes import Change
 from iamrunbook.core.plan import make_plan
 from iamrunbook.core.spec import GrantSettings, load_spec
-from iamrunbook.flows.apply import ApplyError, ApplyResult, apply_plan
+from iamrunbook.flows.apply import apply_plan
 from iamrunbook.sandbox import ACCOUNT_ID, seed
 
 KEYS = tuple(DEFAULT_ROLES)
@@ -186,7 +187,7 @@ def test_a_failure_mid_phase_finishes_what_is_in_flight_starts_nothing_and_a_rer
 
     def run(client, change):
         started[change.address] = time.time()
-        executor.handler(client, change)
+        mutations.AWS(client, change)
 
     aws.clear_calls()
     aws.inject_fault("AttachUserPolicy", at=3, code="AccessDenied", status=403)  # not retried: fails at once

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from invariants import role_guard
 
+from iamrunbook.aws.executor import ApplyError
 from iamrunbook.aws.sweep import fetch_details, read_inventory
 from iamrunbook.base.errors import AwsActionError
 from iamrunbook.base.names import policy_arn
@@ -33,7 +34,7 @@ from iamrunbook.core.inventory import Inventory, decode_document
 from iamrunbook.core.plan import make_plan
 from iamrunbook.core.spec import load_spec
 from iamrunbook.flows import legacy
-from iamrunbook.flows.apply import ApplyError, apply_plan
+from iamrunbook.flows.apply import apply_plan
 from iamrunbook.flows.session import open_runbook
 from iamrunbook.sandbox import ACCOUNT_ID, seed
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from invariants import role_guard
 
+from iamrunbook.aws.executor import ApplyError
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.errors import SafetyError
 from iamrunbook.base.names import MFA_PRESENT, policy_arn
@@ -18,7 +19,7 @@ from iamrunbook.core.access import MFA_ONLY, effective_access
 from iamrunbook.core.plan import make_plan
 from iamrunbook.core.spec import grant_settings, load_spec
 from iamrunbook.core.verify import verify
-from iamrunbook.flows.apply import ApplyError, apply_plan
+from iamrunbook.flows.apply import apply_plan
 from iamrunbook.sandbox import ACCOUNT_ID, seed
 
 ROOT = Path(__file__).resolve().parents[1]

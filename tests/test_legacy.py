@@ -14,14 +14,15 @@ from botocore.stub import Stubber
 
 from iamrunbook.aws import clients as aws_edge
 from iamrunbook.aws import legacy_backup
+from iamrunbook.aws.executor import ApplyError
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.errors import SafetyError
 from iamrunbook.base.names import policy_arn, role_arn
+from iamrunbook.core import migration
 from iamrunbook.core.access import effective_access
+from iamrunbook.core.migration import Holder
 from iamrunbook.core.spec import load_spec
 from iamrunbook.flows import legacy, reports
-from iamrunbook.flows.apply import ApplyError
-from iamrunbook.flows.legacy import Holder
 from iamrunbook.sandbox import ACCOUNT_ID
 
 LEGACY = "AssumeRolesPolicy"
@@ -49,7 +50,7 @@ def survey(session, spec_map, legacy_name=LEGACY):
     iam, sts = aws_edge.client(session, "iam"), aws_edge.client(session, "sts")
     spec = load_spec(spec_map)
     inv = read_inventory(iam, sts)
-    policy = legacy.find_legacy(inv, legacy_name)
+    policy = migration.find_legacy(inv, legacy_name)
     holders = legacy_backup.list_holders(iam, policy["Arn"] if policy else None)
     return iam, spec, inv, policy, holders
 
@@ -58,7 +59,7 @@ def migrate(session, spec_map, run_dir: Path, *, detach_unmanaged=False, legacy_
     """The notebook's sequence: read, back up, plan, apply."""
     iam, spec, inv, policy, holders = survey(session, spec_map, legacy_name)
     path = legacy_backup.backup(iam, policy, holders, run_dir)
-    mplan = legacy.plan_migration(spec, inv, legacy_name, holders, detach_unmanaged)
+    mplan = migration.plan_migration(spec, inv, legacy_name, holders, detach_unmanaged)
     return mplan, legacy.apply_migration(iam, mplan, backup_path=path), path
 
 
@@ -153,14 +154,14 @@ def test_seed_account_migrates_with_backup_and_new_policies(aws, session, legacy
     ]
     assert record["holders"] == [{"kind": "user", "name": "your-username"}]
     _, spec, inv, _, _ = survey(session, OWNER)
-    assert legacy.verify_migration(spec, inv, mplan) == []
+    assert migration.verify_migration(spec, inv, mplan) == []
 
 
 def test_the_order_is_new_attachments_first_then_detach_then_delete(aws, session, legacy_account):
     iam = aws_edge.client(session, "iam")
     iam.create_policy_version(PolicyArn=LEGACY_ARN, PolicyDocument=doc(allow("*")), SetAsDefault=True)
     _, spec, inv, _, holders = survey(session, OWNER)
-    kinds = [s.kind for s in legacy.plan_migration(spec, inv, LEGACY, holders).steps]
+    kinds = [s.kind for s in migration.plan_migration(spec, inv, LEGACY, holders).steps]
     assert kinds == ["create_policy"] * 3 + ["attach"] * 3 + ["detach", "delete_policy_version", "delete_policy"]
     assert aws.mutating_calls()[-1].action == "CreatePolicyVersion"  # planning itself changed nothing
 
@@ -272,7 +273,7 @@ def test_three_non_default_versions_are_deleted_before_the_policy(aws, session, 
     for role in ("AdminRole", "DataEngineerRole", "InfrastructureAdminRole"):
         iam.create_policy_version(PolicyArn=LEGACY_ARN, PolicyDocument=doc(allow(arn(role))), SetAsDefault=False)
     _, spec, inv, policy, holders = survey(session, OWNER)
-    mplan = legacy.plan_migration(spec, inv, LEGACY, holders)
+    mplan = migration.plan_migration(spec, inv, LEGACY, holders)
     versions = [s.version_id for s in mplan.steps if s.kind == "delete_policy_version"]
     assert versions == ["v2", "v3", "v4"]
 
@@ -328,7 +329,7 @@ def test_not_resource_deny_and_conditions_resolve_to_role_keys(aws, session, leg
     iam.create_policy_version(PolicyArn=LEGACY_ARN, PolicyDocument=document, SetAsDefault=True)
     _, spec, inv, policy, _ = survey(session, OWNER)
 
-    grants = legacy.legacy_grants(policy, inv, spec.roles)
+    grants = migration.legacy_grants(policy, inv, spec.roles)
     assert grants == {
         "admin": ("conditional", ("only with MFA",)),
         "data_engineer": ("yes", ()),
@@ -374,7 +375,7 @@ def test_the_operator_is_never_detached_from_roles_the_spec_does_not_keep(aws, s
     spec_map = {"your-username": {"description": "Owner", "roles": ["admin"]}}
     iam, spec, inv, policy, holders = survey(session, spec_map)
     me = as_caller(inv, f"arn:aws:iam::{ACCOUNT_ID}:user/your-username")
-    mplan = legacy.plan_migration(spec, me, LEGACY, holders)
+    mplan = migration.plan_migration(spec, me, LEGACY, holders)
     assert mplan.blocked
     (refusal,) = mplan.refusals
     assert "your-username" in refusal and "DataEngineerRole, InfrastructureAdminRole" in refusal
@@ -384,7 +385,7 @@ def test_the_operator_is_never_detached_from_roles_the_spec_does_not_keep(aws, s
         legacy.apply_migration(iam, mplan, backup_path=path)
     assert aws.mutating_calls() == []
 
-    full = legacy.plan_migration(load_spec(OWNER), me, LEGACY, holders)
+    full = migration.plan_migration(load_spec(OWNER), me, LEGACY, holders)
     assert not full.blocked
 
 
@@ -392,16 +393,16 @@ def test_the_operator_outside_the_spec_is_refused_even_with_detach_unmanaged(aws
     spec_map = {"bob": {"description": "Bob", "roles": ["admin"]}}
     _, spec, inv, _, holders = survey(session, spec_map)
     me = as_caller(inv, f"arn:aws:iam::{ACCOUNT_ID}:user/your-username")
-    mplan = legacy.plan_migration(spec, me, LEGACY, holders, detach_unmanaged=True)
+    mplan = migration.plan_migration(spec, me, LEGACY, holders, detach_unmanaged=True)
     assert len(mplan.refusals) == 1 and mplan.blocked
-    other = legacy.plan_migration(spec, inv, LEGACY, holders, detach_unmanaged=True)
+    other = migration.plan_migration(spec, inv, LEGACY, holders, detach_unmanaged=True)
     assert not other.blocked  # run by someone else, it may proceed
 
 
 def test_an_operator_role_holding_the_policy_is_refused(aws, session, shared_legacy):
     _, spec, inv, _, holders = survey(session, SHARED_SPEC)
     me = as_caller(inv, f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/DataEngineerRole/operator")
-    mplan = legacy.plan_migration(spec, me, LEGACY, holders, detach_unmanaged=True)
+    mplan = migration.plan_migration(spec, me, LEGACY, holders, detach_unmanaged=True)
     assert [r.startswith("you are running this as role DataEngineerRole") for r in mplan.refusals] == [True]
 
 
@@ -410,7 +411,7 @@ def test_an_operator_role_holding_the_policy_is_refused(aws, session, shared_leg
 
 def test_apply_refuses_without_a_backup_of_this_policy(aws, session, legacy_account, tmp_path):
     iam, spec, inv, policy, holders = survey(session, OWNER)
-    mplan = legacy.plan_migration(spec, inv, LEGACY, holders)
+    mplan = migration.plan_migration(spec, inv, LEGACY, holders)
     aws.clear_calls()
     with pytest.raises(SafetyError, match="no backup"):
         legacy.apply_migration(iam, mplan, backup_path=tmp_path / "missing.json")
@@ -558,7 +559,7 @@ def test_holders_are_read_from_every_page():
 
 def test_plan_as_text_frame_and_json(aws, session, shared_legacy):
     _, spec, inv, _, holders = survey(session, SHARED_SPEC)
-    mplan = legacy.plan_migration(spec, inv, LEGACY, holders)
+    mplan = migration.plan_migration(spec, inv, LEGACY, holders)
     text = mplan.to_text()
     assert "held by: user your-username, group ops, role DataEngineerRole" in text
     assert "Refused before any change:" in text and text.endswith("BLOCKED: see the problems above.")
@@ -591,10 +592,9 @@ def test_least_privilege_names_exactly_the_actions_called(aws, session, shared_l
     iam, _, _, policy, holders = survey(session, SHARED_SPEC)
     _, _, backup_path = migrate(session, SHARED_SPEC, tmp_path, detach_unmanaged=True)
     legacy_backup.restore_legacy(iam, legacy_backup.read_backup(backup_path))
-    from iamrunbook.aws import mutations
-    from iamrunbook.core import inventory
+    from iamrunbook.aws import mutations, sweep
 
-    declared = set(legacy_backup.READ_ACTIONS) | set(legacy_backup.WRITE_ACTIONS) | set(inventory.READ_ACTIONS)
+    declared = set(legacy_backup.READ_ACTIONS) | set(legacy_backup.WRITE_ACTIONS) | set(sweep.READ_ACTIONS)
     declared |= set(mutations.WRITE_ACTIONS)
     made = {f"{c.service}:{c.action}" for c in aws.calls}
     assert made - declared == set()

@@ -10,14 +10,14 @@ import json
 
 from strategies import ACCOUNT, LEGACY, MOTO_CALLER, ROLES, Account, Policy, Principal, arn_of, assume, doc, role_of
 
-from iamrunbook.aws.legacy_backup import Holder
 from iamrunbook.base.names import policy_document, policy_name
+from iamrunbook.core import migration
 from iamrunbook.core.changes import Change
+from iamrunbook.core.migration import Holder
 from iamrunbook.core.order import CREATE, DELETE, GRANT, NARROW, PHASES, REVOKE, TAG, entity, phases_of
 from iamrunbook.core.plan import make_plan
 from iamrunbook.core.simulate import check
 from iamrunbook.core.spec import GrantSettings, load_spec
-from iamrunbook.flows import legacy
 
 NAMES = {key: policy_name(role) for key, role in ROLES.items()}
 RIGHT = {key: Policy(NAMES[key], (policy_document(ACCOUNT, role),)) for key, role in ROLES.items()}
@@ -87,7 +87,7 @@ def test_switching_back_to_user_mode_attaches_before_leaving_the_groups():
 def test_the_legacy_migration_grants_then_detaches_then_deletes_versions_before_the_policy():
     inv = inventory(users=[Principal("bob", (LEGACY,))], policies=[*RIGHT.values(), Policy(LEGACY, (BROAD,) * 3, 1)])
     spec = spec_of({"bob": ["admin", "infrastructure_admin"]})
-    mplan = legacy.plan_migration(spec, inv, LEGACY, [Holder("user", "bob")])
+    mplan = migration.plan_migration(spec, inv, LEGACY, [Holder("user", "bob")])
     assert steps(mplan.steps) == [
         ("attach", 'aws_iam_user_policy_attachment.user_roles["bob/admin"]', 3),
         ("attach", 'aws_iam_user_policy_attachment.user_roles["bob/infrastructure_admin"]', 3),
@@ -108,7 +108,7 @@ def test_the_migration_grants_first_to_whoever_reaches_a_role_through_a_policy_i
                   Policy(NAMES["data_engineer"], (BROAD,))],
     )  # fmt: skip
     spec = spec_of({"bob": ["data_engineer"], "carol": ["data_engineer", "infrastructure_admin"]})
-    mplan = legacy.plan_migration(spec, inv, LEGACY, [Holder("user", "bob")])
+    mplan = migration.plan_migration(spec, inv, LEGACY, [Holder("user", "bob")])
     kinds = [(c.kind, c.address, c.phase) for c in mplan.steps]
     attach = ("attach", 'aws_iam_user_policy_attachment.user_roles["carol/infrastructure_admin"]', 3)
     narrow = ("update_policy", 'aws_iam_policy.assume_role["data_engineer"]', 4)

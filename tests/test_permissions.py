@@ -32,13 +32,14 @@ EXAMPLE = ROOT / "parameters" / "example.yaml"
 SERVICES = ("iam", "sts", "cloudtrail")
 #: modules that declare actions but are not the runbook: seed builds demo accounts, the runner calls no AWS,
 #: accounts lists the organization and assumes roles as the fan-out's caller, not as the runner in an account
-NOT_THE_RUNBOOK = {"runner", "accounts"}
+NOT_THE_RUNBOOK = {"cli.runner", "cli.accounts"}
 #: calls a module makes through another module's functions (and so declares), not in its own source
 VIA = {
-    "notebook": {"aws"},  # aws.caller_identity
-    "credentials": {"deletion"},  # deletion.get_user, holdings, list_service_specific_credentials
-    "offboard": {"deletion"},  # deletion.delete_login_profile, delete_user
-    "editor": {"inventory"},  # the fresh read_inventory before Apply and Confirm
+    "flows.session": {"aws.clients"},  # aws.caller_identity
+    "aws.credentials": {"aws.deletion"},  # deletion.get_user, holdings, list_service_specific_credentials
+    "flows.offboard": {"aws.deletion"},  # deletion.delete_login_profile, delete_user
+    "flows.editor": {"aws.sweep"},  # the fresh read_inventory before Apply and Confirm
+    "aws.mutations": {"aws.deletion"},  # delete_user's full cleanup
 }
 
 
@@ -52,7 +53,9 @@ def declared(name: str) -> set[str]:
 
 
 def module_names() -> list[str]:
-    return [m.name for m in pkgutil.iter_modules(iamrunbook.__path__) if m.name not in ("__main__", "sandbox")]
+    found = [m.name.removeprefix("iamrunbook.") for m in pkgutil.walk_packages(iamrunbook.__path__, "iamrunbook.")
+             if not m.ispkg]  # fmt: skip
+    return [name for name in found if name != "__main__" and not name.startswith("sandbox.")]
 
 
 def called(name: str) -> set[str]:
@@ -81,13 +84,13 @@ def test_every_declaring_module_feeds_the_policy():
     assert declaring - NOT_THE_RUNBOOK <= set(permissions.MODULES)
     for name in set(permissions.MODULES) - declaring:
         assert called(name) == set(), f"{name} calls AWS but declares nothing"
-    assert declared("runner") == set()
+    assert declared("cli.runner") == set()
 
 
 def test_only_the_aws_edge_calls_aws_without_declaring():
     silent = {n for n in module_names() if called(n) and not declared(n) and n not in NOT_THE_RUNBOOK}
-    assert silent == {"aws"}
-    assert called("aws") == {"sts:GetCallerIdentity"} <= declared("notebook")
+    assert silent == {"aws.clients"}
+    assert called("aws.clients") == {"sts:GetCallerIdentity"} <= declared("flows.session")
 
 
 @pytest.mark.parametrize("name", [*permissions.MODULES, "sandbox.seed"])

@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iamrunbook.aws.cloudtrail import RoleUse, _assumption, assume_role_sweep
+from iamrunbook.aws.cloudtrail import _assumption, assume_role_sweep
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base import records
 from iamrunbook.base.errors import SpecError
 from iamrunbook.cli import cli, runner
 from iamrunbook.core import review
 from iamrunbook.core.plan import make_plan
+from iamrunbook.core.review import RoleUse
 from iamrunbook.core.spec import load_spec
 from iamrunbook.core.terraform import load_tfvars
 from iamrunbook.flows import review as review_view
@@ -35,6 +36,8 @@ from iamrunbook.runs import audit
 from iamrunbook.sandbox import ACCOUNT_ID
 from iamrunbook.sandbox.history import ago, seed_assume_role_history, set_credential_history
 from iamrunbook.sandbox.seed import new_password, seed_roles
+from iamrunbook.ui.review import ReviewWidget
+from iamrunbook.ui.start import Widgets
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
@@ -336,7 +339,7 @@ def test_the_review_draft_edits_a_spec_draft_and_saves_as_a_headless_run_would(a
 
 def test_the_review_widget_is_a_thin_view_over_the_model(account, session, tmp_path):
     rb = runbook(tmp_path, session)
-    view = review_view.ReviewWidget(review_view.ReviewDraft(review_view.Review.read(rb), {}, "Dana"), rb)
+    view = ReviewWidget(review_view.ReviewDraft(review_view.Review.read(rb), {}, "Dana"), rb)
     assert len(view.toggles) == 3
     for toggle in view.toggles:
         toggle.value = review.REMOVE
@@ -349,10 +352,10 @@ def test_the_review_widget_is_a_thin_view_over_the_model(account, session, tmp_p
 
 def test_a_live_session_records_the_review_unsigned_and_waits_for_save(account, session, tmp_path):
     rb = runbook(tmp_path, session, reviewer="Dana")
-    rb.headless = False  # as in Jupyter: the widget, not the parameters, signs
+    rb.headless, rb.frontend = False, Widgets()  # as in Jupyter: the widget, not the parameters, signs
     r = review_view.Review.read(rb)
     assert review_view.sign_off(rb, r, {}) is None
-    assert isinstance(rb.pending, review_view.ReviewWidget) and rb.pending.reviewer.value == "Dana"
+    assert isinstance(rb.pending, ReviewWidget) and rb.pending.reviewer.value == "Dana"
     assert not records.read(rb.run_dir, records.ACCESS_REVIEW).signed
     assert not (rb.run_dir / records.REVIEWED_YAML.name).exists()
 

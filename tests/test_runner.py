@@ -18,9 +18,9 @@ from iamrunbook.base import exit_codes, records
 from iamrunbook.base.errors import SpecError
 from iamrunbook.cli import runner
 from iamrunbook.core.changes import Change
+from iamrunbook.core.migration import MigrationPlan
 from iamrunbook.core.params import PARAMETERS
 from iamrunbook.core.plan import Plan
-from iamrunbook.flows.legacy import MigrationPlan
 from iamrunbook.runs import manifest, outcome
 
 NOTEBOOKS = Path(runner.__file__).resolve().parent.parent / "notebooks"

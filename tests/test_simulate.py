@@ -16,18 +16,18 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 from strategies import ACCOUNT, LEGACY, MOTO_CALLER, ROLES, Account, Policy, Principal, arn_of, assume, doc, role_of
 
-from iamrunbook.aws.legacy_backup import Holder
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.errors import SafetyError
 from iamrunbook.base.names import is_aws_managed, policy_document, policy_name, user_tags
+from iamrunbook.core import migration
 from iamrunbook.core.access import effective_access
 from iamrunbook.core.changes import KINDS, RANK, Change
 from iamrunbook.core.inventory import decode_document
+from iamrunbook.core.migration import Holder
 from iamrunbook.core.order import entity
 from iamrunbook.core.plan import make_plan
 from iamrunbook.core.simulate import LockoutError, Loss, Simulation, SimulationError, check, ensure_safe, protected
 from iamrunbook.core.spec import GrantSettings, load_spec
-from iamrunbook.flows import legacy
 
 CONFIGURED = tuple(Principal(name) for name in ROLES.values())
 NAMES = {key: policy_name(role) for key, role in ROLES.items()}
@@ -420,14 +420,14 @@ def test_the_migration_then_the_plan_is_proven_safe_and_reaches_the_spec(case, c
     account, spec = case
     inv = account.inventory()
     holders = [Holder(kind, name) for kind, name in inv.holders(arn_of(LEGACY))]
-    mplan = legacy.plan_migration(spec, inv, LEGACY, holders, detach_unmanaged=coin > 0)
+    mplan = migration.plan_migration(spec, inv, LEGACY, holders, detach_unmanaged=coin > 0)
     event("nothing to migrate" if mplan.nothing_to_migrate else "blocked" if mplan.blocked else "migrated")
     if mplan.nothing_to_migrate or mplan.blocked:
         assert mplan.nothing_to_migrate == (arn_of(LEGACY) not in inv.policies)
         return
     migrated = Simulation(inv, spec.roles).run(mplan.steps).inventory()
     assert arn_of(LEGACY) not in migrated.policies
-    assert legacy.verify_migration(spec, migrated, mplan) == []
+    assert migration.verify_migration(spec, migrated, mplan) == []
     plan = make_plan(spec, migrated)
     assert check(inv, [*mplan.steps, *plan.changes], spec) == []
     assert_proven_and_converging(migrated, spec, plan.changes)
@@ -439,7 +439,7 @@ def test_re_evaluating_only_the_users_a_step_reaches_equals_a_full_recompute(cas
     account, spec = case
     inv = account.inventory()
     holders = [Holder(kind, name) for kind, name in inv.holders(arn_of(LEGACY))]
-    mplan = legacy.plan_migration(spec, inv, LEGACY, holders, detach_unmanaged=True)
+    mplan = migration.plan_migration(spec, inv, LEGACY, holders, detach_unmanaged=True)
     steps = [*mplan.steps, *make_plan(spec, inv).changes] if not mplan.blocked else list(make_plan(spec, inv).changes)
     sim = Simulation(inv, ROLES)
     incremental = held(inv)

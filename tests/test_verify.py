@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from examples import EXAMPLE_ADDRESSES
 
+from iamrunbook.aws.executor import ApplyError
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.errors import SpecError
 from iamrunbook.base.names import policy_arn
 from iamrunbook.core.plan import make_plan
 from iamrunbook.core.spec import load_spec
 from iamrunbook.core.verify import Problem, Verification, state_addresses, verify
-from iamrunbook.flows.apply import ApplyError, apply_plan
+from iamrunbook.flows.apply import apply_plan
 from iamrunbook.sandbox import seed
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -23,6 +22,7 @@ from iamrunbook.aws.deletion import ENDPOINT_ERRORS
 from iamrunbook.base.errors import SpecError
 from iamrunbook.base.log import logger
 from iamrunbook.base.progress import progress as show_progress
+from iamrunbook.core.review import HISTORY_DAYS, RoleUse
 
 READ_ACTIONS = ("cloudtrail:LookupEvents",)
 WRITE_ACTIONS: tuple[str, ...] = ()
@@ -121,31 +121,9 @@ def recent_events(
 
 # --- 06: the one AssumeRole sweep ----------------------------------------------------------------------
 ASSUME_ROLE_EVENT = "AssumeRole"
-#: LookupEvents' own limits: 90 days of history, at most 50 events a page, about two calls a second.
-HISTORY_DAYS = 90
+#: LookupEvents' own limits: 90 days of history (core/review.py), at most 50 events a page, about two calls a second.
 PAGE_SIZE = 50
 SECONDS_PER_CALL = 0.5
-
-
-@dataclass(frozen=True)
-class RoleUse:
-    """When each IAM user last assumed each role, from one LookupEvents sweep (EventName=AssumeRole).
-
-    `last` maps (user, role name), both lower-cased (IAM names are case-insensitive), to the newest
-    successful assumption seen from `since` to `until`. `complete` is false when the sweep failed or was
-    cut short: an absent entry then proves nothing, so nothing may be proposed from it.
-    """
-
-    last: dict[tuple[str, str], datetime]
-    since: datetime
-    until: datetime
-    pages: int = 0
-    events: int = 0
-    complete: bool = True
-    status: str = ""
-
-    def last_assumed(self, user: str, role_name: str) -> datetime | None:
-        return self.last.get((user.lower(), role_name.lower()))
 
 
 def _assumption(event: dict, account_id: str) -> tuple[str, str, datetime] | None:

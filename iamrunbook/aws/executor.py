@@ -32,16 +32,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iamrunbook.aws.clients import THROTTLING_CODES, is_throttling
+from iamrunbook.aws.mutations import AWS
 from iamrunbook.base.errors import AwsActionError
 from iamrunbook.base.log import logger
 from iamrunbook.base.progress import Tally
-from iamrunbook.core.changes import KINDS, Change
+from iamrunbook.core.changes import Change
 from iamrunbook.core.order import entity
-from iamrunbook.flows.apply import ApplyError, ApplyResult
 
 #: rounds a change gets, after botocore's own attempts were all throttled, before the run fails
 THROTTLE_ROUNDS = 5
@@ -52,9 +53,54 @@ CHANGE_ERRORS = (ClientError, BotoCoreError, AwsActionError)
 _worker = threading.local()  # the window epoch the worker's current change started in; whether it was throttled
 
 
-def handler(iam, change: Change) -> None:
-    """The default way to make a change: its kind's function (changes.KINDS)."""
-    KINDS[change.kind].handler(iam, change)
+@dataclass
+class ApplyResult:
+    done: list[Change] = field(default_factory=list)
+    not_done: list[Change] = field(default_factory=list)
+    failed: Change | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+    def rows(self) -> list[dict]:
+        rows = [{"address": c.address, "kind": c.kind, "status": "done"} for c in self.done]
+        if self.failed:
+            rows.append({"address": self.failed.address, "kind": self.failed.kind, "status": f"FAILED: {self.error}"})
+        rows += [{"address": c.address, "kind": c.kind, "status": "not done"} for c in self.not_done]
+        return rows
+
+
+class ApplyError(AwsActionError):
+    """A change failed; `result` holds what was done and what was not."""
+
+    def __init__(self, change: Change, cause: Exception, result: ApplyResult):
+        super().__init__(f"{change.kind} {change.address}", cause)
+        self.change = change
+        self.result = result
+
+    def __str__(self) -> str:
+        r = self.result
+        lines = [
+            f"{self.step} failed: {self.cause}",
+            f"{len(r.done)} change(s) done, {len(r.not_done) + 1} not done "
+            f"(the failed one and {len(r.not_done)} after it).",
+        ]
+        lines += listed("done", r.done)
+        lines += listed("not done", [self.change, *r.not_done])
+        lines.append("Fix the cause and run again: every change is idempotent, the rerun converges.")
+        return "\n".join(lines)
+
+
+def listed(label: str, changes: list[Change], limit: int = 20) -> list[str]:
+    """The addresses of `changes`, one per line, so the operator sees exactly where the run stopped."""
+    if not changes:
+        return []
+    shown = [f"  {c.symbol:>2} {c.address}" for c in changes[:limit]]
+    if len(changes) > limit:
+        shown.append(f"  ... and {len(changes) - limit} more")
+    return [f"{label}:", *shown]
 
 
 class Window:
@@ -223,7 +269,7 @@ def execute(
     desc: str,
     progress: bool,
     parallelism: int = 1,
-    run: Callable[[object, Change], object] = handler,
+    run: Callable[[object, Change], object] = AWS,
 ) -> ApplyResult:
     """Make `changes` phase by phase, up to `parallelism` at once, into `result`; at a failure, once the
     changes in flight have finished, raise ApplyError holding it. `run(iam, change)` makes one change."""

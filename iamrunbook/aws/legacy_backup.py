@@ -18,12 +18,13 @@ from iamrunbook.aws.clients import exists_ok, gone_ok
 from iamrunbook.base import records
 from iamrunbook.base.errors import SafetyError
 from iamrunbook.base.log import logger
-from iamrunbook.base.names import name_from_arn
+from iamrunbook.base.names import name_from_arn, version_number
 from iamrunbook.base.records import Shape
 from iamrunbook.core.inventory import decode_document
+from iamrunbook.core.migration import HOLDER_KINDS, Holder
 
 if TYPE_CHECKING:
-    from iamrunbook.flows.legacy import MigrationPlan
+    from iamrunbook.core.migration import MigrationPlan
 
 READ_ACTIONS = ("iam:ListEntitiesForPolicy", "iam:GetPolicyVersion")
 #: restore_legacy's calls
@@ -37,20 +38,6 @@ WRITE_ACTIONS = (
 )
 
 BACKUP_FORMAT = 1
-HOLDER_KINDS = ("user", "group", "role")
-
-
-@dataclass(frozen=True)
-class Holder:
-    """An entity the legacy policy is attached to."""
-
-    kind: str  # "user" | "group" | "role"
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.name}"
-
-
 @dataclass(frozen=True)
 class Backup(Shape):
     """legacy_policy_backup.json: enough to recreate the policy exactly and attach it again."""
@@ -65,10 +52,6 @@ class Backup(Shape):
     taken_at: str = ""
     format: int = BACKUP_FORMAT
 
-
-def _version_number(version: dict) -> int:
-    digits = "".join(ch for ch in version["VersionId"] if ch.isdigit())
-    return int(digits or 0)
 
 
 def list_holders(iam, policy_arn: str | None) -> tuple[Holder, ...]:
@@ -91,7 +74,7 @@ def backup_record(iam, policy: dict, holders: Iterable[Holder]) -> dict:
     """Everything needed to recreate the policy: every version's document, the default, its holders."""
     arn = policy["Arn"]
     versions = []
-    for v in sorted(policy.get("PolicyVersionList", []), key=_version_number):
+    for v in sorted(policy.get("PolicyVersionList", []), key=version_number):
         document = v.get("Document")
         if document is None:  # the sweep always has it; a hand-built inventory may not
             document = iam.get_policy_version(PolicyArn=arn, VersionId=v["VersionId"])["PolicyVersion"]["Document"]

@@ -7,36 +7,22 @@ the new user or policy yet (eventual consistency), so calls that need one retry 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from iamrunbook.aws.clients import exists_ok, gone_ok, retry_not_found
+from iamrunbook.aws.deletion import delete_user as full_cleanup
+from iamrunbook.core.changes import KINDS, Change, Handlers
 
-if TYPE_CHECKING:  # changes.py holds the kinds table that names these functions
-    from iamrunbook.core.changes import Change
+#: kind -> the AWS calls that make it; the executor dispatches through this
+AWS = Handlers("AWS")
 
 READ_ACTIONS: tuple[str, ...] = ()
-WRITE_ACTIONS = (
-    "iam:CreatePolicy",
-    "iam:CreatePolicyVersion",
-    "iam:DeletePolicyVersion",
-    "iam:DeletePolicy",
-    "iam:CreateUser",
-    "iam:TagUser",
-    "iam:CreateGroup",
-    "iam:AttachUserPolicy",
-    "iam:AttachGroupPolicy",
-    "iam:AddUserToGroup",
-    "iam:DetachUserPolicy",
-    "iam:DetachGroupPolicy",
-    "iam:DetachRolePolicy",
-    "iam:RemoveUserFromGroup",
-)
+WRITE_ACTIONS = tuple(sorted({action for kind in KINDS.values() for action in kind.actions}))
 
 
 def _tags(change: Change) -> list[dict]:
     return [{"Key": k, "Value": v} for k, v in change.tags]
 
 
+@AWS.register("create_policy")
 def create_policy(iam, c: Change) -> None:
     exists_ok(
         lambda: iam.create_policy(
@@ -45,31 +31,38 @@ def create_policy(iam, c: Change) -> None:
     )
 
 
+@AWS.register("delete_policy_version", "prune_policy_version")
 def delete_policy_version(iam, c: Change) -> None:
     gone_ok(lambda: iam.delete_policy_version(PolicyArn=c.policy_arn, VersionId=c.version_id))
 
 
+@AWS.register("update_policy")
 def update_policy(iam, c: Change) -> None:
     iam.create_policy_version(PolicyArn=c.policy_arn, PolicyDocument=c.document, SetAsDefault=True)
 
 
+@AWS.register("delete_policy")
 def delete_policy(iam, c: Change) -> None:
     gone_ok(lambda: iam.delete_policy(PolicyArn=c.policy_arn))
 
 
+@AWS.register("create_user")
 def create_user(iam, c: Change) -> None:
     if exists_ok(lambda: iam.create_user(UserName=c.user, Tags=_tags(c))) is None:
         tag_user(iam, c)  # created by an interrupted run: make sure it is tagged
 
 
+@AWS.register("tag_user", "import_user")
 def tag_user(iam, c: Change) -> None:
     retry_not_found(lambda: iam.tag_user(UserName=c.user, Tags=_tags(c)))
 
 
+@AWS.register("create_group")
 def create_group(iam, c: Change) -> None:
     exists_ok(lambda: iam.create_group(GroupName=c.target_name))
 
 
+@AWS.register("attach")
 def attach(iam, c: Change) -> None:
     """A policy onto a user (the default) or a group."""
     if c.target_kind == "group":
@@ -78,10 +71,12 @@ def attach(iam, c: Change) -> None:
         retry_not_found(lambda: iam.attach_user_policy(UserName=c.user, PolicyArn=c.policy_arn))
 
 
+@AWS.register("add_to_group")
 def add_to_group(iam, c: Change) -> None:
     retry_not_found(lambda: iam.add_user_to_group(GroupName=c.target_name, UserName=c.user))
 
 
+@AWS.register("detach")
 def detach(iam, c: Change) -> None:
     calls = {
         "user": lambda: iam.detach_user_policy(UserName=c.target_name, PolicyArn=c.policy_arn),
@@ -91,12 +86,12 @@ def detach(iam, c: Change) -> None:
     gone_ok(calls[c.target_kind])
 
 
+@AWS.register("remove_from_group")
 def remove_from_group(iam, c: Change) -> None:
     gone_ok(lambda: iam.remove_user_from_group(GroupName=c.target_name, UserName=c.user))
 
 
+@AWS.register("delete_user")
 def delete_user(iam, c: Change) -> None:
-    """The user's full, ordered cleanup (offboard.delete_user), then the user."""
-    from iamrunbook.flows.offboard import delete_user as offboard_user
-
-    offboard_user(iam, c.user)
+    """The user's full, ordered cleanup (deletion.py), then the user."""
+    full_cleanup(iam, c.user)

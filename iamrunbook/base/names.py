@@ -7,7 +7,7 @@ what gives every module the same reading of an ARN (partition-aware) and of an I
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 #: role key -> IAM role name; the default mapping when a spec names none.
@@ -49,6 +49,13 @@ class Arn:
     def name(self) -> str:
         """The last path segment: a user, role, policy or group name (paths dropped)."""
         return self.resource.rsplit("/", 1)[-1]
+
+
+def version_number(version: Mapping) -> int:
+    """A policy version's number (`v3` -> 3). IAM numbers versions v1, v2, ... and never reuses a number, so it is
+    also the version's age: the one rule for "oldest" and "next" (CreateDate can tie within a second)."""
+    digits = "".join(ch for ch in version["VersionId"] if ch.isdigit())
+    return int(digits or 0)
 
 
 def parse_arn(arn: str | None) -> Arn | None:

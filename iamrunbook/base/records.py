@@ -144,7 +144,7 @@ LEGACY_DELTA = Record(
     columns=("user", "via", "in_spec", "role_key", "role", "legacy", "conditions", "spec", "change"),
 )
 LEGACY_BACKUP = Record("legacy_policy_backup*.json", "iamrunbook.aws.legacy_backup:Backup")
-LEGACY_PLAN = Record("legacy_migration_plan.json", "iamrunbook.flows.legacy:MigrationPlan")
+LEGACY_PLAN = Record("legacy_migration_plan.json", "iamrunbook.core.migration:MigrationPlan")
 LEGACY_RESULT = Record("legacy_migration_result.json", f"{_SHAPES}:Outcome")
 # 03_import_and_apply
 PLAN = Record("plan.json", "iamrunbook.core.plan:Plan")

@@ -157,7 +157,7 @@ def _refused(exc: SpecError) -> int:
 
 def _reviewed_options(args: argparse.Namespace, params: dict) -> dict:
     """--plan: the reviewed run, checked now; what the run then needs (a precheck, the kernels' env, run.json)."""
-    from iamrunbook.cli.runner import kernel_params
+    from iamrunbook.cli.runner import kernel_params, reviewed_options
     from iamrunbook.runs import planfile
 
     problems = []
@@ -167,19 +167,10 @@ def _reviewed_options(args: argparse.Namespace, params: dict) -> dict:
         problems.append("--plan needs --approved-by NAME: who approved the plan, for the record")
     if problems:
         raise SpecError(problems)
-    max_age = planfile.parse_age(args.max_plan_age)
-    saved = planfile.load(args.plan, max_age=max_age)
-    params["reviewed_plan"] = str(saved.run_dir)
+    options = reviewed_options(args.plan, args.approved_by, planfile.parse_age(args.max_plan_age), params)
+    params.update(options.pop("params"))
     kernel_params(params)  # the parameters stay valid with it
-
-    def precheck(full, notebooks, start):
-        return planfile.precheck(saved, dict(full), notebooks, start)
-
-    return {
-        "precheck": precheck,
-        "env": {planfile.MAX_AGE_ENV: str(int(max_age.total_seconds()))},
-        "extra": {"reviewed_plan": saved.provenance(args.approved_by, max_age)},
-    }
+    return options
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -190,7 +190,9 @@ def run_account(task: AccountTask) -> AccountResult:
     credentials go into this process's environment, for its kernels. Every failure is this account's row."""
     started = time.monotonic()
     try:
-        options = _reviewed_options(task) if task.reviewed_plan else {}
+        max_age = timedelta(seconds=task.max_plan_age_seconds)
+        reviewed = task.reviewed_plan and (task.reviewed_plan, task.approved_by or "", max_age, task.params)
+        options = runner.reviewed_options(*reviewed) if reviewed else {}
     except SpecError as exc:
         return _failed(task, exc.problems, started, "refused")
     region = task.params.get("aws_region", "us-east-1")
@@ -209,23 +211,6 @@ def run_account(task: AccountTask) -> AccountResult:
     except Exception as exc:  # noqa: BLE001 - an account's crash is its row; the other accounts go on
         return _failed(task, [f"{type(exc).__name__}: {exc}"], started, "error")
     return _result(task, result, started)
-
-
-def _reviewed_options(task: AccountTask) -> dict:
-    """--plan: this account's reviewed run, loaded and checked now; the runner then plans afresh before
-    any kernel and refuses the account if the fresh plan differs (planfile.precheck)."""
-    max_age = timedelta(seconds=task.max_plan_age_seconds)
-    saved = planfile.load(task.reviewed_plan, max_age=max_age)
-
-    def precheck(full, notebooks, start):
-        return planfile.precheck(saved, dict(full), notebooks, start)
-
-    return {
-        "params": {**task.params, "reviewed_plan": str(saved.run_dir)},
-        "precheck": precheck,
-        "env": {planfile.MAX_AGE_ENV: str(task.max_plan_age_seconds)},
-        "extra": {"reviewed_plan": saved.provenance(task.approved_by or "", max_age)},
-    }
 
 
 def _failed(task: AccountTask, problems: Sequence[str], started: float, outcome: str) -> AccountResult:

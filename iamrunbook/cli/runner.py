@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,9 @@ from iamrunbook.base.errors import SpecError
 from iamrunbook.base.shipped import shipped_dir
 from iamrunbook.core.params import check_params, load_params_file, validate_params
 from iamrunbook.core.spec import grant_settings, load_spec, load_yaml
+from iamrunbook.flows.precheck import precheck
 from iamrunbook.flows.session import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
-from iamrunbook.runs import manifest
+from iamrunbook.runs import manifest, planfile
 from iamrunbook.runs.manifest import new_run_dir, utc_iso
 from iamrunbook.runs.outcome import SUCCEEDED, Assessment, assess, decide_exit
 
@@ -356,6 +357,22 @@ def execute_all(sources, run_dir, params, start, socket_dir, runs: list[Notebook
         result = execute_notebook(source, run_dir, params, start, socket_dir)
         runs.append(result)
         say(f"  {result.status} in {result.seconds:.1f} s")
+
+
+def reviewed_options(plan: str | Path, approved_by: str, max_age: timedelta, params: Mapping[str, Any]) -> dict:
+    """`--plan`: the reviewed run, loaded and checked now; `run` then plans afresh before any kernel and refuses
+    when the fresh plan differs (flows/precheck.py). The same for one account and for each of `--accounts`."""
+    saved = planfile.load(plan, max_age=max_age)
+
+    def check(full: Mapping[str, Any], notebooks: list[str], start: Path) -> list[str]:
+        return precheck(saved, dict(full), notebooks, start)
+
+    return {
+        "params": {**params, "reviewed_plan": str(saved.run_dir)},
+        "precheck": check,
+        "env": {planfile.MAX_AGE_ENV: str(int(max_age.total_seconds()))},
+        "extra": {"reviewed_plan": saved.provenance(approved_by, max_age)},
+    }
 
 
 def run(

@@ -1,47 +1,89 @@
 """Changes: the one table of change kinds, and the `Change` that plan, legacy migration and apply share.
 
-A kind says how a change reads (Terraform's symbol and summary bucket), which function makes it
-(mutations.py), and where it goes when two changes are otherwise equal (`rank`, the tie-breaker of the
-safe order; the order itself comes from simulated access, see order.py). `ChangeSet` gives every plan
-the same summary, text and table.
+A kind is data only: how a change reads (Terraform's symbol and summary bucket), its class when simulation
+says nothing else, and the IAM actions it needs. The functions that make a change register themselves beside
+their code (`Handlers`: aws/mutations.py for AWS, simulate.py for the in-memory account), so the data model
+never depends on the calls. The table's order is the tie-breaker of the safe order (order.py). `ChangeSet`
+gives every plan the same summary, text and table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pandas as pd
-
-from iamrunbook.aws import mutations
 
 
 @dataclass(frozen=True)
 class Kind:
     symbol: str
     bucket: str  # "import" | "add" | "change" | "destroy"
-    handler: Callable
     #: the class a kind belongs to when simulation says nothing else: grant, revoke or delete
     role: str
+    #: the IAM actions making it calls (delete_user's full cleanup is declared by aws/deletion.py)
+    actions: tuple[str, ...] = ()
 
+
+_DETACH = ("iam:DetachUserPolicy", "iam:DetachGroupPolicy", "iam:DetachRolePolicy")
 
 #: kind -> Kind; the order of this table is the tie-breaker of the safe order.
 KINDS: dict[str, Kind] = {
-    "create_policy": Kind("+", "add", mutations.create_policy, "grant"),
-    "prune_policy_version": Kind("~", "change", mutations.delete_policy_version, "grant"),
-    "update_policy": Kind("~", "change", mutations.update_policy, "grant"),
-    "create_group": Kind("+", "add", mutations.create_group, "grant"),
-    "create_user": Kind("+", "add", mutations.create_user, "grant"),
-    "import_user": Kind("<=", "import", mutations.tag_user, "grant"),
-    "tag_user": Kind("~", "change", mutations.tag_user, "grant"),
-    "attach": Kind("+", "add", mutations.attach, "grant"),
-    "add_to_group": Kind("+", "add", mutations.add_to_group, "grant"),
-    "detach": Kind("-", "destroy", mutations.detach, "revoke"),
-    "remove_from_group": Kind("-", "destroy", mutations.remove_from_group, "revoke"),
-    "delete_user": Kind("-", "destroy", mutations.delete_user, "delete"),
-    "delete_policy_version": Kind("-", "destroy", mutations.delete_policy_version, "delete"),
-    "delete_policy": Kind("-", "destroy", mutations.delete_policy, "delete"),
+    "create_policy": Kind("+", "add", "grant", ("iam:CreatePolicy",)),
+    "prune_policy_version": Kind("~", "change", "grant", ("iam:DeletePolicyVersion",)),
+    "update_policy": Kind("~", "change", "grant", ("iam:CreatePolicyVersion",)),
+    "create_group": Kind("+", "add", "grant", ("iam:CreateGroup",)),
+    "create_user": Kind("+", "add", "grant", ("iam:CreateUser", "iam:TagUser")),
+    "import_user": Kind("<=", "import", "grant", ("iam:TagUser",)),
+    "tag_user": Kind("~", "change", "grant", ("iam:TagUser",)),
+    "attach": Kind("+", "add", "grant", ("iam:AttachUserPolicy", "iam:AttachGroupPolicy")),
+    "add_to_group": Kind("+", "add", "grant", ("iam:AddUserToGroup",)),
+    "detach": Kind("-", "destroy", "revoke", _DETACH),
+    "remove_from_group": Kind("-", "destroy", "revoke", ("iam:RemoveUserFromGroup",)),
+    "delete_user": Kind("-", "destroy", "delete"),
+    "delete_policy_version": Kind("-", "destroy", "delete", ("iam:DeletePolicyVersion",)),
+    "delete_policy": Kind("-", "destroy", "delete", ("iam:DeletePolicy",)),
 }
+
+
+class Handlers:
+    """One dispatch of changes to whatever makes them (AWS, the simulator's in-memory account).
+
+    A plug-in registers a function per kind beside its own code (`@HANDLERS.register("attach")`), in the manner of
+    cloud-custodian's action registries; the kinds table above never names them. Calling the registry with the
+    target and a change runs the kind's function.
+    """
+
+    def __init__(self, target: str):
+        self.target = target
+        self._by_kind: dict[str, Callable[[Any, Change], Any]] = {}
+
+    def register(self, *kinds: str) -> Callable:
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"{self.target}: unknown change kind(s) {unknown}; the kinds are {list(KINDS)}")
+
+        def add(fn: Callable) -> Callable:
+            self._by_kind.update(dict.fromkeys(kinds, fn))
+            return fn
+
+        return add
+
+    def handles(self, kind: str) -> bool:
+        return kind in self._by_kind
+
+    def missing(self) -> list[str]:
+        """Kinds without a function here: a test holds this empty."""
+        return [k for k in KINDS if k not in self._by_kind]
+
+    def __call__(self, target: Any, change: Change) -> Any:
+        fn = self._by_kind.get(change.kind)
+        if fn is None:
+            raise KeyError(f"{self.target} has no handler for change kind {change.kind!r}")
+        return fn(target, change)
+
+
 RANK = {kind: i for i, kind in enumerate(KINDS)}
 BUCKETS = ("import", "add", "change", "destroy")
 

@@ -32,6 +32,7 @@ from iamrunbook.base.names import (
     same_name,
     user_address,
     user_tags,
+    version_number,
 )
 from iamrunbook.core.changes import KINDS as ALL_KINDS
 from iamrunbook.core.changes import Change, ChangeSet, changes_json
@@ -94,12 +95,6 @@ def _canonical(doc: dict) -> str:
     return json.dumps(doc, sort_keys=True)
 
 
-def _version_age(version: dict) -> tuple:
-    """Sort key, oldest first: CreateDate, then the version number (v2 before v10; ids only grow)."""
-    number = version["VersionId"].lstrip("v")
-    created = version.get("CreateDate")
-    return (created is None, created, int(number) if number.isdigit() else 0, version["VersionId"])
-
 
 def check_roles_exist(spec: Spec, inventory: Inventory) -> None:
     missing = [
@@ -154,7 +149,7 @@ def _policy_changes(spec: Spec, inv: Inventory, arns: dict[str, str]) -> Iterato
             continue
         versions = existing.get("PolicyVersionList", [])
         if len(versions) >= MAX_POLICY_VERSIONS:
-            oldest = min((v for v in versions if not v.get("IsDefaultVersion")), key=_version_age)
+            oldest = min((v for v in versions if not v.get("IsDefaultVersion")), key=version_number)
             yield Change(
                 "prune_policy_version",
                 reason=f"delete oldest non-default version {oldest['VersionId']} "

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from iamrunbook.aws.cloudtrail import HISTORY_DAYS, RoleUse
 from iamrunbook.base import records
 from iamrunbook.base.errors import SpecError
 from iamrunbook.base.names import attachment_address, user_address
@@ -29,6 +28,30 @@ from iamrunbook.core.access import Grant
 from iamrunbook.core.cis import parse_date
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.spec import Spec, load_spec, load_yaml
+
+#: CloudTrail's LookupEvents keeps 90 days of history: nothing older can be seen
+HISTORY_DAYS = 90
+
+
+@dataclass(frozen=True)
+class RoleUse:
+    """When each IAM user last assumed each role, from one LookupEvents sweep (EventName=AssumeRole).
+
+    `last` maps (user, role name), both lower-cased (IAM names are case-insensitive), to the newest
+    successful assumption seen from `since` to `until`. `complete` is false when the sweep failed or was
+    cut short: an absent entry then proves nothing, so nothing may be proposed from it.
+    """
+
+    last: dict[tuple[str, str], datetime]
+    since: datetime
+    until: datetime
+    pages: int = 0
+    events: int = 0
+    complete: bool = True
+    status: str = ""
+
+    def last_assumed(self, user: str, role_name: str) -> datetime | None:
+        return self.last.get((user.lower(), role_name.lower()))
 
 KEEP, REMOVE, OFFBOARD = "keep", "remove", "offboard"
 DECISIONS = (KEEP, REMOVE, OFFBOARD)

@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from iamrunbook.base.errors import SafetyError
-from iamrunbook.base.names import caller_user_name, name_from_arn
+from iamrunbook.base.names import caller_user_name, name_from_arn, version_number
 from iamrunbook.core.access import effective_access
-from iamrunbook.core.changes import Change
+from iamrunbook.core.changes import Change, Handlers
 from iamrunbook.core.inventory import Inventory
 
 MAX_POLICY_VERSIONS = 5
 _MISSING = object()
-#: kinds that make the same call as another: the handler is `_<kind>`, or that of the kind named here
-_SAME_CALL = {"prune_policy_version": "delete_policy_version", "import_user": "tag_user"}
+#: kind -> how the in-memory account makes it; the same dispatch as the executor's (changes.Handlers)
+IN_MEMORY = Handlers("the simulator")
 
 
 class SimulationError(SafetyError):
@@ -60,10 +60,6 @@ def _boundary(user: Mapping) -> str | None:
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
-
-def _version_number(version_id: str) -> int:
-    digits = "".join(ch for ch in version_id if ch.isdigit())
-    return int(digits or 0)
 
 
 class Simulation:
@@ -176,10 +172,9 @@ class Simulation:
     def apply(self, change: Change) -> set[str]:
         """Make `change` as AWS would, or raise SimulationError; returns `affected(change)`."""
         affected = self.affected(change)
-        handler = getattr(self, f"_{_SAME_CALL.get(change.kind, change.kind)}", None)
-        if handler is None:
+        if not IN_MEMORY.handles(change.kind):
             raise SimulationError("InvalidAction", f"unknown change kind {change.kind!r}", change)
-        handler(change)
+        IN_MEMORY(self, change)
         return affected
 
     def run(self, changes: Iterable[Change]) -> Simulation:
@@ -250,6 +245,7 @@ class Simulation:
     def _arn_of(self, kind: str, name: str) -> str:
         return f"arn:{self.partition}:iam::{self.account_id}:{kind}/{name}"
 
+    @IN_MEMORY.register("create_policy")
     def _create_policy(self, c: Change) -> None:
         if c.policy_arn in self.policies:
             raise SimulationError("EntityAlreadyExists", f"policy {c.policy_arn} already exists")
@@ -263,17 +259,19 @@ class Simulation:
         self._set(self.policies, c.policy_arn, policy)
         self._set(self._holders, c.policy_arn, {})
 
+    @IN_MEMORY.register("update_policy")
     def _update_policy(self, c: Change) -> None:
         policy = self.policy(c.policy_arn)
         versions = policy.get("PolicyVersionList", [])
         if len(versions) >= MAX_POLICY_VERSIONS:
             raise SimulationError("LimitExceeded", f"{c.policy_arn} already has {MAX_POLICY_VERSIONS} versions")
-        new_id = f"v{max((_version_number(v['VersionId']) for v in versions), default=0) + 1}"
+        new_id = f"v{max((version_number(v) for v in versions), default=0) + 1}"
         new = {"VersionId": new_id, "IsDefaultVersion": True, "Document": json.loads(c.document),
                "CreateDate": _now()}  # fmt: skip
         self._set(policy, "PolicyVersionList", [*({**v, "IsDefaultVersion": False} for v in versions), new])
         self._set(policy, "DefaultVersionId", new_id)
 
+    @IN_MEMORY.register("delete_policy_version", "prune_policy_version")
     def _delete_policy_version(self, c: Change) -> None:
         policy = self.policy(c.policy_arn)
         versions = policy.get("PolicyVersionList", [])
@@ -284,6 +282,7 @@ class Simulation:
             raise SimulationError("DeleteConflict", f"{c.version_id} is the default version of {c.policy_arn}")
         self._set(policy, "PolicyVersionList", [v for v in versions if v is not version])
 
+    @IN_MEMORY.register("delete_policy")
     def _delete_policy(self, c: Change) -> None:
         policy = self.policy(c.policy_arn)
         if self._holders.get(c.policy_arn) or self._bounded.get(c.policy_arn):
@@ -293,6 +292,7 @@ class Simulation:
         self._set(self.policies, c.policy_arn)
         self._set(self._holders, c.policy_arn)
 
+    @IN_MEMORY.register("create_group")
     def _create_group(self, c: Change) -> None:
         name = c.target_name
         if name.lower() in self._group_names:
@@ -304,6 +304,7 @@ class Simulation:
         self._set(self._group_names, name.lower(), name)
         self._set(self._members, name.lower(), {})
 
+    @IN_MEMORY.register("create_user")
     def _create_user(self, c: Change) -> None:
         name = c.user
         if name.lower() in self._user_names:
@@ -318,12 +319,14 @@ class Simulation:
                    "access_key_1_active": "false", "access_key_2_active": "false"}  # fmt: skip
             self._set(self.report, name.lower(), row)
 
+    @IN_MEMORY.register("tag_user", "import_user")
     def _tag_user(self, c: Change) -> None:
         """TagUser: values of keys already there are replaced, new keys are added."""
         user = self._entity("user", c.user)
         tags = {t["Key"]: t["Value"] for t in user.get("Tags", [])} | dict(c.tags)
         self._set(user, "Tags", [{"Key": k, "Value": v} for k, v in tags.items()])
 
+    @IN_MEMORY.register("attach")
     def _attach(self, c: Change) -> None:
         """AttachUserPolicy / AttachGroupPolicy; attaching what is attached already changes nothing."""
         kind = c.target_kind if c.target_kind in ("group", "role") else "user"
@@ -336,6 +339,7 @@ class Simulation:
         self._set(self._holders.setdefault(c.policy_arn, {}), (kind, self._name_of(kind, entity).lower()), True)
         self._count(policy, +1)
 
+    @IN_MEMORY.register("detach")
     def _detach(self, c: Change) -> None:
         entity = self._entity(c.target_kind or "user", c.target_name)
         if c.policy_arn not in _arns(entity):
@@ -357,6 +361,7 @@ class Simulation:
     def _name_of(kind: str, entity: Mapping) -> str:
         return entity[{"user": "UserName", "group": "GroupName", "role": "RoleName"}[kind]]
 
+    @IN_MEMORY.register("add_to_group")
     def _add_to_group(self, c: Change) -> None:
         """AddUserToGroup; a member already is left as is."""
         group, user = self._entity("group", c.target_name), self._entity("user", c.user)
@@ -365,6 +370,7 @@ class Simulation:
         self._set(user, "GroupList", [*user.get("GroupList", []), group["GroupName"]])
         self._set(self._members[group["GroupName"].lower()], user["UserName"].lower(), True)
 
+    @IN_MEMORY.register("remove_from_group")
     def _remove_from_group(self, c: Change) -> None:
         group, user = self._entity("group", c.target_name), self._entity("user", c.user)
         if user["UserName"].lower() not in self._members[group["GroupName"].lower()]:
@@ -375,6 +381,7 @@ class Simulation:
         self._set(user, "GroupList", [g for g in user.get("GroupList", []) if g.lower() != group.lower()])
         self._set(self._members[group.lower()], user["UserName"].lower())
 
+    @IN_MEMORY.register("delete_user")
     def _delete_user(self, c: Change) -> None:
         """The offboarding's full cleanup (groups, policies, credentials), then the user."""
         user = self._entity("user", c.user)

@@ -30,8 +30,6 @@ from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import make_plan
 from iamrunbook.core.spec import Spec
 
-READ_ACTIONS: tuple[str, ...] = ()
-WRITE_ACTIONS: tuple[str, ...] = ()
 UNEXPECTED = "unexpected access"
 
 
@@ -157,35 +155,6 @@ def verify(
         if inv.local_policy(policy_name(role))
     }
     return Verification(problems, state_addresses(spec, inv), user_arns, policy_arns, tuple(unfixable))
-
-
-def run(rb) -> Verification:
-    """04's check, from a fresh read, written to verification.json. After an apply any problem fails it."""
-    from iamrunbook.base.errors import RunbookError
-
-    spec, inventory = rb.spec(), rb.inventory()
-    verification = verify(spec, inventory, also_pending=migration_steps(rb, spec, inventory))
-    rb.write(records.VERIFICATION, verification.record())
-    if rb.apply and not verification.ok:
-        raise RunbookError(
-            f"verification after apply found {len(verification.problems)} problem(s):\n"
-            + "\n".join(f"- {p.line()}" for p in verification.problems)
-        )
-    print("verified: the account matches the spec" if verification.ok else summary(verification))
-    return verification
-
-
-def migration_steps(rb, spec: Spec, inv: Inventory) -> tuple[Change, ...]:
-    """What 02 would still do to this account (nothing when it is refused): an apply of the chain makes it."""
-    from iamrunbook.flows.legacy import Holder, plan_migration
-
-    name = rb.params["legacy_policy_name"]
-    policy = inv.local_policy(name)
-    if policy is None:
-        return ()
-    holders = [Holder(kind, entity) for kind, entity in inv.holders(policy["Arn"])]
-    mplan = plan_migration(spec, inv, name, holders, rb.params["legacy_detach_unmanaged"])
-    return () if mplan.blocked else mplan.steps
 
 
 def summary(verification: Verification) -> str:

@@ -10,11 +10,11 @@ change is idempotent, so running the runbook again converges.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from iamrunbook.aws import clients as aws
+from iamrunbook.aws.executor import ApplyError, ApplyResult, execute
 from iamrunbook.base import records
-from iamrunbook.base.errors import AwsActionError, SafetyError
+from iamrunbook.base.errors import SafetyError
 from iamrunbook.base.names import caller_role_name, caller_user_name, same_name
 from iamrunbook.core.changes import Change
 from iamrunbook.core.plan import Plan
@@ -22,56 +22,6 @@ from iamrunbook.runs import planfile
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()  # mutations.py declares the calls each change makes
-
-
-@dataclass
-class ApplyResult:
-    done: list[Change] = field(default_factory=list)
-    not_done: list[Change] = field(default_factory=list)
-    failed: Change | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.failed is None
-
-    def rows(self) -> list[dict]:
-        rows = [{"address": c.address, "kind": c.kind, "status": "done"} for c in self.done]
-        if self.failed:
-            rows.append({"address": self.failed.address, "kind": self.failed.kind, "status": f"FAILED: {self.error}"})
-        rows += [{"address": c.address, "kind": c.kind, "status": "not done"} for c in self.not_done]
-        return rows
-
-
-class ApplyError(AwsActionError):
-    """A change failed; `result` holds what was done and what was not."""
-
-    def __init__(self, change: Change, cause: Exception, result: ApplyResult):
-        super().__init__(f"{change.kind} {change.address}", cause)
-        self.change = change
-        self.result = result
-
-    def __str__(self) -> str:
-        r = self.result
-        lines = [
-            f"{self.step} failed: {self.cause}",
-            f"{len(r.done)} change(s) done, {len(r.not_done) + 1} not done "
-            f"(the failed one and {len(r.not_done)} after it).",
-        ]
-        lines += listed("done", r.done)
-        lines += listed("not done", [self.change, *r.not_done])
-        lines.append("Fix the cause and run again: every change is idempotent, the rerun converges.")
-        return "\n".join(lines)
-
-
-def listed(label: str, changes: list[Change], limit: int = 20) -> list[str]:
-    """The addresses of `changes`, one per line, so the operator sees exactly where the run stopped."""
-    if not changes:
-        return []
-    shown = [f"  {c.symbol:>2} {c.address}" for c in changes[:limit]]
-    if len(changes) > limit:
-        shown.append(f"  ... and {len(changes) - limit} more")
-    return [f"{label}:", *shown]
 
 
 def _operator_problems(changes: Iterable[Change], caller_arn: str, *, simulated: bool = False) -> list[str]:
@@ -161,8 +111,6 @@ def apply_plan(
     simulator first proves the plan step by step: no step takes from a spec user a role they hold now
     and keep, or from the operator a role they hold (simulate.ensure_safe).
     """
-    from iamrunbook.aws.executor import execute
-
     prove_safe(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device, inventory=inventory, spec=spec)
     return execute(iam, plan.changes, ApplyResult(), desc="apply", progress=progress, parallelism=parallelism)
 
@@ -173,8 +121,8 @@ def record_outcome(rb, record: records.Record, result: ApplyResult, *, rows_key:
     rb.write(record, outcome)
 
 
-def run(rb, plan: Plan, inventory=None) -> ApplyResult | None:
-    """03's apply step: the headless/live decision (rb.act), the safety checks, the calls, the record.
+def apply_confirmed(rb, plan: Plan, inventory=None) -> ApplyResult | None:
+    """03's apply step: the headless/live decision (rb.carry_out), the safety checks, the calls, the record.
     In a live session the role matrix editor shows instead (it plans from `inventory` as you type)."""
 
     def go() -> ApplyResult:
@@ -192,21 +140,15 @@ def run(rb, plan: Plan, inventory=None) -> ApplyResult | None:
         return result
 
     def editor():
-        from IPython.display import display
-
-        from iamrunbook.ui.widgets import RoleMatrixEditor
-
-        view = RoleMatrixEditor.for_runbook(rb, rb.spec(), inventory)
-        display(view)
-        return view
+        return rb.frontend.edit_spec(rb, rb.spec(), inventory)
 
     if rb.params["reviewed_plan"] and not rb.headless:  # a live session applying a reviewed plan: no editing
         planfile.show(rb, plan)
-        return rb.act("Apply the reviewed plan", go, ready=not plan.is_empty)
-    return rb.act(plan.summary_line(), go, ready=not plan.is_empty, live=editor)
+        return rb.carry_out("Apply the reviewed plan", go, ready=not plan.is_empty)
+    return rb.carry_out(plan.summary_line(), go, ready=not plan.is_empty, live=editor)
 
 
-def plan(rb, spec, inventory) -> Plan:
+def record_plan(rb, spec, inventory) -> Plan:
     """03's plan, written to plan.json. In a plan-only run after 02 it is planned on the account as the
     migration will leave it (simulated), so that a reviewed chain applies without a spurious difference."""
     from iamrunbook.core.plan import make_plan

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
+from iamrunbook.aws.executor import ApplyError, ApplyResult
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.errors import RunbookError, SafetyError, SpecError
 from iamrunbook.base.log import logger
@@ -26,7 +27,7 @@ from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import Plan, make_plan
 from iamrunbook.core.spec import GrantSettings, Spec, iam_name_problem, load_spec
 from iamrunbook.core.specfile import save_spec, spec_format
-from iamrunbook.flows.apply import ApplyError, ApplyResult, apply_plan, prove_safe
+from iamrunbook.flows.apply import apply_plan, prove_safe
 
 READ_ACTIONS = ("iam:GetAccountAuthorizationDetails", "sts:GetCallerIdentity")  # the fresh read before Apply
 WRITE_ACTIONS: tuple[str, ...] = ()  # apply.apply_plan makes the changes and declares them
@@ -91,7 +92,7 @@ class TwoStep:
         self.say(self.prompt, PENDING)
         return self.prompt
 
-    def act(self, reviewed: Any) -> Any:
+    def run_reviewed(self, reviewed: Any) -> Any:
         """Run the change that was reviewed."""
         self.result = self.action()
         self.say("Done.")
@@ -120,7 +121,7 @@ class TwoStep:
         self.ran = True
         self.error = None
         try:
-            return self.act(reviewed)
+            return self.run_reviewed(reviewed)
         except Exception as exc:  # shown to the operator; the notebook's record says what was done
             self.error = exc
             self.say(f"Failed: {exc}", ERROR)
@@ -366,7 +367,7 @@ class SpecDraft(TwoStep):
         )
         return plan
 
-    def act(self, reviewed: Plan) -> ApplyResult | None:
+    def run_reviewed(self, reviewed: Plan) -> ApplyResult | None:
         """Second step: save the spec, then apply the reviewed plan if the account still gives exactly it."""
         try:
             plan = self._fresh_plan()

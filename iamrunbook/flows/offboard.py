@@ -31,13 +31,12 @@ from iamrunbook.aws.deletion import (
     unsupported_reason,
     user_target,
 )
-from iamrunbook.aws.executor import execute
+from iamrunbook.aws.executor import ApplyResult, execute
 from iamrunbook.base import records
 from iamrunbook.base.errors import SafetyError, SpecError
 from iamrunbook.base.log import logger
 from iamrunbook.base.names import POLICY_VERSION, caller_user_name, same_name, user_address
 from iamrunbook.core.changes import Change
-from iamrunbook.flows.apply import ApplyResult
 from iamrunbook.runs import planfile
 
 READ_ACTIONS = ("iam:ListAccessKeys",)
@@ -266,7 +265,7 @@ class Offboarding:
 
 
 def offboard(rb, o: Offboarding) -> pd.DataFrame:
-    """05's change: the headless/live decision (rb.act); "already gone" needs no step at all."""
+    """05's change: the headless/live decision (rb.carry_out); "already gone" needs no step at all."""
     if o.user is None:
         return steps_table([])
     if not o.exists:
@@ -282,4 +281,4 @@ def offboard(rb, o: Offboarding) -> pd.DataFrame:
         return steps_table(done)
 
     o.write(rb, [], False)  # the record says "not applied" until the steps have run
-    return rb.act(f"Offboard {o.user}", go)
+    return rb.carry_out(f"Offboard {o.user}", go)

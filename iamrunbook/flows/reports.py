@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 from iamrunbook.base import records
-from iamrunbook.base.names import is_aws_managed, name_from_arn
+from iamrunbook.base.names import is_aws_managed, name_from_arn, version_number
 from iamrunbook.core.access import ASSUME_ROLE, VERDICTS, Grant, statement_covers
 from iamrunbook.core.inventory import Inventory, decode_document, default_document
+from iamrunbook.core.migration import GRANTING, Holder, affected_users, legacy_grants, role_arns
 from iamrunbook.core.spec import Spec
-from iamrunbook.flows.legacy import GRANTING, Holder, affected_users, legacy_grants, role_arns
 
 
 # --- the account ------------------------------------------------------------------------------------
@@ -136,10 +136,6 @@ def grants_frame(policy: dict | None, inv: Inventory, roles: Mapping[str, str]) 
     return pd.DataFrame(rows, columns=["role_key", "role", "verdict", "conditions"])
 
 
-def _version_number(version: dict) -> int:
-    digits = "".join(ch for ch in version["VersionId"] if ch.isdigit())
-    return int(digits or 0)
-
 
 def _listed(value) -> str:
     return ", ".join(str(v) for v in (value if isinstance(value, list) else [value]))
@@ -202,7 +198,7 @@ def policy_frame(policy: dict | None) -> pd.DataFrame:
             "created": str(v.get("CreateDate", "")),
             "document": json.dumps(decode_document(v.get("Document")), sort_keys=True),
         }
-        for v in sorted(policy.get("PolicyVersionList", []), key=_version_number)
+        for v in sorted(policy.get("PolicyVersionList", []), key=version_number)
     ]
     return pd.DataFrame(rows, columns=cols)
 

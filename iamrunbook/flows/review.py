@@ -10,24 +10,23 @@ inventory already read: the reviewer sees what the chain will change, and no cli
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import ipywidgets as w
 import pandas as pd
 
-from iamrunbook.aws.cloudtrail import RoleUse, assume_role_sweep
+from iamrunbook.aws.cloudtrail import assume_role_sweep
 from iamrunbook.base import records
 from iamrunbook.base.errors import SpecError
 from iamrunbook.core import review as rv
 from iamrunbook.core.access import effective_access
 from iamrunbook.core.inventory import Inventory
-from iamrunbook.core.review import KEEP, OFFBOARD, REMOVE, AccessReview, Decision, Recommendation, UserReview
+from iamrunbook.core.review import KEEP, OFFBOARD, REMOVE, AccessReview, Decision, Recommendation, RoleUse, UserReview
 from iamrunbook.core.spec import Spec
 from iamrunbook.flows.editor import SpecDraft
+from iamrunbook.flows.session import NO_FRONTEND
 
 
 def decisions(rb) -> dict[str, Decision]:
@@ -243,42 +242,6 @@ class ReviewDraft:
         return signed
 
 
-class ReviewWidget(w.VBox):
-    """A row per recommendation with keep / remove, the reviewer's name, Save, and the plan the chain would
-    make from the reviewed spec. Every click goes to the ReviewDraft; the view re-renders from it."""
-
-    def __init__(self, model: ReviewDraft, rb):
-        self.model, self.rb = model, rb
-        self.toggles = [w.ToggleButtons(options=[KEEP, REMOVE], value=c) for c in model.choices]
-        for index, toggle in enumerate(self.toggles):
-            toggle.observe(lambda change, i=index: self._choose(i, change["new"]), names="value")
-        self.reviewer = w.Text(value=model.reviewer, description="Reviewer")
-        self.reviewer.observe(lambda change: setattr(model, "reviewer", change["new"]), names="value")
-        self.save_button = w.Button(description="Save", button_style="primary", tooltip="sign the review")
-        self.save_button.on_click(lambda _: self.save())
-        self.message, self.preview = w.HTML(), w.HTML()
-        rows = [w.HBox([w.HTML(f"<b>{html.escape(r.user)}</b>: {html.escape(r.label)} "
-                               f"<i>({html.escape(r.reason)})</i>"), t])
-                for r, t in zip(model.review.recommendations, self.toggles, strict=True)]  # fmt: skip
-        empty = [w.HTML("<p>Nothing to decide: every grant is in use. Save signs the review as it is.</p>")]
-        super().__init__([*(rows or empty), self.reviewer, self.save_button, self.message, self.preview])
-        self.render()
-
-    def _choose(self, index: int, choice: str | None) -> None:
-        self.model.choose(index, choice)
-        self.render()
-
-    def save(self) -> AccessReview | None:
-        signed = self.model.save(self.rb)
-        self.render()
-        return signed
-
-    def render(self) -> None:
-        self.message.value = f"<pre>{html.escape(self.model.message)}</pre>" if self.model.message else ""
-        plan = html.escape(self.model.draft.preview_text)
-        self.preview.value = f"<p>What the chain would change with the reviewed spec:</p><pre>{plan}</pre>"
-
-
 def sign_off(rb, review: Review, given: Mapping[str, Decision]):
     """Headless: sign with the parameters (or record the review unsigned). Live: record it unsigned, then
     show the widget, whose Save signs it."""
@@ -288,8 +251,8 @@ def sign_off(rb, review: Review, given: Mapping[str, Decision]):
               "Not signed (no reviewer): recorded as read. Nothing was changed in the account.")  # fmt: skip
         return pd.DataFrame(signed.outcomes, columns=["user", "action", "role_key", "reason", "decided", "note"])
     review.sign(rb, {}, None)
-    from IPython.display import display
-
-    rb.pending = ReviewWidget(ReviewDraft(review, given, rb.params["reviewer"]), rb)
-    display(rb.pending)
+    if rb.frontend is None:
+        print(NO_FRONTEND)
+        return None
+    rb.pending = rb.frontend.sign_review(rb, ReviewDraft(review, given, rb.params["reviewer"]))
     return None

@@ -4,9 +4,10 @@ A notebook calls `rb = start(globals())` and then works through `rb`: parameters
 the account checked before anything else, records written to the run folder (`IAMRUNBOOK_RUN_DIR`, set by
 `iamrunbook run`; a live session gets one folder per Jupyter session under the project's `runs/`).
 
-`rb.act(...)` is the headless / plan-only / live-confirm decision: under `iamrunbook run`, papermill and
-nbval the `apply` parameter decides; in a live session a two-step Confirm button does, whatever `apply`
-says, so nothing changes without a second, explicit click.
+`rb.carry_out(...)` is the headless / plan-only / live-confirm decision: under `iamrunbook run`, papermill and
+nbval the `apply` parameter decides; in a live session the front end the notebook start-up plugged in
+(ui/start.py: a two-step Confirm button) does, whatever `apply` says, so nothing changes without a second,
+explicit click. The flows never import the UI: they ask `rb.frontend` (flows/frontend.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from iamrunbook.base.progress import HEADLESS_ENV, headless
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.params import from_namespace, validate_params
 from iamrunbook.core.spec import Spec, grant_settings, load_spec
+from iamrunbook.flows.frontend import Frontend
 from iamrunbook.runs import manifest
 
 READ_ACTIONS = ("sts:GetCallerIdentity",)
@@ -34,6 +36,10 @@ WRITE_ACTIONS: tuple[str, ...] = ()
 RUN_DIR_ENV = "IAMRUNBOOK_RUN_DIR"
 START_DIR_ENV = "IAMRUNBOOK_START_DIR"
 PLAN_ONLY = "Plan only (apply is false): nothing was changed."
+NO_FRONTEND = (
+    "Nothing was changed: this live session has no front end to confirm with. "
+    "Start the notebook with `from iamrunbook.ui import start`."
+)
 
 __all__ = ["HEADLESS_ENV", "PLAN_ONLY", "RUN_DIR_ENV", "START_DIR_ENV", "Runbook", "headless", "start"]
 
@@ -62,6 +68,8 @@ class Runbook:
     pending: Any = field(default=None, repr=False)
     #: where the run started: relative iam_users_file paths are relative to it
     start_dir: str | None = field(default_factory=lambda: os.environ.get(START_DIR_ENV))
+    #: who confirms, edits and signs in a live session (ui/start.py plugs the widgets in); None headless
+    frontend: Frontend | None = field(default=None, repr=False)
 
     @cached_property
     def iam(self):
@@ -111,7 +119,7 @@ class Runbook:
         print(f"mode:       {'APPLY' if self.apply else 'plan only'}{'' if self.headless else ' (live session)'}")
         print(f"run folder: {self.run_dir.resolve()}")
 
-    def act(
+    def carry_out(
         self,
         title: str,
         action: Callable[[], Any],
@@ -132,18 +140,16 @@ class Runbook:
                 return action()
             print(PLAN_ONLY)
             return None
+        if self.frontend is None:
+            print(NO_FRONTEND)
+            return None
         if live is not None:
             self.pending = live()
             return None
         if not ready:
             print("Nothing to confirm here: see the plan above.")
             return None
-        from IPython.display import display
-
-        from iamrunbook.ui.widgets import confirm_button
-
-        self.pending = confirm_button(title, action, prompt=prompt)
-        display(self.pending)
+        self.pending = self.frontend.confirm(title, action, prompt=prompt)
         return None
 
 
@@ -155,8 +161,9 @@ def check_account(identity: Mapping[str, str], expected_account_id: str | None) 
         )
 
 
-def start(namespace: Mapping[str, Any]) -> Runbook:
-    """Validate the notebook's parameters, connect, and refuse a wrong account before anything else."""
+def start(namespace: Mapping[str, Any], frontend: Frontend | None = None) -> Runbook:
+    """Validate the notebook's parameters, connect, and refuse a wrong account before anything else.
+    `frontend` answers for the operator in a live session (ui/start.py passes the widgets)."""
     from iamrunbook.base.display import configure
 
     params = validate_params(from_namespace(namespace))
@@ -167,7 +174,7 @@ def start(namespace: Mapping[str, Any]) -> Runbook:
     # Who ran it, for the run record (run.json) — written even when the account check refuses below.
     records.write(folder, records.IDENTITY, records.Identity(identity["Arn"], identity["Account"]))
     check_account(identity, params["expected_account_id"])
-    return Runbook(params, session, identity, folder)
+    return Runbook(params, session, identity, folder, frontend=frontend)
 
 
 def open_runbook(

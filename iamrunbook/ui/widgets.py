@@ -20,12 +20,12 @@ from typing import Any
 
 import ipywidgets as w
 
+from iamrunbook.aws.executor import ApplyResult
 from iamrunbook.base.names import DEFAULT_ROLES
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import Plan
 from iamrunbook.core.spec import Spec
 from iamrunbook.core.specfile import save_spec  # noqa: F401 - re-exported: notebooks and tests import it from here
-from iamrunbook.flows.apply import ApplyResult
 from iamrunbook.flows.editor import ERROR, PENDING, SpecDraft, TwoStep
 from iamrunbook.flows.session import START_DIR_ENV
 
