@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from iamrunbook.base.shipped import shipped_dir
 from iamrunbook.cli import cli
 
-EXAMPLE = Path(cli.__file__).resolve().parent.parent / "parameters" / "example.yaml"
+EXAMPLE = shipped_dir("parameters") / "example.yaml"
 
 
 def params_file(tmp_path: Path, **overrides) -> str:
