@@ -16,6 +16,7 @@ import yaml
 
 from iamrunbook.base import exit_codes, records
 from iamrunbook.base.errors import SpecError
+from iamrunbook.base.shipped import shipped_dir
 from iamrunbook.cli import runner
 from iamrunbook.core.changes import Change
 from iamrunbook.core.migration import MigrationPlan
@@ -23,8 +24,8 @@ from iamrunbook.core.params import PARAMETERS
 from iamrunbook.core.plan import Plan
 from iamrunbook.runs import manifest, outcome
 
-NOTEBOOKS = Path(runner.__file__).resolve().parent.parent / "notebooks"
-EXAMPLE = Path(runner.__file__).resolve().parent.parent / "parameters" / "example.yaml"
+NOTEBOOKS = shipped_dir("notebooks")
+EXAMPLE = shipped_dir("parameters") / "example.yaml"
 
 
 def example_params(**overrides) -> dict:
@@ -260,7 +261,7 @@ def test_a_failed_cell_stops_the_chain_and_keeps_the_notebook(aws, legacy_accoun
     failure = result.failure
     assert failure.notebook == "03_import_and_apply" and failure.ename == "SpecError"
     assert "'GoneRole' does not exist" in failure.evalue
-    assert failure.first_line == "plan = apply.plan(rb, spec, inventory)  # written to plan.json"
+    assert failure.first_line == "plan = apply.record_plan(rb, spec, inventory)  # written to plan.json"
     assert [(n.name, n.status) for n in result.notebooks] == [
         ("03_import_and_apply", "failed"),
         ("04_verify", "not run"),

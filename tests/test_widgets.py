@@ -516,7 +516,7 @@ def carol(iam):
     ("notebook", "shown"),
     [
         ("02_delete_legacy_policy", "legacy.migrate(rb"),
-        ("03_import_and_apply", "apply.run(rb"),
+        ("03_import_and_apply", "apply.apply_confirmed(rb"),
         ("05_offboard_user", "offboard.offboard(rb"),
     ],
 )
