@@ -36,3 +36,25 @@ def self_signed_certificate(common_name: str = "iamrunbook-test") -> str:
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def server_certificate(common_name: str, expires_in_days: float) -> tuple[str, str]:
+    """(certificate, private key) in PEM, as UploadServerCertificate takes them; negative days: expired."""
+    key = _rsa_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    after = now + dt.timedelta(days=expires_in_days)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(min(now, after) - dt.timedelta(days=400))
+        .not_valid_after(after)
+        .sign(key, hashes.SHA256())
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), private.decode()
