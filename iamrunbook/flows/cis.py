@@ -18,9 +18,6 @@ from iamrunbook.base.display import table
 from iamrunbook.core import asff, cis, cis_account, cis_policies
 from iamrunbook.core.inventory import Inventory
 
-READ_ACTIONS: tuple[str, ...] = ()  # aws/cis_reads.py declares the account-level reads
-WRITE_ACTIONS: tuple[str, ...] = ()
-
 
 @dataclass
 class CisView:
