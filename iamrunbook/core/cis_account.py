@@ -46,7 +46,7 @@ CHECKS = {
                        "delete the root user's access keys (signed in as root: Security credentials)"),
     "root_mfa": Check("1.5", "1.4", "MFA is enabled for the 'root' user", "enable an MFA device for the root user"),
     "root_hardware_mfa": Check("1.6", "1.5", "hardware MFA is enabled for the 'root' user",
-                               "replace the root user's virtual MFA with a hardware MFA device or security key"),
+                               "give the root user a hardware MFA device or security key instead of a virtual MFA"),
     "root_use": Check("1.7", "1.6", "no use of the 'root' user for administrative and daily tasks",
                       "use IAM users or roles; keep the root user for the tasks only it can do"),
     "password_length": Check("1.8", "1.7", f"password policy requires at least {LIMITS['password_length'].value} "
