@@ -127,3 +127,9 @@ def test_06_with_security_hub_import_sends_every_finding(aws, session, legacy_ac
     # top to bottom: the account items, the users, the policies
     assert page.index("hardware MFA is enabled") < page.index("MFA for every user") < page.index("No policy grants")
     assert "finding(s) imported, 0 refused" in page
+
+
+def test_an_import_security_hub_refuses_says_why(aws, session, findings):
+    aws.inject_fault("securityhub:BatchImportFindings", code="InvalidAccessException", status=401)
+    with pytest.raises(RunbookError, match="refused the import after 0 finding.s.: InvalidAccessException"):
+        import_findings(session, findings[0][:5])

@@ -7,7 +7,7 @@ refused. Only `security_hub_import: true` calls it, and only then does the runne
 
 from __future__ import annotations
 
-from botocore.exceptions import ParamValidationError
+from botocore.exceptions import ClientError, ParamValidationError
 from botocore.validate import ParamValidator
 
 from iamrunbook.aws import clients as aws
@@ -51,6 +51,10 @@ def import_findings(session, findings: list[dict]) -> dict:
             answer = client.batch_import_findings(Findings=findings[start : start + BATCH])
         except ParamValidationError as exc:  # the model check above makes this a bug, not a user's mistake
             raise RunbookError(f"Security Hub refused the batch: {exc}") from exc
+        except ClientError as exc:
+            raise RunbookError(f"Security Hub refused the import after {imported} finding(s): {aws.error_code(exc)}: "
+                               f"{exc.response.get('Error', {}).get('Message', '')} (is Security Hub enabled in "
+                               f"{session.region_name}, and may this identity call BatchImportFindings?)") from exc
         imported += answer.get("SuccessCount", 0)
         failed += answer.get("FailedFindings", [])
     return {"imported": imported, "failed": failed}

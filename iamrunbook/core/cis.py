@@ -4,7 +4,8 @@ Numbering is CIS v3.0's; v5.0 moved each item down by one, and both are named. E
 inventory (`get_account_authorization_details`) and the credential report already fetched: no call per
 user. The report's dates are ISO-8601, or `N/A` / `no_information` / `not_supported` when there is none.
 A user the report does not list (it can be four hours old) is UNKNOWN for the checks that read it, never
-PASS: a check that could not look has not passed.
+PASS: a check that could not look has not passed. The benchmark's numbers are one table (LIMITS, quoted in
+LIMITS_DOC); 1.16 per policy is cis_policies.py, the account-level items cis_account.py.
 """
 
 from __future__ import annotations
