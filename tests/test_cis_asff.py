@@ -102,12 +102,14 @@ def test_imported_in_batches_of_100_with_none_refused_and_read_back(aws, session
     assert sorted(f["Id"] for f in _read_back(session)) == sorted(f["Id"] for f in found)
 
 
-def test_the_import_needs_its_action_only_when_asked():
+def test_the_import_needs_its_action_only_when_asked(capsys):
     assert "securityhub:BatchImportFindings" not in permissions.required_actions(apply=True)
     assert "securityhub:BatchImportFindings" in permissions.required_actions(security_hub_import=True)
     statements = permissions.runner_policy(security_hub_import=True)["Statement"]
     assert {"Sid": "IamrunbookSecurityhubPlan", "Effect": "Allow", "Action": ["securityhub:BatchImportFindings"],
             "Resource": "*"} in statements  # fmt: skip
+    assert cli.main(["permissions", "--security-hub-import"]) == 0
+    assert json.loads(capsys.readouterr().out) == permissions.runner_policy(security_hub_import=True)
 
 
 def test_06_with_security_hub_import_sends_every_finding(aws, session, legacy_account, tmp_path, capsys):
