@@ -87,6 +87,9 @@ def test_1_4_to_1_6_root_keys_root_mfa_and_hardware_mfa(aws, session, root, expe
     set_root_history(aws, **root)
     found = account_rows(session)
     assert {cis_id: status(found, cis_id) for cis_id in expected} == expected
+    if root.get("access_key"):
+        assert found["1.4"][0]["finding"] == ("access key 1 active (credential report); AccountAccessKeysPresent: 1 "
+                                              "(account summary)")  # fmt: skip
     if root["mfa"] == "virtual":
         assert found["1.6"][0]["finding"].endswith(":mfa/root-account-mfa-device")
 
@@ -205,3 +208,11 @@ def test_1_7_root_use_within_90_days_fails_and_exactly_90_days_ago_passes(backda
     (row,) = [r for r in rows if r["cis"].startswith("1.7 ")]
     assert row["status"] == expected
     assert ("password_last_used" in row["finding"]) == (expected == FAIL)
+
+
+def test_with_nothing_read_every_account_item_but_the_sweeps_is_not_checked():
+    rows = cis_account.findings(None, cis_account.AccountFacts(region="eu-west-1"), {}, [])
+    by_id = {r["cis"].split()[0]: r for r in rows}
+    assert {k for k, r in by_id.items() if not r["status"].startswith("not checked: ")} == {"1.16", "1.17"}
+    assert all(r["fix"] == "" for r in rows if r["status"].startswith("not checked"))
+    assert by_id["1.20"]["resource"] == "region eu-west-1"

@@ -79,7 +79,8 @@ def _root_keys(root: dict | None, summary: dict | NotRead) -> tuple[str, str]:
     if root is None and present is None:
         return _not_checked(f"no credential report root row; {summary.reason}"), ""
     if active or present:
-        return FAIL, f"root access keys present (credential report: {active or 'none active'})"
+        seen = [f"access key {n} active (credential report)" for n in active]
+        return FAIL, "; ".join(seen + ["AccountAccessKeysPresent: 1 (account summary)"] * bool(present))
     return PASS, ""
 
 
