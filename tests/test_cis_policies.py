@@ -11,7 +11,9 @@ import json
 
 import boto3
 import pytest
+import strategies
 from aws_env import pointed_at
+from hypothesis import given, settings
 
 from iamrunbook.aws import clients
 from iamrunbook.aws.sweep import read_inventory
@@ -130,3 +132,18 @@ def test_the_user_view_sees_notresource_admin_too_and_the_account_lists_every_pr
 )
 def test_statements_are_judged_by_effect(statement, verdict):
     assert cis.statement_verdict({"Effect": "Allow", **statement}) == verdict
+
+
+@settings(max_examples=25)
+@given(strategies.accounts())
+def test_the_user_view_and_the_policy_view_agree_on_every_random_account(account):
+    """A user fails 1.16 exactly when some full-admin policy reaches them (directly or through a group), and
+    every full-admin policy attached anywhere is a FAIL row of its own, wherever it sits."""
+    inv = account.inventory()
+    found = cis_policies.policy_findings(inv)
+    reached = {user for f in found if f.status == FAIL for user in f.users}
+    failing_users = {r["user"] for r in cis.findings(inv) if r["cis"].startswith("1.16 ") and r["status"] == FAIL}
+    assert failing_users == reached
+    for f in found:
+        assert (f.status == FAIL) == any(v == ADMIN for _, _, v in f.statements)
+        assert f.attached_to and set(f.users) <= set(inv.users) and set(f.roles) <= set(inv.roles)
