@@ -15,6 +15,8 @@ What the counts are made of, and what AWS would differ in:
 - GetAccountAuthorizationDetails: one page here; AWS pages it at MaxItems 1000 (users, groups, roles and
   policies together), so about one call per 1,000 users: it grows by the thousand, never by the user;
 - GenerateCredentialReport (polled until COMPLETE) + GetCredentialReport: one report for every user;
+- the CIS account-level items: GetAccountSummary, GetAccountPasswordPolicy, ListVirtualMFADevices,
+  ListServerCertificates and access-analyzer ListAnalyzers, once each per account (a page each here);
 - LookupEvents: ceil(events / 50) pages of the one EventName=AssumeRole sweep (the events of the last 90
   days: about 3/4 of the seeded ones, back-dated 0-120 days), paced at two a second as AWS throttles it: it
   grows with what people did, never with how many they are.

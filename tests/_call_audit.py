@@ -30,6 +30,9 @@ TEST_SETUP_ACTIONS = frozenset(
     {
         # account states the runbook has to cope with, built by tests
         "iam:PutGroupPolicy",
+        "iam:UploadServerCertificate",
+        "securityhub:EnableSecurityHub",
+        "securityhub:GetFindings",
         "iam:UpdateLoginProfile",
         "iam:UploadSSHPublicKey",
         "iam:UploadSigningCertificate",
@@ -48,7 +51,6 @@ TEST_SETUP_ACTIONS = frozenset(
         "iam:ListRolePolicies",
         "iam:ListRoles",
         "iam:ListUsers",
-        "iam:ListVirtualMFADevices",
         "iam:UpdateAccountPasswordPolicy",
         "iam:UpdateAssumeRolePolicy",
         # the embedded AWS's other services, exercised by its own tests (tests/test_sandbox_*.py)
@@ -112,7 +114,8 @@ def _track(method):
 def declared() -> set[str]:
     from iamrunbook.runs.archive import ARCHIVE_OPERATIONS  # the archive's S3 calls, by API name
 
-    runbook = set(permissions.required_actions(apply=True)) | {f"s3:{op}" for op in ARCHIVE_OPERATIONS}
+    runbook = set(permissions.required_actions(apply=True, security_hub_import=True))
+    runbook |= {f"s3:{op}" for op in ARCHIVE_OPERATIONS}
     return runbook | set(seed.READ_ACTIONS) | set(seed.WRITE_ACTIONS)
 
 

@@ -20,19 +20,32 @@ def ssh_public_key() -> str:
     return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
-def self_signed_certificate(common_name: str = "iamrunbook-test") -> str:
-    """A PEM X.509 certificate valid from yesterday for 30 days, as UploadSigningCertificate takes it."""
-    key = _rsa_key()
+def _certificate(key, common_name: str, not_before: dt.datetime, not_after: dt.datetime) -> str:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def self_signed_certificate(common_name: str = "iamrunbook-test") -> str:
+    """A PEM X.509 certificate valid from yesterday for 30 days, as UploadSigningCertificate takes it."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return _certificate(_rsa_key(), common_name, now - dt.timedelta(days=1), now + dt.timedelta(days=30))
+
+
+def server_certificate(common_name: str, expires_in_days: float) -> tuple[str, str]:
+    """(certificate, private key) in PEM, as UploadServerCertificate takes them; negative days: expired."""
+    key = _rsa_key()
+    after = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=expires_in_days)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    return _certificate(key, common_name, after - dt.timedelta(days=400), after), private.decode()

@@ -29,7 +29,8 @@ from iamrunbook.sandbox.wire import service_model as _service_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
-SERVICES = ("iam", "sts", "cloudtrail")
+SERVICES = ("iam", "sts", "cloudtrail", "accessanalyzer")
+PREFIX = {"accessanalyzer": "access-analyzer"}  # the IAM action prefix, where it differs from boto3's name
 #: modules that declare actions but are not the runbook: seed builds demo accounts, the runner calls no AWS,
 #: accounts lists the organization and assumes roles as the fan-out's caller, not as the runner in an account
 NOT_THE_RUNBOOK = {"cli.runner", "cli.accounts"}
@@ -70,7 +71,7 @@ def called(name: str) -> set[str]:
     for service in SERVICES:
         client = boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
         mapping = client.meta.method_to_api_mapping
-        found |= {f"{service}:{mapping[m]}" for m in methods if m in mapping}
+        found |= {f"{PREFIX.get(service, service)}:{mapping[m]}" for m in methods if m in mapping}
     return found
 
 

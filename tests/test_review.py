@@ -445,6 +445,9 @@ def test_the_reviews_read_calls_do_not_grow_with_the_users(tmp_path):
     assert bench.same_calls([small, large]), (small["calls"], large["calls"])
     assert large["calls"]["cloudtrail:LookupEvents"] >= 2 and large["mutating"] == 0  # paged, and read-only
     assert large["total"] < 80  # fewer calls than users: nothing is asked per user
+    from iamrunbook.aws.cis_reads import READ_ACTIONS as CIS_ACCOUNT_READS
+
+    assert {a: large["calls"][a] for a in CIS_ACCOUNT_READS} == dict.fromkeys(CIS_ACCOUNT_READS, 1)  # once an account
 
 
 def test_the_demo_account_has_a_history_to_review(tmp_path, monkeypatch):

@@ -135,6 +135,16 @@ EFFECTIVE_ACCESS_PATHS = Record(
 )
 ROLE_TRUST = Record("role_trust.csv", columns=("role_key", "role", "trusts", "requires_mfa", "policy_requires_mfa"))
 CIS_CHECKS = Record("cis_checks.csv", columns=("check", "cis", "user", "status", "finding", "fix"))
+# 01 and 06: the CIS account-level items, 1.16 per policy, and every finding as ASFF (core/cis_account.py, asff.py)
+CIS_ACCOUNT = Record("cis_account.csv", columns=("check", "cis", "resource", "status", "finding", "fix"))
+CIS_POLICIES = Record(
+    "cis_policies.csv",
+    columns=(
+        *("policy", "kind", "arn", "status", "check", "cis", "attached_to", "statement", "users", "roles"),
+        *("finding", "fix"),
+    ),
+)
+CIS_ASFF = Record("cis_findings.asff.json")
 LEGACY_HOLDERS = Record("legacy_holders.csv", columns=("kind", "name"))
 ADOPTED_YAML = Record("adopted_iam_users.yaml")
 ADOPTED_TFVARS = Record("adopted_iam_users.auto.tfvars")

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     perm_cmd.add_argument("--apply", action="store_true", help="include the write actions an apply run needs")
     perm_cmd.add_argument("--archive", action="store_true", help="include the S3 actions of --archive")
+    perm_cmd.add_argument("--security-hub-import", action="store_true", help="include what security_hub_import sends")
     perm_cmd.set_defaults(handler=cmd_permissions)
     return parser
 
@@ -319,7 +320,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_permissions(args: argparse.Namespace) -> int:
     from iamrunbook.cli.permissions import runner_policy_json
 
-    print(runner_policy_json(apply=args.apply, archive=args.archive))
+    print(runner_policy_json(apply=args.apply, archive=args.archive, security_hub_import=args.security_hub_import))
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ MODULES = (
     *("flows.session", "flows.gather", "aws.sweep", "core.access", "core.plan", "aws.mutations", "flows.apply"),
     *("flows.verify", "flows.legacy", "aws.legacy_backup", "flows.offboard", "aws.credentials", "aws.deletion"),
     *("aws.cloudtrail", "core.terraform", "flows.editor", "runs.audit", "runs.planfile", "runs.archive", "core.cis"),
+    *("aws.cis_reads", "aws.securityhub"),
 )
 
 
@@ -27,10 +28,14 @@ def _declared(attr: str) -> set[str]:
     return actions
 
 
-def required_actions(apply: bool = False, archive: bool = False) -> list[str]:
+def required_actions(apply: bool = False, archive: bool = False, security_hub_import: bool = False) -> list[str]:
     """Read actions for a plan-only run; read and write actions for an apply run; with `archive` the S3
-    actions of `--archive` (archive.ARCHIVE_ACTIONS)."""
+    actions of `--archive` (archive.ARCHIVE_ACTIONS); with `security_hub_import` BatchImportFindings."""
     actions = _declared("READ_ACTIONS")
+    if security_hub_import:
+        from iamrunbook.aws.securityhub import IMPORT_ACTIONS
+
+        actions |= set(IMPORT_ACTIONS)
     if apply:
         actions |= _declared("WRITE_ACTIONS")
     if archive:
@@ -40,11 +45,11 @@ def required_actions(apply: bool = False, archive: bool = False) -> list[str]:
     return sorted(actions)
 
 
-def runner_policy(apply: bool = False, archive: bool = False) -> dict:
+def runner_policy(apply: bool = False, archive: bool = False, security_hub_import: bool = False) -> dict:
     """An identity policy document for the runner role, one statement per service. Scope the S3
     statement's Resource to the archive bucket (`arn:aws:s3:::BUCKET`, `arn:aws:s3:::BUCKET/PREFIX/*`)."""
     by_service: dict[str, list[str]] = {}
-    for action in required_actions(apply, archive):
+    for action in required_actions(apply, archive, security_hub_import):
         by_service.setdefault(action.split(":", 1)[0], []).append(action)
     return {
         "Version": POLICY_VERSION,
@@ -60,5 +65,5 @@ def runner_policy(apply: bool = False, archive: bool = False) -> dict:
     }
 
 
-def runner_policy_json(apply: bool = False, archive: bool = False) -> str:
-    return json.dumps(runner_policy(apply, archive), indent=2)
+def runner_policy_json(apply: bool = False, archive: bool = False, security_hub_import: bool = False) -> str:
+    return json.dumps(runner_policy(apply, archive, security_hub_import), indent=2)

@@ -4,7 +4,8 @@ Numbering is CIS v3.0's; v5.0 moved each item down by one, and both are named. E
 inventory (`get_account_authorization_details`) and the credential report already fetched: no call per
 user. The report's dates are ISO-8601, or `N/A` / `no_information` / `not_supported` when there is none.
 A user the report does not list (it can be four hours old) is UNKNOWN for the checks that read it, never
-PASS: a check that could not look has not passed.
+PASS: a check that could not look has not passed. The benchmark's numbers are one table (LIMITS, quoted in
+LIMITS_DOC); 1.16 per policy is cis_policies.py, the account-level items cis_account.py.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from fnmatch import fnmatchcase
 
 import pandas as pd
 
@@ -22,9 +24,43 @@ from iamrunbook.core.inventory import Inventory, default_document
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()
 
-UNUSED_DAYS = 45
-ROTATE_DAYS = 90
-PASS, FAIL, UNKNOWN = "PASS", "FAIL", "UNKNOWN"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One number of the benchmark: its value, its unit, and whether a value exactly at it fails."""
+
+    value: int
+    unit: str
+    fails_at_limit: bool
+    text: str  # the benchmark's wording, for the report and for the next version's edit
+
+
+LIMITS = {
+    "unused": Limit(45, "days", True, "1.12: credentials unused for 45 days or greater are disabled"),
+    "rotated": Limit(90, "days", False, "1.14: access keys are rotated every 90 days or less"),
+    "root_use": Limit(90, "days", False, "1.7: eliminate use of the 'root' user for administrative and daily "
+                      "tasks (no number in the benchmark: the runbook looks back over CloudTrail's 90 days)"),
+    "password_length": Limit(14, "characters", False, "1.8: IAM password policy requires minimum length of 14 "
+                             "or greater"),
+    "password_reuse": Limit(24, "passwords", False, "1.9: IAM password policy prevents password reuse (the "
+                            "audit: PasswordReusePrevention 24)"),
+}  # fmt: skip
+LIMITS_DOC = """The CIS AWS Foundations Benchmark v3.0.0's limits, in its words (LIMITS holds them as data):
+
+- 1.7  "Eliminate use of the 'root' user for administrative and daily tasks"
+- 1.8  "Ensure IAM password policy requires minimum length of 14 or greater"
+- 1.9  "Ensure IAM password policy prevents password reuse" (audit: "PasswordReusePrevention" is 24)
+- 1.12 "Ensure credentials unused for 45 days or greater are disabled"
+- 1.14 "Ensure access keys are rotated every 90 days or less"
+
+"45 days or greater" fails at exactly 45 days; "90 days or less" passes at exactly 90; "14 or greater"
+passes at 14; a reuse memory of 24 passes. A new benchmark version is one edit of LIMITS.
+"""
+UNUSED_DAYS = LIMITS["unused"].value
+ROTATE_DAYS = LIMITS["rotated"].value
+PASS, FAIL, UNKNOWN, WARN = "PASS", "FAIL", "UNKNOWN", "WARN"
+NOT_CHECKED = "not checked"
 #: the checks that read the credential report (the others read the sweep)
 REPORT_CHECKS = ("mfa", "initial_keys", "unused", "one_key", "rotated")
 #: `Action` values that mean every action of every service
@@ -95,7 +131,7 @@ def _unused(row: dict, now: datetime) -> list[str]:
         if _yes(row.get(f"access_key_{n}_active")):
             last = row.get(f"access_key_{n}_last_used_date")
             since = last if parse_date(last) else row.get(f"access_key_{n}_last_rotated")
-            if _older(since, UNUSED_DAYS, now):
+            if _older(since, UNUSED_DAYS, now, inclusive=LIMITS["unused"].fails_at_limit):
                 found.append(f"access key {n} unused since {since}")
     return found
 
@@ -116,22 +152,74 @@ def _report_findings(row: dict, now: datetime) -> Iterator[tuple[str, str | None
     yield "unused", ("; ".join(unused) or None)
     yield "one_key", (f"{len(active)} active access keys" if len(active) > 1 else None)
     # "rotated every 90 days or less": a key exactly 90 days old still passes; "45 days or greater" fails at 45
-    old = [n for n in active if _older(row.get(f"access_key_{n}_last_rotated"), ROTATE_DAYS, now, inclusive=False)]
+    fails_at = LIMITS["rotated"].fails_at_limit
+    old = [n for n in active if _older(row.get(f"access_key_{n}_last_rotated"), ROTATE_DAYS, now, inclusive=fails_at)]
     yield "rotated", ("; ".join(f"access key {n} created {row.get(f'access_key_{n}_last_rotated')}" for n in old)
                       or None)  # fmt: skip
 
 
+ADMIN, NEAR_ADMIN = "full admin", "near admin"
+#: the IAM actions that let a holder grant themselves anything else: a NotAction that leaves any of these
+#: allowed on every resource is full administrator access in effect
+ESCALATION = (
+    *("iam:AttachUserPolicy", "iam:AttachGroupPolicy", "iam:AttachRolePolicy", "iam:PutUserPolicy"),
+    *("iam:PutGroupPolicy", "iam:PutRolePolicy", "iam:CreatePolicyVersion", "iam:AddUserToGroup"),
+    *("iam:UpdateAssumeRolePolicy", "iam:CreateAccessKey", "iam:CreateLoginProfile"),
+)
+
+
+def _listed(stmt: dict, key: str) -> list[str] | None:
+    if key not in stmt:
+        return None
+    value = stmt[key]
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _covers(patterns: list[str], action: str) -> bool:
+    return any(fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+
+def _iam_resource(pattern: str) -> bool:
+    """Whether a NotResource entry may leave out IAM's own resources (then the statement is not judged admin)."""
+    parts = pattern.split(":")
+    return len(parts) < 3 or fnmatchcase("iam", parts[2].lower())
+
+
+def statement_verdict(stmt: dict) -> str | None:
+    """ADMIN, NEAR_ADMIN or None for one statement, judged by effect.
+
+    Full admin: Allow every action (`*`, `*:*`, in a list or alone) on every resource (`*` in Resource),
+    or on everything but a few resources (`NotResource` that leaves IAM in: the holder can grant themselves
+    the rest), or every action but some (`NotAction`) that still leaves an IAM escalation action allowed.
+    Near admin: `NotAction` on every resource that leaves out every escalation action (`iam:*`, as
+    PowerUserAccess does). `s3:*` on `*`, or `*` on one bucket, is neither."""
+    if stmt.get("Effect") != "Allow":
+        return None
+    resources, not_resources = _listed(stmt, "Resource"), _listed(stmt, "NotResource")
+    everywhere = "*" in (resources or []) or (not_resources is not None and not any(map(_iam_resource, not_resources)))
+    if not everywhere:
+        return None
+    actions, not_actions = _listed(stmt, "Action"), _listed(stmt, "NotAction")
+    if actions is not None:
+        return ADMIN if ALL_ACTIONS & set(actions) else None
+    if not_actions is None or ALL_ACTIONS & set(not_actions):
+        return None
+    return NEAR_ADMIN if all(_covers(not_actions, a) for a in ESCALATION) else ADMIN
+
+
+def admin_statements(document) -> list[tuple[int, dict, str]]:
+    """(1-based index, statement, verdict) of each statement that grants full or near admin."""
+    found = []
+    for n, stmt in enumerate(statements(document), start=1):
+        verdict = statement_verdict(stmt)
+        if verdict:
+            found.append((n, stmt, verdict))
+    return found
+
+
 def full_admin(document) -> bool:
-    """CIS 1.16's test: an Allow statement with Action `*` (or `*:*`) on Resource `*`. Broad policies that
-    stop short of it (PowerUserAccess's NotAction, `s3:*`) are not full administrator access."""
-    for stmt in statements(document):
-        actions = stmt.get("Action", [])
-        resources = stmt.get("Resource", [])
-        actions = actions if isinstance(actions, list) else [actions]
-        resources = resources if isinstance(resources, list) else [resources]
-        if stmt.get("Effect") == "Allow" and ALL_ACTIONS & set(actions) and "*" in resources:
-            return True
-    return False
+    """CIS 1.16's test, by effect: some statement grants full administrator access (statement_verdict)."""
+    return any(verdict == ADMIN for _, _, verdict in admin_statements(document))
 
 
 def _admin_policies(entity: dict, inv: Inventory, inline_key: str) -> list[str]:

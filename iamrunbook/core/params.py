@@ -41,6 +41,7 @@ PARAMETERS: dict[str, tuple[Any, tuple[type, ...], str]] = {
     "review_days": (90, (int,), "06_access_review: the period of use looked at (CloudTrail keeps 90 days)"),
     "reviewer": (None, (str, _NONE), "06_access_review: who reviewed; required for a signed review"),
     "review_decisions_file": (None, (str, _NONE), "06_access_review: YAML of user -> keep / remove role / offboard"),
+    "security_hub_import": (False, (bool,), "01/06: also send the CIS findings to Security Hub (BatchImportFindings)"),
 }
 
 

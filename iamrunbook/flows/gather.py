@@ -92,11 +92,8 @@ def role_trust(rb, inv: Inventory) -> pd.DataFrame:
 
 
 def cis_checks(rb, inv: Inventory):
-    """CIS AWS Foundations user checks (1.10-1.16), from the sweep and the credential report; the
-    table shows what fails, the CSV every user and check."""
-    from iamrunbook.core import cis
+    """The CIS AWS Foundations IAM section (flows/cis.py): account items, then users, then policies; the
+    CSVs hold every row, the tables what fails."""
+    from iamrunbook.flows.cis import checks
 
-    rows = cis.findings(inv)
-    rb.write(records.CIS_CHECKS, cis.frame(rows))
-    display_summary = cis.summary(rows)
-    return display_summary, table(cis.failing(rows), "Every user passes every check.")
+    return checks(rb, inv)

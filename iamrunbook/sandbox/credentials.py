@@ -31,6 +31,7 @@ COLUMNS = (
 NA = "N/A"
 PASSWORD_SET = "sandbox_password_set"  # attribute stamped on moto's User: when its password was last set
 PROFILE_CREATED = "sandbox_login_profile_created"
+ROOT_STATE = "sandbox_root"  # on moto's backend: the root row's columns set by account_state.set_root
 
 
 def iso(moment: Any) -> str:
@@ -97,6 +98,7 @@ def report_csv(backend: Any, account_id: str, created: datetime) -> str:
     root = ["<root_account>", f"arn:aws:iam::{account_id}:root", iso(created), "not_supported", "no_information"]
     root += ["not_supported", "not_supported", "false", *_key_columns(None), *_key_columns(None)]
     root += [*_cert_columns(None), *_cert_columns(None)]
+    root = [getattr(backend, ROOT_STATE, {}).get(column, value) for column, value in zip(COLUMNS, root, strict=True)]
     rows = [COLUMNS, root] + [_user_row(user, max_age) for user in backend.users.values()]
     return "".join(",".join(row) + "\n" for row in rows)
 

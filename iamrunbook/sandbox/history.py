@@ -101,3 +101,25 @@ def seed_assume_role_history(
             found.last_used = moment
             found.last_used_region = REGION
     return events
+
+
+def set_root_history(
+    aws,
+    *,
+    mfa: str | None = None,
+    access_key: bool = False,
+    password_last_used_days_ago: float | None = None,
+    key_last_used_days_ago: float | None = None,
+    account_id: str | None = None,
+) -> None:
+    """The root user's past, which no IAM API can set: MFA (None, "virtual", "hardware"), an active access
+    key and when each was last used. Seen by the credential report, GetAccountSummary and the MFA list."""
+    from iamrunbook.sandbox.account_state import set_root
+
+    set_root(
+        aws.iam_backend(account_id),
+        mfa=mfa,
+        access_key=access_key,
+        password_last_used=None if password_last_used_days_ago is None else ago(password_last_used_days_ago),
+        key_last_used=None if key_last_used_days_ago is None else ago(key_last_used_days_ago),
+    )

@@ -36,6 +36,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from iamrunbook.base.log import logger
+from iamrunbook.sandbox import account_state
 from iamrunbook.sandbox.accounts import Accounts
 from iamrunbook.sandbox.assume import assume_role_check
 from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION, Call, Fault, default_message
@@ -425,6 +426,8 @@ class EmbeddedAws:
                 return error_response(request, refused.code, str(refused), 400)
         if key == ("s3", "GetObjectRetention"):
             return object_retention(request, caller.account_id)
+        if key in account_state.ANSWERS:
+            return account_state.answer(request, self.iam_backend(caller.account_id))
         if request.service != "iam" or not isinstance(request.params, dict):
             return None
         backend = self.iam_backend(caller.account_id)

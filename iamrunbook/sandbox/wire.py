@@ -47,10 +47,12 @@ def _botocore_session():
 @lru_cache(maxsize=64)
 def service_model(signing_name: str):
     """botocore's model for a service by its signing name, or None when botocore doesn't know it."""
-    try:
-        return _botocore_session().get_service_model(signing_name)
-    except (UnknownServiceError, DataNotFoundError):
-        return None
+    for name in dict.fromkeys((signing_name, signing_name.replace("-", ""))):  # access-analyzer: accessanalyzer
+        try:
+            return _botocore_session().get_service_model(name)
+        except (UnknownServiceError, DataNotFoundError):
+            continue
+    return None
 
 
 @cache
