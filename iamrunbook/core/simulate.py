@@ -57,6 +57,12 @@ def _boundary(user: Mapping) -> str | None:
     return (user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
 
 
+def _refuse_taken(names: Mapping[str, str], what: str, name: str) -> None:
+    """IAM names are unique regardless of case: creating `Bob` beside `bob` fails."""
+    if name.lower() in names:
+        raise SimulationError("EntityAlreadyExists", f"{what} {names[name.lower()]} already exists")
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -295,8 +301,7 @@ class Simulation:
     @IN_MEMORY.register("create_group")
     def _create_group(self, c: Change) -> None:
         name = c.target_name
-        if name.lower() in self._group_names:
-            raise SimulationError("EntityAlreadyExists", f"group {self._group_names[name.lower()]} already exists")
+        _refuse_taken(self._group_names, "group", name)
         group = {"GroupName": name, "GroupId": f"AGPA{name.upper()}"[:21], "Arn": self._arn_of("group", name),
                  "Path": "/", "CreateDate": _now(), "GroupPolicyList": [],
                  "AttachedManagedPolicies": []}  # fmt: skip
@@ -307,8 +312,7 @@ class Simulation:
     @IN_MEMORY.register("create_user")
     def _create_user(self, c: Change) -> None:
         name = c.user
-        if name.lower() in self._user_names:
-            raise SimulationError("EntityAlreadyExists", f"user {self._user_names[name.lower()]} already exists")
+        _refuse_taken(self._user_names, "user", name)
         user = {"UserName": name, "UserId": f"AIDA{name.upper()}"[:21], "Arn": self._arn_of("user", name),
                 "Path": "/", "CreateDate": _now(), "GroupList": [], "AttachedManagedPolicies": [],
                 "UserPolicyList": [], "Tags": [{"Key": k, "Value": v} for k, v in c.tags]}  # fmt: skip
