@@ -38,6 +38,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from iamrunbook.base.log import logger
 from iamrunbook.sandbox.accounts import Accounts
 from iamrunbook.sandbox.assume import assume_role_check
+from iamrunbook.sandbox.authorize import authorization_refusal
 from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION, Call, Fault, default_message
 from iamrunbook.sandbox.cloudtrail import LookupRefused, lookup_events, seeded_call
 from iamrunbook.sandbox.credentials import credential_report_result, login_profile_result, note_login_profile
@@ -407,6 +408,9 @@ class EmbeddedAws:
             count = len(request.problems)
             message = f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(request.problems)
             return "ValidationError", message, 400
+        denied = authorization_refusal(caller, request.service, request.action, request.params, self.iam_backend)
+        if denied is not None:
+            return denied
         if request.service == "iam":
             return refusal(self.iam_backend(caller.account_id), request.action, request.params)
         if request.service == "sts" and request.action == "AssumeRole":

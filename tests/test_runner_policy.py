@@ -1,0 +1,261 @@
+"""The runner's own policy cannot make anyone an admin: scoped by resource and condition, and proven three ways.
+
+1. Two outside analysers (parliament with its community auditors, cloudsplaining) on every variant the CLI
+   prints: no privilege escalation and no resource exposure on Resource "*".
+2. A table of escalation attempts, each matched against the printed document with AWS's evaluation
+   (sandbox/policy.verdict: action, resource, condition keys, policy variables) and each refused, beside the
+   legitimate calls of the same kinds, each allowed.
+3. End to end: the whole chain with --apply, the migration, an offboarding and the archive, as an IAM user that
+   holds only the printed policy, on the embedded AWS with request authorisation on (sandbox/authorize.py);
+   then every escalation attempt with the same credentials, each refused with AccessDenied.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from cloudsplaining.scan.policy_document import PolicyDocument
+from parliament import analyze_policy_string
+
+from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from iamrunbook.cli import cli, permissions
+from iamrunbook.cli.runner_scope import OPERATOR_ONLY, RULES, Scope
+from iamrunbook.sandbox.policy import verdict
+
+ACCOUNT = "123456789012"
+ARCHIVE = "s3://audit-bucket/iamrunbook"
+#: every variant the CLI can print: name -> (apply, parameters, partition's region)
+VARIANTS = {
+    "plan": (False, {}),
+    "apply": (True, {}),
+    "archive": (True, {}),
+    "group": (True, {"grant_via": "group", "role_groups": {"admin": "Admins"}}),
+    "revoke_role_sessions": (True, {"revoke_role_sessions": True}),
+    "aws-us-gov": (True, {"aws_region": "us-gov-west-1", "revoke_role_sessions": True}),
+}
+
+
+def variant(name: str, account: str = ACCOUNT) -> tuple[dict, Scope]:
+    apply, params = VARIANTS[name]
+    scope = permissions.scope_for(params, account_id=account, archive=ARCHIVE if name != "plan" else None)
+    if name == "apply":
+        scope = permissions.scope_for(params, account_id=account)
+    return permissions.runner_policy(apply, scope), scope
+
+
+# --------------------------------------------------------------------------- 1. the analysers
+
+#: parliament's findings that are wrong for this policy, each with why. Its community auditors match action
+#: names only and ignore Resource and Condition; a finding is accepted only if every action it names is granted
+#: solely on specific ARNs or under a condition (checked below, never assumed).
+PARLIAMENT_ALLOWED = {
+    # AttachUserPolicy / AttachGroupPolicy: only Assume<Role>Policy ARNs, by iam:PolicyARN
+    ("PRIVILEGE_ESCALATION", "AttachUserPolicy"),
+    ("PRIVILEGE_ESCALATION", "AttachGroupPolicy"),
+    # CreatePolicyVersion: only on the Assume<Role>Policy ARNs (README: the rewrite that remains)
+    ("PRIVILEGE_ESCALATION", "CreateNewPolicyVersion"),
+    # AddUserToGroup: only on the role groups' ARNs
+    ("PRIVILEGE_ESCALATION", "AddUserToGroup"),
+    # UpdateAccessKey deactivates a leaver's keys (never returns a secret), only on ManagedBy=iamrunbook users
+    ("CREDENTIALS_EXPOSURE", None),
+    # the writes above, each scoped: "permissions management" is the runbook's purpose
+    ("PERMISSIONS_MANAGEMENT_ACTIONS", None),
+}
+
+
+def on_star(policy: dict) -> set[str]:
+    """Actions some Allow statement grants on Resource "*" without a condition."""
+    return {
+        a.lower()
+        for s in policy["Statement"]
+        if s["Effect"] == "Allow" and "*" in s["Resource"] and not s.get("Condition")
+        for a in s["Action"]
+    }
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_parliament_finds_no_escalation_and_nothing_on_star(name):
+    policy, _ = variant(name)
+    for finding in analyze_policy_string(json.dumps(policy), include_community_auditors=True).findings:
+        detail = finding.location if isinstance(finding.location, dict) else {}  # parliament keeps them there
+        assert finding.issue != "RESOURCE_STAR", finding.detail
+        assert (finding.issue, detail.get("type")) in PARLIAMENT_ALLOWED, (finding.issue, detail)
+        assert not set(detail.get("actions", ())) & on_star(policy), (finding.issue, detail)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_cloudsplaining_finds_no_escalation_and_no_exposure(name):
+    document = PolicyDocument(variant(name)[0])
+    assert document.allows_privilege_escalation == []
+    assert document.credentials_exposure == []
+    assert document.permissions_management_without_constraints == []
+    assert document.allows_data_exfiltration_actions == []
+    assert document.infrastructure_modification == []
+
+
+def test_only_actions_without_resource_level_permissions_are_on_star():
+    policy, _ = variant("revoke_role_sessions")
+    assert on_star(policy) == {a.lower() for a in RULES if RULES[a][0].__name__ == "_unscoped"}
+
+
+# --------------------------------------------------------------------------- 2. the escalation table
+
+
+def iam(scope: Scope, resource: str) -> str:
+    return scope.iam(resource).replace("*", ACCOUNT)
+
+
+def attempt(name: str, action: str, resource: str, **context) -> str | None:
+    policy, _ = variant(name)
+    keys = {"aws:username": "runner", **{k.lower(): v for k, v in context.items()}}
+    return verdict([policy], action, resource, keys)
+
+
+def policy_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:policy/{name}"
+
+
+MANAGED = {f"aws:ResourceTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE, f"iam:ResourceTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE}
+ADOPTING = {f"aws:RequestTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE}
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+RUNNER = f"arn:aws:iam::{ACCOUNT}:user/runner"
+
+#: (what, variant, action, resource, context): each must be refused
+ESCALATIONS = [
+    ("attach AdministratorAccess to the runner", "apply", "iam:AttachUserPolicy", RUNNER, {"iam:PolicyARN": ADMIN}),
+    ("attach AdministratorAccess to a role group", "group", "iam:AttachGroupPolicy",
+     f"arn:aws:iam::{ACCOUNT}:group/Admins", {"iam:PolicyARN": ADMIN}),
+    ("attach the legacy policy to the runner", "apply", "iam:AttachUserPolicy", RUNNER,
+     {"iam:PolicyARN": policy_arn("AssumeRolesPolicy")}),
+    ("attach the legacy policy to a role", "apply", "iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/AdminRole",
+     {"iam:PolicyARN": policy_arn("AssumeRolesPolicy")}),
+    ("new version of a foreign policy", "apply", "iam:CreatePolicyVersion", policy_arn("TeamPolicy"), {}),
+    ("new version of the legacy policy", "apply", "iam:CreatePolicyVersion", policy_arn("AssumeRolesPolicy"), {}),
+    ("default version of a foreign policy", "apply", "iam:SetDefaultPolicyVersion", policy_arn("TeamPolicy"), {}),
+    ("add the runner to a group that is not a role group", "group", "iam:AddUserToGroup",
+     f"arn:aws:iam::{ACCOUNT}:group/Administrators", {}),
+    ("add the runner to a group, grant_via user", "apply", "iam:AddUserToGroup",
+     f"arn:aws:iam::{ACCOUNT}:group/AdminRoleUsers", {}),
+    ("inline policy on a configured role, revoke_role_sessions off", "apply", "iam:PutRolePolicy",
+     f"arn:aws:iam::{ACCOUNT}:role/AdminRole", {}),
+    ("inline policy on another role, revoke_role_sessions on", "revoke_role_sessions", "iam:PutRolePolicy",
+     f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole", {}),
+    ("inline policy on the runner", "revoke_role_sessions", "iam:PutUserPolicy", RUNNER, {}),
+    ("delete an untagged user", "apply", "iam:DeleteUser", f"arn:aws:iam::{ACCOUNT}:user/carol", {}),
+    ("delete a user tagged by someone else", "apply", "iam:DeleteUser", f"arn:aws:iam::{ACCOUNT}:user/carol",
+     {f"aws:ResourceTag/{MANAGED_BY_KEY}": "terraform"}),
+    ("deactivate an untagged user's key", "apply", "iam:UpdateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/carol", {}),
+    ("create a user without the tag", "apply", "iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/mallory",
+     {"aws:TagKeys": []}),
+    ("tag a user with a key the runbook never writes", "apply", "iam:TagUser", f"arn:aws:iam::{ACCOUNT}:user/carol",
+     {"aws:TagKeys": ["ManagedBy", "Team"], f"aws:RequestTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE}),
+    ("create an access key", "apply", "iam:CreateAccessKey", RUNNER, {}),
+    ("write to another bucket", "archive", "s3:PutObject", "arn:aws:s3:::other-bucket/iamrunbook/run/x.json", {}),
+    ("write to another prefix", "archive", "s3:PutObject", "arn:aws:s3:::audit-bucket/elsewhere/x.json", {}),
+    ("list another prefix", "archive", "s3:ListBucket", "arn:aws:s3:::audit-bucket", {"s3:prefix": "elsewhere/"}),
+    ("the archive's actions without --archive", "apply", "s3:PutObject", "arn:aws:s3:::audit-bucket/iamrunbook/x", {}),
+    ("any write in a plan-only policy", "plan", "iam:AttachUserPolicy", RUNNER,
+     {"iam:PolicyARN": policy_arn("AssumeAdminRolePolicy")}),
+]  # fmt: skip
+
+#: the legitimate calls of the same kinds: each allowed (so the refusals above are not the matcher failing)
+GRANTED = [
+    ("apply", "iam:AttachUserPolicy", f"arn:aws:iam::{ACCOUNT}:user/alice",
+     {"iam:PolicyARN": policy_arn("AssumeAdminRolePolicy")}),
+    ("group", "iam:AttachGroupPolicy", f"arn:aws:iam::{ACCOUNT}:group/Admins",
+     {"iam:PolicyARN": policy_arn("AssumeAdminRolePolicy")}),
+    ("group", "iam:AddUserToGroup", f"arn:aws:iam::{ACCOUNT}:group/DataEngineerRoleUsers", {}),
+    ("apply", "iam:CreatePolicyVersion", policy_arn("AssumeDataEngineerRolePolicy"), {}),
+    ("apply", "iam:DeletePolicy", policy_arn("AssumeRolesPolicy"), {}),
+    ("apply", "iam:DetachRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/AdminRole",
+     {"iam:PolicyARN": policy_arn("AssumeRolesPolicy")}),
+    ("revoke_role_sessions", "iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/AdminRole", {}),
+    ("apply", "iam:DeleteUser", f"arn:aws:iam::{ACCOUNT}:user/carol", MANAGED),
+    ("apply", "iam:DetachUserPolicy", f"arn:aws:iam::{ACCOUNT}:user/carol", {**MANAGED, "iam:PolicyARN": ADMIN}),
+    ("apply", "iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/dave",
+     {"aws:TagKeys": ["Description", "ManagedBy", "Name", "Roles"], **ADOPTING}),
+    ("apply", "iam:TagUser", f"arn:aws:iam::{ACCOUNT}:user/carol", {**MANAGED, "aws:TagKeys": ["Roles"]}),
+    ("archive", "s3:PutObject", "arn:aws:s3:::audit-bucket/iamrunbook/run-1/run.json", {}),
+    ("archive", "s3:ListBucket", "arn:aws:s3:::audit-bucket", {"s3:prefix": "iamrunbook/run-1/"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "name", "action", "resource", "context"), ESCALATIONS, ids=[e[0] for e in ESCALATIONS])  # noqa: E501
+def test_each_escalation_is_refused_by_the_printed_document(what, name, action, resource, context):
+    assert attempt(name, action, resource, **context) is None
+
+
+@pytest.mark.parametrize(("name", "action", "resource", "context"), GRANTED, ids=[f"{g[0]}-{g[1]}" for g in GRANTED])
+def test_the_runbooks_own_calls_are_allowed(name, action, resource, context):
+    assert attempt(name, action, resource, **context) == "Allow"
+
+
+# --------------------------------------------------------------------------- the document itself
+
+
+def test_every_declared_action_has_its_statement_and_no_more():
+    policy, scope = variant("group")
+    scope = Scope(**{**scope.__dict__, "revoke_role_sessions": True})
+    granted = {a for s in permissions.runner_policy(True, scope)["Statement"] for a in s["Action"]}
+    assert granted == set(permissions.required_actions(True, archive=True)) - set(OPERATOR_ONLY)
+    plan_only = {a for s in variant("plan")[0]["Statement"] for a in s["Action"]}
+    assert plan_only == set(permissions.required_actions(False))
+    apply_user_mode = {a for s in variant("apply")[0]["Statement"] for a in s["Action"]}
+    assert not apply_user_mode & {"iam:PutRolePolicy", "iam:CreateGroup", "iam:AddUserToGroup", "s3:PutObject"}
+
+
+def test_partition_and_account_come_from_the_parameters():
+    policy, _ = variant("aws-us-gov")
+    arns = re.findall(r'"(arn:[^"]+)"', json.dumps(policy))
+    assert arns and all(a.startswith(("arn:aws-us-gov:iam::123456789012:", "arn:aws-us-gov:s3:::")) for a in arns)
+    default = permissions.runner_policy(True)
+    assert "arn:aws:iam::*:policy/AssumeAdminRolePolicy" in json.dumps(default)
+
+
+def test_the_command_prints_json_and_terraform(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("roles: {ops: OpsRole}\nlegacy_policy_name: OldPolicy\nrevoke_role_sessions: true\n")
+    argv = ["permissions", "-f", str(params), "--apply", "--account-id", ACCOUNT, "--archive", "s3://b/p"]
+    assert cli.main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == permissions.runner_policy(True, permissions.scope_for(
+        {"roles": {"ops": "OpsRole"}, "legacy_policy_name": "OldPolicy", "revoke_role_sessions": True},
+        account_id=ACCOUNT, archive="s3://b/p"))  # fmt: skip
+    text = json.dumps(printed)
+    assert f"arn:aws:iam::{ACCOUNT}:policy/AssumeOpsRolePolicy" in text and "policy/OldPolicy" in text
+    assert f"arn:aws:iam::{ACCOUNT}:role/OpsRole" in text and "arn:aws:s3:::b/p/*" in text
+    assert cli.main([*argv[:3], "--apply", "--archive", "s3://b/p", "--format", "terraform"]) == 0
+    hcl = capsys.readouterr().out
+    assert hcl.count("statement {") == len(printed["Statement"])
+    assert 'data "aws_iam_policy_document" "iamrunbook_runner" {' in hcl
+    assert "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:" in hcl
+    assert 'variable = "iam:PolicyARN"' in hcl and "arn:aws:" not in hcl
+
+
+def test_bad_input_is_refused_with_what_is_allowed(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("grant_via: role\n")
+    assert cli.main(["permissions", "-f", str(params)]) == 1
+    assert "grant_via" in capsys.readouterr().err
+    assert cli.main(["permissions", "--archive", "bucket/prefix"]) == 1
+    assert "s3://BUCKET/PREFIX" in capsys.readouterr().err
+
+
+def test_the_fanout_callers_policy(tmp_path, capsys):
+    accounts = tmp_path / "accounts.yaml"
+    (tmp_path / "params.yaml").write_text("{}\n")
+    accounts.write_text(
+        "defaults: {role_name: RunbookAccess, parameters_file: params.yaml}\n"
+        "accounts:\n  - {id: '111111111111', external_id: ext-1}\n  - {id: '222222222222'}\n"
+    )
+    assert cli.main(["permissions", "--accounts", str(accounts)]) == 0
+    statements = json.loads(capsys.readouterr().out)["Statement"]
+    assert statements == [
+        {"Sid": "EnterAccounts1", "Effect": "Allow", "Action": ["sts:AssumeRole"],
+         "Resource": ["arn:aws:iam::222222222222:role/RunbookAccess"]},
+        {"Sid": "EnterAccounts2", "Effect": "Allow", "Action": ["sts:AssumeRole"],
+         "Resource": ["arn:aws:iam::111111111111:role/RunbookAccess"],
+         "Condition": {"StringEquals": {"sts:ExternalId": "ext-1"}}},
+    ]  # fmt: skip
