@@ -16,6 +16,7 @@ import json
 import re
 
 import pytest
+from botocore.exceptions import ClientError
 from cloudsplaining.scan.policy_document import PolicyDocument
 from parliament import analyze_policy_string
 
@@ -259,3 +260,146 @@ def test_the_fanout_callers_policy(tmp_path, capsys):
          "Resource": ["arn:aws:iam::111111111111:role/RunbookAccess"],
          "Condition": {"StringEquals": {"sts:ExternalId": "ext-1"}}},
     ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- 3. end to end, enforced
+
+BUCKET, PREFIX = "audit-bucket", "iamrunbook"
+
+
+@pytest.fixture(scope="module")
+def runner(embedded_aws, tmp_path_factory):
+    """One account for the module: the demo account plus a leaver, a foreign policy, a non-role group, another
+    role, an archive bucket; and `runner`, an IAM user holding only the printed policy (revoke_role_sessions on,
+    the archive), whose key the embedded AWS authorises by resource and condition."""
+    from aws_env import pointed_at
+    from test_permissions import EXAMPLE, seed_everything
+
+    from iamrunbook.core.params import load_params_file
+    from iamrunbook.sandbox import authorize
+
+    with pointed_at(embedded_aws) as aws:
+        admin = aws.client("iam", internal=True)
+        made = seed_everything(admin)
+        account = made["account_id"]
+        params = {**load_params_file(EXAMPLE), "revoke_role_sessions": True}
+        scope = permissions.scope_for(params, account_id=account, archive=f"s3://{BUCKET}/{PREFIX}")
+        document = permissions.runner_policy_json(True, scope)
+        arn = admin.create_policy(PolicyName="IamrunbookRunner", PolicyDocument=document)["Policy"]["Arn"]
+        admin.create_user(UserName="runner")
+        admin.attach_user_policy(UserName="runner", PolicyArn=arn)
+        key = admin.create_access_key(UserName="runner")["AccessKey"]
+        admin.create_policy(PolicyName="TeamPolicy", PolicyDocument=json.dumps(seed_policy("s3:ListBucket")))
+        admin.create_group(GroupName="Administrators")
+        admin.create_role(RoleName="OtherRole", AssumeRolePolicyDocument=json.dumps(seed_policy("sts:AssumeRole")))
+        aws.client("s3", internal=True).create_bucket(Bucket=BUCKET)
+        authorize.enforce(key["AccessKeyId"])
+        try:
+            yield {"aws": aws, "key": key, "account": account, "policy_arn": arn, "scope": scope, "params": params}
+        finally:
+            authorize.release(key["AccessKeyId"])
+
+
+def seed_policy(action: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
+
+
+def as_runner(runner, service: str):
+    return runner["aws"].client(service, credentials=runner["key"])
+
+
+def test_the_whole_chain_runs_as_the_runner_holding_only_the_printed_policy(runner, monkeypatch, tmp_path):
+    from test_permissions import EXAMPLE
+
+    aws, key = runner["aws"], runner["key"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    assert as_runner(runner, "sts").get_caller_identity()["Arn"].endswith(":user/runner")
+    out, archive = str(tmp_path / "runs"), f"s3://{BUCKET}/{PREFIX}"
+    aws.clear_calls()
+    assert cli.main(["run", "-f", str(EXAMPLE), "--apply", "--out", out, "--archive", archive]) == 0
+    admin = aws.client("iam", internal=True)
+    role_policy = f"arn:aws:iam::{runner['account']}:policy/AssumeDataEngineerRolePolicy"
+    admin.attach_user_policy(UserName="leaver", PolicyArn=role_policy)
+    offboard = ["run", "05_offboard_user", "-f", str(EXAMPLE), "-p", "offboard_user", "leaver", "--out", out]
+    assert cli.main([*offboard, "--apply", "-p", "revoke_role_sessions", "true", "--archive", archive]) == 0
+    backend = aws.iam_backend(runner["account"])
+    assert "leaver" not in backend.users
+    assert "AssumeRolesPolicy" not in {p.name for p in backend.managed_policies.values()}  # the migration ran
+    assert {"your-username", "alice@example.com", "bob@example.com"} <= set(backend.users)
+    assert {c.principal for c in aws.calls} == {f"arn:aws:iam::{runner['account']}:user/runner"}
+    tagged = [c for c in aws.calls if c.action == "TagUser" and c.params.get("UserName") == "leaver"]
+    assert tagged and tagged[0].seq < min(c.seq for c in aws.calls if c.action == "UpdateAccessKey")
+    refused = [c for c in aws.calls if c.status == 403]
+    assert refused == [], [(c.action, c.params) for c in refused]
+    writes = {f"{c.service}:{c.action}" for c in aws.calls if c.mutating and c.ok}
+    assert {"iam:TagUser", "iam:CreateUser", "iam:AttachUserPolicy", "iam:DeletePolicy", "iam:PutRolePolicy",
+            "iam:DeleteUser", "iam:RemoveUserFromGroup", "s3:PutObject"} <= writes  # fmt: skip
+    objects = as_runner(runner, "s3").list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/")
+    assert objects["KeyCount"] > 0
+
+
+def _attempts(runner) -> dict:
+    """Each escalation the runner's credentials might try, as a call to make."""
+    iam, s3, account = as_runner(runner, "iam"), as_runner(runner, "s3"), runner["account"]
+    admin_policy = "arn:aws:iam::aws:policy/AdministratorAccess"
+    foreign = f"arn:aws:iam::{account}:policy/TeamPolicy"
+    everything = json.dumps(seed_policy("*"))
+    return {
+        "attach AdministratorAccess to itself": lambda: iam.attach_user_policy(
+            UserName="runner", PolicyArn=admin_policy),
+        "new default version of a foreign policy": lambda: iam.create_policy_version(
+            PolicyArn=foreign, PolicyDocument=everything, SetAsDefault=True),
+        "default version of a foreign policy": lambda: iam.set_default_policy_version(
+            PolicyArn=foreign, VersionId="v1"),
+        "add itself to a group that is not a role group": lambda: iam.add_user_to_group(
+            GroupName="Administrators", UserName="runner"),
+        "inline policy on a role that is not configured": lambda: iam.put_role_policy(
+            RoleName="OtherRole", PolicyName="x", PolicyDocument=everything),
+        "inline policy on itself": lambda: iam.put_user_policy(
+            UserName="runner", PolicyName="x", PolicyDocument=everything),
+        "delete an untagged user": lambda: iam.delete_user(UserName="ci-bot"),
+        "deactivate an untagged user's key": lambda: iam.update_access_key(
+            UserName="ci-bot", AccessKeyId="AKIAEXAMPLEEXAMPLE12", Status="Inactive"),
+        "create a user without the ManagedBy tag": lambda: iam.create_user(UserName="mallory"),
+        "write to another bucket": lambda: s3.put_object(Bucket="other-bucket", Key=f"{PREFIX}/x", Body=b"x"),
+        "write to another prefix": lambda: s3.put_object(Bucket=BUCKET, Key="elsewhere/x", Body=b"x"),
+    }  # fmt: skip
+
+
+ATTEMPTS = [
+    "attach AdministratorAccess to itself",
+    "new default version of a foreign policy",
+    "default version of a foreign policy",
+    "add itself to a group that is not a role group",
+    "inline policy on a role that is not configured",
+    "inline policy on itself",
+    "delete an untagged user",
+    "deactivate an untagged user's key",
+    "create a user without the ManagedBy tag",
+    "write to another bucket",
+    "write to another prefix",
+]
+
+
+@pytest.mark.parametrize("what", ATTEMPTS)
+def test_each_escalation_is_refused_with_access_denied(runner, what):
+    with pytest.raises(ClientError) as refused:
+        _attempts(runner)[what]()
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_an_inline_role_policy_is_refused_when_revoke_role_sessions_is_off(runner):
+    """The same credentials, after their policy is reprinted for revoke_role_sessions off."""
+    admin = runner["aws"].client("iam", internal=True)
+    scope = Scope(**{**runner["scope"].__dict__, "revoke_role_sessions": False})
+    off = permissions.runner_policy_json(True, scope)
+    version = admin.create_policy_version(PolicyArn=runner["policy_arn"], PolicyDocument=off, SetAsDefault=True)
+    iam, document = as_runner(runner, "iam"), json.dumps(seed_policy("*"))
+    try:
+        with pytest.raises(ClientError) as refused:
+            iam.put_role_policy(RoleName="AdminRole", PolicyName="x", PolicyDocument=document)
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    finally:
+        admin.set_default_policy_version(PolicyArn=runner["policy_arn"], VersionId="v1")
+        admin.delete_policy_version(PolicyArn=runner["policy_arn"], VersionId=version["PolicyVersion"]["VersionId"])

@@ -60,7 +60,11 @@ def _iam_entity(backend: Any, caller: Caller, action: str, params: dict) -> tupl
     for kind in ("Group", "Role", "User"):
         if params.get(f"{kind}Name"):
             return kind.lower(), params[f"{kind}Name"]
-    return ("user", caller.user_name) if caller.user_name and "User" in action + "AccessKey" else ("*", None)
+    if params.get("AccessKeyId"):  # GetAccessKeyLastUsed: the key's owner
+        owner = next((u.name for u in backend.users.values() if any(
+            k.access_key_id == params["AccessKeyId"] for k in u.access_keys)), None)  # fmt: skip
+        return ("user", owner) if owner else ("*", None)
+    return ("user", caller.user_name) if caller.user_name else ("*", None)  # IAM: no UserName is the caller
 
 
 def _iam_request(backend: Any, caller: Caller, action: str, params: dict) -> tuple[str, dict[str, Any]]:
@@ -95,7 +99,7 @@ def _resource_tags(backend: Any, kind: str, entity: Any) -> dict[str, str]:
     if kind == "user":
         return dict(backend.tagger.get_tag_dict_for_resource(entity.arn))
     if kind == "role":
-        return {t["Key"]: t.get("Value", "") for t in entity.get_tags()}
+        return {str(t.get("Key", k)): str(t.get("Value", "")) for k, t in (getattr(entity, "tags", None) or {}).items()}
     return {}
 
 
