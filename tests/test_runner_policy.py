@@ -403,3 +403,36 @@ def test_an_inline_role_policy_is_refused_when_revoke_role_sessions_is_off(runne
     finally:
         admin.set_default_policy_version(PolicyArn=runner["policy_arn"], VersionId="v1")
         admin.delete_policy_version(PolicyArn=runner["policy_arn"], VersionId=version["PolicyVersion"]["VersionId"])
+
+
+# --------------------------------------------------------------------------- the evaluator's semantics
+
+
+def test_the_evaluator_follows_awss_condition_semantics():
+    keys = {"ForAllValues:StringEquals": {"aws:TagKeys": ["Name", "Roles"]}}
+    stmt = {"Effect": "Allow", "Action": "iam:TagUser", "Resource": "*", "Condition": keys}
+    assert verdict([{"Statement": [stmt]}], "iam:TagUser", "u", {"aws:tagkeys": ["Name"]}) == "Allow"
+    assert verdict([{"Statement": [stmt]}], "iam:TagUser", "u", {"aws:tagkeys": ["Name", "Team"]}) is None
+    assert verdict([{"Statement": [stmt]}], "iam:TagUser", "u", {}) == "Allow"  # ForAllValues of nothing: true
+    own = {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "arn:aws:iam::1:user/${aws:username}"}
+    assert verdict([{"Statement": [own]}], "iam:GetUser", "arn:aws:iam::1:user/ann", {"aws:username": "ann"})
+    assert verdict([{"Statement": [own]}], "iam:GetUser", "arn:aws:iam::1:user/bob", {"aws:username": "ann"}) is None
+    assert verdict([{"Statement": [own]}], "iam:GetUser", "arn:aws:iam::1:user/${aws:username}", {}) is None
+    deny = {"Effect": "Deny", "Action": "iam:*", "NotResource": "arn:aws:iam::1:user/ann"}
+    both = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}, deny]}]
+    assert verdict(both, "iam:GetUser", "arn:aws:iam::1:user/bob", {}) == "Deny"
+    assert verdict(both, "iam:GetUser", "arn:aws:iam::1:user/ann", {}) == "Allow"
+    missing = {"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"StringEquals": {"iam:PolicyARN": "p"}}}
+    assert verdict([{"Statement": [missing]}], "iam:AttachUserPolicy", "u", {}) is None  # absent key: no match
+
+
+def test_offboarding_an_untagged_user_plans_the_tag_as_its_own_first_step():
+    from iamrunbook.flows.offboard import Offboarding
+
+    record = {"exists": True, "user_name": "leaver", "tags": {}, "access_keys": [], "login_profile": {"exists": False},
+              "groups": [], "inline_policies": [], "attached_policies": [], "ssh_public_keys": [], "mfa_devices": [],
+              "signing_certificates": [], "service_specific_credentials": {"items": []}}  # fmt: skip
+    planned = Offboarding("leaver", record).planned(False)
+    assert planned[0] == {"action": "TagUser", "target": "user leaver"}
+    record["tags"] = {MANAGED_BY_KEY: MANAGED_BY_VALUE}
+    assert [row["action"] for row in Offboarding("leaver", record).planned(False)] == ["DeleteUser"]
