@@ -126,7 +126,8 @@ def request_of(backend: Any, caller: Caller, service: str, action: str, params: 
         context["aws:username"] = caller.user_name
     if service == "iam":
         resource, extra = _iam_request(backend, caller, action, params)
-        actions = [f"iam:{action}"]
+        # AWS's example "create new users only with specific tags" allows iam:CreateUser with iam:TagUser
+        actions = [f"iam:{action}", *(["iam:TagUser"] if action == "CreateUser" and params.get("Tags") else [])]
     elif service == "s3":
         actions, resource, extra = _s3_request(caller, action, params)
     else:
