@@ -337,6 +337,11 @@ def test_the_whole_chain_runs_as_the_runner_holding_only_the_printed_policy(runn
             "iam:DeleteUser", "iam:RemoveUserFromGroup", "s3:PutObject"} <= writes  # fmt: skip
     objects = as_runner(runner, "s3").list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/")
     assert objects["KeyCount"] > 0
+    runs = sorted(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    aws.clear_calls()
+    assert cli.main(["audit", "verify", str(runs[-1]), "--against", archive]) == 0  # reads the archive back
+    assert cli.main(["audit", "verify", f"{archive}/{runs[-1].name}"]) == 0
+    assert {c.action for c in aws.calls} >= {"GetObject"} and all(c.ok for c in aws.calls)
 
 
 def _attempts(runner) -> dict:
