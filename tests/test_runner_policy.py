@@ -233,6 +233,33 @@ def test_the_command_prints_json_and_terraform(tmp_path, capsys):
     assert 'data "aws_iam_policy_document" "iamrunbook_runner" {' in hcl
     assert "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:" in hcl
     assert 'variable = "iam:PolicyARN"' in hcl and "arn:aws:" not in hcl
+    assert cli.main([*argv, "--format", "terraform"]) == 0  # the account given: only the partition is Terraform's
+    as_lists = json.loads(json.dumps(printed))
+    for statement in as_lists["Statement"]:  # Terraform's values are always a list
+        for pairs in statement.get("Condition", {}).values():
+            pairs.update({k: v if isinstance(v, list) else [v] for k, v in pairs.items()})
+    assert from_terraform(capsys.readouterr().out) == as_lists
+
+
+def from_terraform(text: str) -> dict:
+    """The JSON document an aws_iam_policy_document renders, in the commercial partition (python-hcl2)."""
+    import hcl2
+
+    def plain(value):
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value.strip('"').replace("${data.aws_partition.current.partition}", "aws")
+
+    data = hcl2.loads(text)["data"][0]['"aws_iam_policy_document"']['"iamrunbook_runner"']
+    statements = []
+    for block in data["statement"]:
+        statement = {"Sid": plain(block["sid"]), "Effect": plain(block["effect"]), "Action": plain(block["actions"]),
+                     "Resource": plain(block["resources"])}  # fmt: skip
+        for c in block.get("condition", []):
+            test, variable = plain(c["test"]), plain(c["variable"])
+            statement.setdefault("Condition", {}).setdefault(test, {})[variable] = plain(c["values"])
+        statements.append(statement)
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def test_bad_input_is_refused_with_what_is_allowed(tmp_path, capsys):
