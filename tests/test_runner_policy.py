@@ -267,6 +267,9 @@ def test_bad_input_is_refused_with_what_is_allowed(tmp_path, capsys):
     params.write_text("grant_via: role\n")
     assert cli.main(["permissions", "-f", str(params)]) == 1
     assert "grant_via" in capsys.readouterr().err
+    params.write_text("roles: {admin: 'Admin${x}'}\n")
+    assert cli.main(["permissions", "-f", str(params)]) == 1
+    assert "invalid roles.admin 'Admin${x}'; allowed:" in capsys.readouterr().err
     assert cli.main(["permissions", "--archive", "bucket/prefix"]) == 1
     assert "s3://BUCKET/PREFIX" in capsys.readouterr().err
 

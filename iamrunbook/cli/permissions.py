@@ -17,7 +17,7 @@ from iamrunbook.base.errors import SpecError
 from iamrunbook.base.names import ASSUME_ROLE, DEFAULT_ROLES, POLICY_VERSION
 from iamrunbook.cli.runner_scope import Scope, partition_for_region, scoped_statements
 from iamrunbook.core.params import validate_params
-from iamrunbook.core.spec import settings_problems
+from iamrunbook.core.spec import iam_name_problem, settings_problems
 from iamrunbook.runs.archive import parse_uri
 
 #: modules whose declared actions the runbook needs, in runbook order
@@ -59,6 +59,9 @@ def scope_for(
     expected_account_id; `archive` is `s3://BUCKET/PREFIX`; `partition` defaults to the region's."""
     p = validate_params(dict(params or {}))
     problems = settings_problems(p, p["roles"])
+    names = [(f"roles.{k}", v, 64) for k, v in p["roles"].items()]  # IAM: role names 64, policy names 128
+    names.append(("legacy_policy_name", p["legacy_policy_name"], 128))
+    problems += [problem for where, name, most in names if (problem := iam_name_problem(name, where, most))]
     if problems:
         raise SpecError(problems)
     return Scope(

@@ -2,7 +2,8 @@
 IAM offers, so that the runner's own policy cannot make anyone (itself included) an administrator.
 
 `Scope` is what the policy is built for (the parameters a run uses); `RULES` maps every declared action to the
-one statement that allows it. An action with no rule is an error, never a statement on `"*"`.
+rules (statement builders) that allow it, each rule owning one kind of scoping. An action with no rule is an
+error, never a statement on `"*"`.
 """
 
 from __future__ import annotations
