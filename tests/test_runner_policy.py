@@ -471,3 +471,28 @@ def test_offboarding_an_untagged_user_plans_the_tag_as_its_own_first_step():
     assert planned[0] == {"action": "TagUser", "target": "user leaver"}
     record["tags"] = {MANAGED_BY_KEY: MANAGED_BY_VALUE}
     assert [row["action"] for row in Offboarding("leaver", record).planned(False)] == ["DeleteUser"]
+
+
+def test_group_mode_applies_as_the_runner_holding_the_group_mode_policy(runner, monkeypatch, tmp_path):
+    """grant_via group under enforcement: the role groups are created, users added, Assume*Policy attached to
+    the groups, through the WriteRoleGroups and GrantRolesToRoleGroups statements only."""
+    from test_permissions import EXAMPLE
+
+    aws, key, admin = runner["aws"], runner["key"], runner["aws"].client("iam", internal=True)
+    scope = permissions.scope_for({**runner["params"], "grant_via": "group"}, account_id=runner["account"],
+                                  archive=f"s3://{BUCKET}/{PREFIX}")  # fmt: skip
+    document = permissions.runner_policy_json(True, scope)
+    version = admin.create_policy_version(PolicyArn=runner["policy_arn"], PolicyDocument=document, SetAsDefault=True)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    aws.clear_calls()
+    try:
+        argv = ["run", "-f", str(EXAMPLE), "-p", "grant_via", "group", "--apply", "--out", str(tmp_path)]
+        assert cli.main(argv) == 0
+    finally:
+        admin.set_default_policy_version(PolicyArn=runner["policy_arn"], VersionId="v1")
+        admin.delete_policy_version(PolicyArn=runner["policy_arn"], VersionId=version["PolicyVersion"]["VersionId"])
+    assert [c for c in aws.calls if c.status == 403] == []
+    writes = {c.action for c in aws.calls if c.mutating and c.ok}
+    assert {"CreateGroup", "AddUserToGroup", "AttachGroupPolicy"} <= writes
+    assert "AdminRoleUsers" in aws.iam_backend(runner["account"]).groups
