@@ -23,6 +23,7 @@ from parliament import analyze_policy_string
 from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
 from iamrunbook.cli import cli, permissions
 from iamrunbook.cli.runner_scope import OPERATOR_ONLY, RULES, Scope
+from iamrunbook.sandbox import authorize
 from iamrunbook.sandbox.policy import verdict
 
 ACCOUNT = "123456789012"
@@ -298,36 +299,55 @@ BUCKET, PREFIX = "audit-bucket", "iamrunbook"
 
 
 @pytest.fixture(scope="module")
-def runner(embedded_aws, tmp_path_factory):
-    """One account for the module: the demo account plus a leaver, a foreign policy, a non-role group, another
-    role, an archive bucket; and `runner`, an IAM user holding only the printed policy (revoke_role_sessions on,
-    the archive), whose key the embedded AWS authorises by resource and condition."""
+def enforced_account(embedded_aws):
+    """One account for the module, built on first use (and again only if another module's test reset the
+    server in between, as pytest-xdist may interleave modules on one worker)."""
     from aws_env import pointed_at
+
+    state: dict = {}
+    with pointed_at(embedded_aws) as aws:
+        state["aws"] = aws
+        yield state
+    if state.get("key"):
+        authorize.release(state["key"]["AccessKeyId"])
+
+
+@pytest.fixture
+def runner(enforced_account):
+    """The demo account plus a leaver, a foreign policy, a non-role group, another role, an archive bucket; and
+    `runner`, an IAM user holding only the printed policy (revoke_role_sessions on, the archive), whose key the
+    embedded AWS authorises by resource and condition."""
+    state, aws = enforced_account, enforced_account["aws"]
+    user = aws.iam_backend(state["account"]).users.get("runner") if state.get("key") else None
+    if user is None or not any(k.access_key_id == state["key"]["AccessKeyId"] for k in user.access_keys):
+        if state.get("key"):
+            authorize.release(state["key"]["AccessKeyId"])
+        state.update(build_enforced_account(aws))
+    return state
+
+
+def build_enforced_account(aws) -> dict:
     from test_permissions import EXAMPLE, seed_everything
 
     from iamrunbook.core.params import load_params_file
-    from iamrunbook.sandbox import authorize
 
-    with pointed_at(embedded_aws) as aws:
-        admin = aws.client("iam", internal=True)
-        made = seed_everything(admin)
-        account = made["account_id"]
-        params = {**load_params_file(EXAMPLE), "revoke_role_sessions": True}
-        scope = permissions.scope_for(params, account_id=account, archive=f"s3://{BUCKET}/{PREFIX}")
-        document = permissions.runner_policy_json(True, scope)
-        arn = admin.create_policy(PolicyName="IamrunbookRunner", PolicyDocument=document)["Policy"]["Arn"]
-        admin.create_user(UserName="runner")
-        admin.attach_user_policy(UserName="runner", PolicyArn=arn)
-        key = admin.create_access_key(UserName="runner")["AccessKey"]
-        admin.create_policy(PolicyName="TeamPolicy", PolicyDocument=json.dumps(seed_policy("s3:ListBucket")))
-        admin.create_group(GroupName="Administrators")
-        admin.create_role(RoleName="OtherRole", AssumeRolePolicyDocument=json.dumps(seed_policy("sts:AssumeRole")))
-        aws.client("s3", internal=True).create_bucket(Bucket=BUCKET)
-        authorize.enforce(key["AccessKeyId"])
-        try:
-            yield {"aws": aws, "key": key, "account": account, "policy_arn": arn, "scope": scope, "params": params}
-        finally:
-            authorize.release(key["AccessKeyId"])
+    aws.reset()
+    admin = aws.client("iam", internal=True)
+    made = seed_everything(admin)
+    account = made["account_id"]
+    params = {**load_params_file(EXAMPLE), "revoke_role_sessions": True}
+    scope = permissions.scope_for(params, account_id=account, archive=f"s3://{BUCKET}/{PREFIX}")
+    document = permissions.runner_policy_json(True, scope)
+    arn = admin.create_policy(PolicyName="IamrunbookRunner", PolicyDocument=document)["Policy"]["Arn"]
+    admin.create_user(UserName="runner")
+    admin.attach_user_policy(UserName="runner", PolicyArn=arn)
+    key = admin.create_access_key(UserName="runner")["AccessKey"]
+    admin.create_policy(PolicyName="TeamPolicy", PolicyDocument=json.dumps(seed_policy("s3:ListBucket")))
+    admin.create_group(GroupName="Administrators")
+    admin.create_role(RoleName="OtherRole", AssumeRolePolicyDocument=json.dumps(seed_policy("sts:AssumeRole")))
+    aws.client("s3", internal=True).create_bucket(Bucket=BUCKET)
+    authorize.enforce(key["AccessKeyId"])
+    return {"key": key, "account": account, "policy_arn": arn, "scope": scope, "params": params}
 
 
 def seed_policy(action: str) -> dict:
