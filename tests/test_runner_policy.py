@@ -345,7 +345,7 @@ def build_enforced_account(aws) -> dict:
     admin.create_policy(PolicyName="TeamPolicy", PolicyDocument=json.dumps(seed_policy("s3:ListBucket")))
     admin.create_group(GroupName="Administrators")
     admin.create_role(RoleName="OtherRole", AssumeRolePolicyDocument=json.dumps(seed_policy("sts:AssumeRole")))
-    aws.client("s3", internal=True).create_bucket(Bucket=BUCKET)
+    aws.client("s3", internal=True).create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)  # retention too
     authorize.enforce(key["AccessKeyId"])
     return {"key": key, "account": account, "policy_arn": arn, "scope": scope, "params": params}
 
@@ -387,6 +387,8 @@ def test_the_whole_chain_runs_as_the_runner_holding_only_the_printed_policy(runn
             "iam:DeleteUser", "iam:RemoveUserFromGroup", "s3:PutObject"} <= writes  # fmt: skip
     objects = as_runner(runner, "s3").list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/")
     assert objects["KeyCount"] > 0
+    puts = [c for c in aws.calls if c.action == "PutObject"]
+    assert puts and all(c.params.get("ObjectLockMode") == "GOVERNANCE" for c in puts)  # s3:PutObjectRetention too
     runs = sorted(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
     aws.clear_calls()
     assert cli.main(["audit", "verify", str(runs[-1]), "--against", archive]) == 0  # reads the archive back
