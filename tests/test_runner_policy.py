@@ -479,6 +479,10 @@ def test_the_evaluator_follows_awss_condition_semantics():
     both = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}, deny]}]
     assert verdict(both, "iam:GetUser", "arn:aws:iam::1:user/bob", {}) == "Deny"
     assert verdict(both, "iam:GetUser", "arn:aws:iam::1:user/ann", {}) == "Allow"
+    by_arn = {"Effect": "Allow", "Action": "*", "Resource": "*",
+              "Condition": {"ArnEquals": {"iam:PolicyARN": "arn:aws:iam::*:policy/A"}}}  # fmt: skip
+    assert verdict([{"Statement": [by_arn]}], "a:b", "r", {"iam:policyarn": "arn:aws:iam::1:policy/A"}) == "Allow"
+    assert verdict([{"Statement": [by_arn]}], "a:b", "r", {"iam:policyarn": "arn:aws:iam::1:x:policy/A"}) is None
     missing = {"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"StringEquals": {"iam:PolicyARN": "p"}}}
     assert verdict([{"Statement": [missing]}], "iam:AttachUserPolicy", "u", {}) is None  # absent key: no match
 
@@ -518,3 +522,11 @@ def test_group_mode_applies_as_the_runner_holding_the_group_mode_policy(runner, 
     writes = {c.action for c in aws.calls if c.mutating and c.ok}
     assert {"CreateGroup", "AddUserToGroup", "AttachGroupPolicy"} <= writes
     assert "AdminRoleUsers" in aws.iam_backend(runner["account"]).groups
+
+
+def test_without_an_account_the_arns_match_the_callers_account_and_refuse_the_rest():
+    policy = permissions.runner_policy(True)  # account "*": what `permissions --apply` prints without -f
+    user, own = f"arn:aws:iam::{ACCOUNT}:user/alice", policy_arn("AssumeAdminRolePolicy")
+    assert verdict([policy], "iam:AttachUserPolicy", user, {"iam:policyarn": own}) == "Allow"
+    assert verdict([policy], "iam:AttachUserPolicy", user, {"iam:policyarn": ADMIN}) is None
+    assert verdict([policy], "iam:CreatePolicyVersion", policy_arn("TeamPolicy"), {}) is None

@@ -51,6 +51,13 @@ def _like(pattern: str, value: str, *, case: bool = True) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
+def _arn_like(pattern: str, value: str) -> bool:
+    """ArnEquals and ArnLike alike (AWS): each of the six colon-separated parts matched on its own, wildcards
+    included, so a `*` never spans a colon."""
+    wanted, have = pattern.split(":", 5), value.split(":", 5)
+    return len(wanted) == len(have) == 6 and all(_like(w, h) for w, h in zip(wanted, have, strict=True))
+
+
 def _covers(stmt: dict, key: str, value: str, *, case: bool) -> bool:
     if key in stmt:
         return any(_like(str(p), value, case=case) for p in _as_list(stmt[key]))
@@ -80,8 +87,10 @@ _OPERATORS = {
     "StringEqualsIgnoreCase": lambda want, have: have.lower() == want.lower(),
     "StringLike": lambda want, have: _like(want, have),
     "StringNotLike": lambda want, have: not _like(want, have),
-    "ArnEquals": lambda want, have: have == want,
-    "ArnLike": lambda want, have: _like(want, have),
+    "ArnEquals": lambda want, have: _arn_like(want, have),
+    "ArnLike": lambda want, have: _arn_like(want, have),
+    "ArnNotEquals": lambda want, have: not _arn_like(want, have),
+    "ArnNotLike": lambda want, have: not _arn_like(want, have),
     "Bool": lambda want, have: have.lower() == want.lower(),
     "NumericLessThan": lambda want, have: float(have) < float(want),
     "NumericLessThanEquals": lambda want, have: float(have) <= float(want),
