@@ -105,11 +105,15 @@ def test_imported_in_batches_of_100_with_none_refused_and_read_back(aws, session
 def test_the_import_needs_its_action_only_when_asked(capsys):
     assert "securityhub:BatchImportFindings" not in permissions.required_actions(apply=True)
     assert "securityhub:BatchImportFindings" in permissions.required_actions(security_hub_import=True)
-    statements = permissions.runner_policy(security_hub_import=True)["Statement"]
-    assert {"Sid": "IamrunbookSecurityhubPlan", "Effect": "Allow", "Action": ["securityhub:BatchImportFindings"],
-            "Resource": "*"} in statements  # fmt: skip
+    scope = permissions.scope_for(account_id="123456789012", security_hub_import=True)
+    statements = permissions.runner_policy(scope=scope)["Statement"]
+    product = "arn:aws:securityhub:*:123456789012:product/123456789012/default"  # its own account's findings only
+    assert {"Sid": "ImportCisFindings", "Effect": "Allow", "Action": ["securityhub:BatchImportFindings"],
+            "Resource": [product]} in statements  # fmt: skip
+    assert not any("securityhub:BatchImportFindings" in s["Action"] for s in permissions.runner_policy()["Statement"])
     assert cli.main(["permissions", "--security-hub-import"]) == 0
-    assert json.loads(capsys.readouterr().out) == permissions.runner_policy(security_hub_import=True)
+    printed = json.loads(capsys.readouterr().out)["Statement"]
+    assert printed == permissions.runner_policy(scope=permissions.scope_for(security_hub_import=True))["Statement"]
 
 
 def test_06_with_security_hub_import_sends_every_finding(aws, session, legacy_account, tmp_path, capsys):

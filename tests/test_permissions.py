@@ -24,10 +24,13 @@ from keys import self_signed_certificate, ssh_public_key
 import iamrunbook
 from iamrunbook.base.names import policy_arn
 from iamrunbook.cli import cli, permissions
+from iamrunbook.cli.runner_scope import OPERATOR_ONLY
 from iamrunbook.sandbox import Call, is_mutating, seed
 from iamrunbook.sandbox.wire import service_model as _service_model
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the default parameters leave these out: grant_via user (no role groups), revoke_role_sessions off
+OFF_BY_DEFAULT = {"iam:CreateGroup", "iam:AddUserToGroup", "iam:AttachGroupPolicy", "iam:PutRolePolicy"}
 EXAMPLE = ROOT / "parameters" / "example.yaml"
 SERVICES = ("iam", "sts", "cloudtrail", "accessanalyzer")
 PREFIX = {"accessanalyzer": "access-analyzer"}  # the IAM action prefix, where it differs from boto3's name
@@ -125,17 +128,9 @@ def test_required_actions_and_the_runner_policy():
     for apply in (False, True):
         policy = permissions.runner_policy(apply)
         assert policy["Version"] == "2012-10-17"
-        statements = policy["Statement"]
-        assert [s["Sid"] for s in statements] == [
-            f"Iamrunbook{service.capitalize()}{'Apply' if apply else 'Plan'}"
-            for service in sorted({a.split(":")[0] for a in permissions.required_actions(apply)})
-        ]
-        assert all(s["Effect"] == "Allow" and s["Resource"] == "*" for s in statements)
-        for statement in statements:
-            service = statement["Sid"].removeprefix("Iamrunbook").removesuffix("Apply").removesuffix("Plan")
-            assert {a.split(":")[0] for a in statement["Action"]} == {service.lower()}
-        actions = [a for s in statements for a in s["Action"]]
-        assert sorted(actions) == permissions.required_actions(apply)
+        assert all(s["Effect"] == "Allow" and s["Resource"] for s in policy["Statement"])
+        actions = {a for s in policy["Statement"] for a in s["Action"]}
+        assert actions == set(permissions.required_actions(apply)) - set(OPERATOR_ONLY) - OFF_BY_DEFAULT
         assert json.loads(permissions.runner_policy_json(apply)) == policy
 
 

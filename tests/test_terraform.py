@@ -235,14 +235,15 @@ def test_every_generated_file_parses_and_says_what_the_runbook_does(tmp_path):
     assert attachment["for_each"] == "${local.user_role_attachments}"
     assert '"${pair.user}/${pair.role_key}"' in local["user_role_attachments"]
     data = {next(iter(d)): d[next(iter(d))] for d in module["data"]}
-    assert set(data) == {'"aws_caller_identity"', '"aws_iam_policy_document"'}
+    assert set(data) == {'"aws_caller_identity"', '"aws_iam_policy_document"', '"aws_partition"'}
     statement = data['"aws_iam_policy_document"']['"assume_role"']["statement"][0]
     assert statement["actions"] == ['"sts:AssumeRole"'] and statement["effect"] == '"Allow"'
     # the document Terraform renders holds the single statement names.policy_document holds
     wanted = policy_document("123456789012", "R")["Statement"][0]
     assert (wanted["Effect"], wanted["Action"]) == ("Allow", "sts:AssumeRole")
     assert statement["resources"] == [
-        '"arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${each.value}"'
+        '"arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/'
+        '${each.value}"'
     ]
 
     outputs = {next(iter(o)) for o in parsed[OUTPUTS_FILE]["output"]}
@@ -252,13 +253,14 @@ def test_every_generated_file_parses_and_says_what_the_runbook_does(tmp_path):
 def test_expected_state_list_is_terraforms_order(tmp_path):
     spec = example_spec()
     lines = write_terraform(tmp_path, spec, None)[STATE_LIST_FILE].read_text(encoding="utf-8").splitlines()
-    assert lines[:4] == [
+    assert lines[:5] == [
         "data.aws_caller_identity.current",
         'data.aws_iam_policy_document.assume_role["admin"]',
         'data.aws_iam_policy_document.assume_role["data_engineer"]',
         'data.aws_iam_policy_document.assume_role["infrastructure_admin"]',
+        "data.aws_partition.current",
     ]
-    assert lines[4:] == EXAMPLE_ADDRESSES
+    assert lines[5:] == EXAMPLE_ADDRESSES
     assert lines == expected_state_list(spec)
     assert state_list_order("data.z.x") < state_list_order("a.a")  # data first, even though "a" < "data"
     assert state_list_order('t.n["a"]') < state_list_order('t.n["a/b"]')
@@ -484,6 +486,7 @@ def rendered_document(module: dict, account_id: str, key: str) -> dict:
     local = module["locals"][0]
     statement = blocks_by_type(module["data"])["aws_iam_policy_document.assume_role"]["statement"][0]
     resource = statement["resources"][0].replace("${data.aws_caller_identity.current.account_id}", account_id)
+    resource = resource.replace("${data.aws_partition.current.partition}", "aws")
     out = {"Effect": statement["effect"], "Action": statement["actions"][0]}
     out["Resource"] = resource.replace("${each.value}", local["assumable_roles"][key])
     dynamic = statement.get("dynamic", [])
@@ -573,6 +576,7 @@ def test_group_mode_state_list_is_terraforms_order(tmp_path):
     assert lines == [
         "data.aws_caller_identity.current",
         *(f'data.aws_iam_policy_document.assume_role["{k}"]' for k in keys),
+        "data.aws_partition.current",
         *(f'aws_iam_group.role_groups["{k}"]' for k in keys),
         *(f'aws_iam_group_policy_attachment.role_groups["{k}"]' for k in keys),
         *(f'aws_iam_policy.assume_role["{k}"]' for k in keys),

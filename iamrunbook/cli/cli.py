@@ -42,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the least-privilege identity policy for the identity that runs the runbook, "
         "built from the actions each step declares.",
     )
+    perm_cmd.add_argument("-f", "--parameters", metavar="PARAMS.yaml", help="the parameters the runs use")
     perm_cmd.add_argument("--apply", action="store_true", help="include the write actions an apply run needs")
-    perm_cmd.add_argument("--archive", action="store_true", help="include the S3 actions of --archive")
+    perm_cmd.add_argument("--archive", metavar="s3://BUCKET/PREFIX", help="the S3 actions of --archive, on that prefix")
+    perm_cmd.add_argument("--account-id", help="the account the runner works in (default: expected_account_id)")
+    perm_cmd.add_argument("--format", choices=("json", "terraform"), default="json", help="default json")
+    perm_cmd.add_argument("--accounts", metavar="ACCOUNTS.yaml", help="print the fan-out caller's policy instead")
     perm_cmd.add_argument("--security-hub-import", action="store_true", help="include what security_hub_import sends")
     perm_cmd.set_defaults(handler=cmd_permissions)
     return parser
@@ -318,9 +322,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_permissions(args: argparse.Namespace) -> int:
-    from iamrunbook.cli.permissions import runner_policy_json
+    from iamrunbook.cli import permissions
 
-    print(runner_policy_json(apply=args.apply, archive=args.archive, security_hub_import=args.security_hub_import))
+    try:
+        params = gather_params(args.parameters)
+        scope = permissions.scope_for(params, account_id=args.account_id, archive=args.archive,
+                                      security_hub_import=args.security_hub_import)
+        if args.accounts:
+            print(json.dumps(permissions.fanout_policy(args.accounts, scope.partition), indent=2))
+        else:
+            print(permissions.render(args.apply, scope, args.format))
+    except SpecError as exc:
+        _err("iamrunbook permissions: " + "; ".join(exc.problems))
+        return EXIT_ERROR
     return EXIT_OK
 
 

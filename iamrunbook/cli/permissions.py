@@ -1,15 +1,24 @@
 """Least privilege for whoever runs the runbook: the IAM policy a runner role needs, built from the code.
 
-Every module that calls AWS declares READ_ACTIONS and WRITE_ACTIONS next to its calls; this module only
-gathers them, so the printed policy cannot drift from what the code does (a test holds them together).
+Every module that calls AWS declares READ_ACTIONS and WRITE_ACTIONS next to its calls; this module gathers
+them, so the printed policy cannot drift from what the code does (a test holds them together), and
+runner_scope.py puts each on the narrowest resource and condition for the parameters a run uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
+from collections.abc import Mapping
+from typing import Any
 
-from iamrunbook.base.names import POLICY_VERSION
+from iamrunbook.base.errors import SpecError
+from iamrunbook.base.names import ASSUME_ROLE, DEFAULT_ROLES, POLICY_VERSION
+from iamrunbook.cli.runner_scope import Scope, partition_for_region, scoped_statements
+from iamrunbook.core.params import validate_params
+from iamrunbook.core.spec import iam_name_problem, settings_problems
+from iamrunbook.runs.archive import parse_uri
 
 #: modules whose declared actions the runbook needs, in runbook order
 MODULES = (
@@ -45,25 +54,105 @@ def required_actions(apply: bool = False, archive: bool = False, security_hub_im
     return sorted(actions)
 
 
-def runner_policy(apply: bool = False, archive: bool = False, security_hub_import: bool = False) -> dict:
-    """An identity policy document for the runner role, one statement per service. Scope the S3
-    statement's Resource to the archive bucket (`arn:aws:s3:::BUCKET`, `arn:aws:s3:::BUCKET/PREFIX/*`)."""
-    by_service: dict[str, list[str]] = {}
-    for action in required_actions(apply, archive, security_hub_import):
-        by_service.setdefault(action.split(":", 1)[0], []).append(action)
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            {
-                "Sid": f"Iamrunbook{service.capitalize()}{'Apply' if apply else 'Plan'}",
-                "Effect": "Allow",
-                "Action": actions,
-                "Resource": "*",
-            }
-            for service, actions in sorted(by_service.items())
-        ],
-    }
+def scope_for(
+    params: Mapping[str, Any] | None = None,
+    account_id: str | None = None,
+    archive: str | None = None,
+    partition: str | None = None,
+    security_hub_import: bool = False,
+) -> Scope:
+    """The Scope of a run with these parameters (defaults filled in); `account_id` overrides
+    expected_account_id; `archive` is `s3://BUCKET/PREFIX`; `partition` defaults to the region's."""
+    p = validate_params(dict(params or {}))
+    problems = settings_problems(p, p["roles"])
+    names = [(f"roles.{k}", v, 64) for k, v in p["roles"].items()]  # IAM: role names 64, policy names 128
+    names.append(("legacy_policy_name", p["legacy_policy_name"], 128))
+    problems += [problem for where, name, most in names if (problem := iam_name_problem(name, where, most))]
+    if problems:
+        raise SpecError(problems)
+    return Scope(
+        partition=partition or partition_for_region(p["aws_region"]),
+        account=account_id or p["expected_account_id"] or "*",
+        roles=dict(p["roles"]),
+        legacy_policy=p["legacy_policy_name"],
+        via_group=p["grant_via"] == "group",
+        role_groups=dict(p["role_groups"]),
+        revoke_role_sessions=p["revoke_role_sessions"],
+        archive=parse_uri(archive) if archive else None,
+        security_hub_import=security_hub_import or bool(p["security_hub_import"]),
+    )
 
 
-def runner_policy_json(apply: bool = False, archive: bool = False, security_hub_import: bool = False) -> str:
-    return json.dumps(runner_policy(apply, archive, security_hub_import), indent=2)
+def runner_policy(apply: bool = False, scope: Scope | None = None) -> dict:
+    """The runner's identity policy: every action a plan-only (or apply) run needs, each on its rule's resources
+    and conditions (runner_scope.RULES); with `scope.archive` the S3 actions of `--archive` on that prefix."""
+    scope = scope or Scope(roles=dict(DEFAULT_ROLES))
+    actions = required_actions(apply, archive=scope.archive is not None, security_hub_import=scope.security_hub_import)
+    return {"Version": POLICY_VERSION, "Statement": scoped_statements(scope, actions)}
+
+
+def runner_policy_json(apply: bool = False, scope: Scope | None = None) -> str:
+    return json.dumps(runner_policy(apply, scope), indent=2)
+
+
+def fanout_policy(accounts_file: str, partition: str = "aws") -> dict:
+    """The fan-out caller's policy (`run --accounts`): sts:AssumeRole on the configured role in each listed
+    account, with its ExternalId when one is set; `from_organization` reads the organization first."""
+    from iamrunbook.cli.accounts import READ_ACTIONS as FANOUT_READS
+    from iamrunbook.cli.accounts import load_accounts_file
+
+    loaded = load_accounts_file(accounts_file)
+    by_external: dict[str | None, list[str]] = {}
+    if loaded.from_organization:
+        role = loaded.defaults["role_name"]
+        by_external[loaded.defaults["external_id"]] = [f"arn:{partition}:iam::*:role/{role}"]
+    for account in loaded.accounts:
+        by_external.setdefault(account.external_id, []).append(account.role_arn(partition))
+    statements = []
+    for i, (external_id, arns) in enumerate(sorted(by_external.items(), key=lambda kv: kv[0] or ""), 1):
+        statement = {"Sid": f"EnterAccounts{i}", "Effect": "Allow", "Action": [ASSUME_ROLE], "Resource": sorted(arns)}
+        if external_id:
+            statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+        statements.append(statement)
+    if loaded.from_organization:
+        reads = sorted(a for a in FANOUT_READS if a.startswith("organizations:"))
+        statements.append({"Sid": "ReadOrganization", "Effect": "Allow", "Action": reads, "Resource": "*"})
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def _hcl(value: Any) -> str:
+    """A string or list of strings as HCL (JSON string syntax; the only `${` are the partition's and account's)."""
+    return json.dumps(value)
+
+
+def terraform_document(policy: dict, name: str = "iamrunbook_runner") -> str:
+    """The policy as an `aws_iam_policy_document` data source, so the runner role can live in the same Terraform."""
+    lines = [f'data "aws_iam_policy_document" "{name}" {{']
+    for s in policy["Statement"]:
+        lines += ["  statement {", f"    sid       = {_hcl(s['Sid'])}", f"    effect    = {_hcl(s['Effect'])}",
+                  f"    actions   = {_hcl(s['Action'])}", f"    resources = {_hcl(s['Resource'])}"]  # fmt: skip
+        for test, pairs in s.get("Condition", {}).items():
+            for variable, values in pairs.items():
+                values = values if isinstance(values, list) else [values]
+                lines += ["    condition {", f"      test     = {_hcl(test)}", f"      variable = {_hcl(variable)}",
+                          f"      values   = {_hcl(values)}", "    }"]  # fmt: skip
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+#: What the Terraform form puts where the JSON form has the partition and (when not given) the account.
+TF_PARTITION = "${data.aws_partition.current.partition}"
+TF_ACCOUNT = "${data.aws_caller_identity.current.account_id}"
+
+
+def render(apply: bool, scope: Scope, fmt: str = "json") -> str:
+    """The policy as printed: JSON, or Terraform with the partition (and account) from data sources."""
+    if fmt == "json":
+        return runner_policy_json(apply, scope)
+    account = TF_ACCOUNT if scope.account == "*" else scope.account
+    tf_scope = dataclasses.replace(scope, partition=TF_PARTITION, account=account)
+    return (
+        "# needs data.aws_partition.current and data.aws_caller_identity.current in the same configuration\n"
+        + terraform_document(runner_policy(apply, tf_scope))
+    )

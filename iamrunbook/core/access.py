@@ -21,7 +21,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from iamrunbook.base.log import logger
-from iamrunbook.base.names import ASSUME_ROLE, POLICY_VERSION, is_aws_managed, name_from_arn, policy_name
+from iamrunbook.base.names import (
+    ASSUME_ROLE,
+    POLICY_VERSION,
+    is_aws_managed,
+    name_from_arn,
+    partition_of,
+    policy_name,
+)
 from iamrunbook.core.inventory import decode_document, default_document
 
 READ_ACTIONS: tuple[str, ...] = ()  # no AWS calls: it reads the inventory sweep
@@ -145,7 +152,7 @@ def _principal_kind(stmt: dict, user_arn: str, account_id: str) -> str | None:
             kinds.add("any")
         elif value == user_arn:
             kinds.add("user")
-        elif value in (account_id, f"arn:aws:iam::{account_id}:root"):
+        elif value == account_id or value == f"arn:{partition_of(value)}:iam::{account_id}:root":
             kinds.add("account")
     return next((k for k in ("user", "any", "account") if k in kinds), None)
 

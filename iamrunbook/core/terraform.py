@@ -6,9 +6,10 @@ shows imports and no creates once the runbook has applied.
 
 Decisions worth knowing:
 - `expected_state_list.txt` is what `terraform state list` prints after `terraform apply`: data sources
-  too (`data.aws_caller_identity.current`, `data.aws_iam_policy_document.assume_role["<key>"]`), first,
-  because Terraform sorts data resources before managed ones, then by type, name and instance key. The
-  managed part is every resource the spec needs, which equals verify's addresses once the account converged.
+  too (`data.aws_caller_identity.current`, `data.aws_partition.current` (every ARN the configuration writes
+  is in the caller's partition), `data.aws_iam_policy_document.assume_role["<key>"]`), first, because
+  Terraform sorts data resources before managed ones, then by type, name and instance key. The managed part
+  is every resource the spec needs, which equals verify's addresses once the account converged.
 - Import ids use the account's real names and ARNs; an address always uses the spec's spelling. IAM user
   names are case-insensitive, so `Alice` in the spec imports the existing `alice` (Terraform then renames).
 - `grant_via: group`: one IAM group per role holds the role's Assume*Policy and users are its members,
@@ -75,6 +76,7 @@ ADOPTED_YAML = "adopted_iam_users.yaml"
 ADOPTED_TFVARS = "adopted_iam_users.auto.tfvars"
 
 CALLER_IDENTITY = "data.aws_caller_identity.current"
+PARTITION = "data.aws_partition.current"  # every ARN the configuration writes is in the caller's partition
 
 # The rules spec.py enforces, for Terraform's validation blocks (RE2 syntax; \p classes as in AWS's model).
 _USER_NAME_RE = r"^[A-Za-z0-9_+=.@-]{1,64}$"
@@ -333,7 +335,8 @@ def managed_addresses(spec: Spec) -> list[str]:
 
 
 def data_addresses(spec: Spec) -> list[str]:
-    return [CALLER_IDENTITY, *(f"data.aws_iam_policy_document.assume_role[{hcl_string(k)}]" for k in spec.roles)]
+    documents = [f"data.aws_iam_policy_document.assume_role[{hcl_string(k)}]" for k in spec.roles]
+    return [CALLER_IDENTITY, PARTITION, *documents]
 
 
 _ADDRESS = re.compile(r'(?P<data>data\.)?(?P<type>[^.]+)\.(?P<name>[^.[]+)(?:\["(?P<key>.*)"\])?')

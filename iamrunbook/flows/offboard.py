@@ -35,12 +35,19 @@ from iamrunbook.aws.executor import ApplyResult, execute
 from iamrunbook.base import records
 from iamrunbook.base.errors import SafetyError, SpecError
 from iamrunbook.base.log import logger
-from iamrunbook.base.names import POLICY_VERSION, caller_user_name, same_name, user_address
+from iamrunbook.base.names import (
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    POLICY_VERSION,
+    caller_user_name,
+    same_name,
+    user_address,
+)
 from iamrunbook.core.changes import Change
 from iamrunbook.runs import planfile
 
 READ_ACTIONS = ("iam:ListAccessKeys",)
-WRITE_ACTIONS = ("iam:UpdateAccessKey", "iam:PutRolePolicy")  # deletion.py declares the rest
+WRITE_ACTIONS = ("iam:TagUser", "iam:UpdateAccessKey", "iam:PutRolePolicy")  # deletion.py declares the rest
 
 __all__ = [
     "ORDERED_STEPS",
@@ -64,6 +71,17 @@ REVOKE_SESSIONS_POLICY_NAME = "AWSRevokeOlderSessions"
 def steps_table(steps: Iterable[Step]) -> pd.DataFrame:
     """Steps as a table, in the order they ran."""
     return pd.DataFrame([asdict(s) for s in steps], columns=["action", "target", "outcome"])
+
+
+def adopt_for_offboarding(iam, user_name: str) -> list[Step]:
+    """Tag a user the runbook did not make ManagedBy=iamrunbook, as a step of its own: the runner's policy
+    removes credentials from, and deletes, only users carrying that tag (README, "The runner's policy")."""
+    tag = [{"Key": MANAGED_BY_KEY, "Value": MANAGED_BY_VALUE}]
+    return [call_step("TagUser", user_target(user_name), lambda: iam.tag_user(UserName=user_name, Tags=tag))]
+
+
+def untagged(record: dict) -> bool:
+    return record["tags"].get(MANAGED_BY_KEY) != MANAGED_BY_VALUE
 
 
 def revoke_access(iam, user_name: str) -> list[Step]:
@@ -210,7 +228,8 @@ class Offboarding:
     def steps(self, rb) -> list[Step]:
         """Cut access now, optionally revoke role sessions, delete the user: every call that changes it. The
         deletion is the one-change plan `ensure_safe` proves, made by the executor as apply makes a plan's."""
-        done = revoke_access(rb.iam, self.user)
+        done = adopt_for_offboarding(rb.iam, self.user) if untagged(self.record) else []
+        done += revoke_access(rb.iam, self.user)
         if rb.params["revoke_role_sessions"]:
             done += revoke_role_sessions(rb.iam, self.roles_held, datetime.now(timezone.utc))
 
@@ -232,7 +251,8 @@ class Offboarding:
         if not self.exists:
             return []
         r = self.record
-        rows = [("UpdateAccessKey", k["access_key_id"]) for k in r["access_keys"] if k.get("status") == "Active"]
+        rows = [("TagUser", f"user {self.user}")] if untagged(r) else []
+        rows += [("UpdateAccessKey", k["access_key_id"]) for k in r["access_keys"] if k.get("status") == "Active"]
         rows += [("DeleteLoginProfile", f"user {self.user}")] if r["login_profile"]["exists"] else []
         rows += [("PutRolePolicy", f"role {role}") for role in self.roles_held] if revoke_sessions else []
         rows += [("RemoveUserFromGroup", f"group {g}") for g in r["groups"]]

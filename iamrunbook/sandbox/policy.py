@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -50,6 +51,13 @@ def _like(pattern: str, value: str, *, case: bool = True) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
+def _arn_like(pattern: str, value: str) -> bool:
+    """ArnEquals and ArnLike alike (AWS): each of the six colon-separated parts matched on its own, wildcards
+    included, so a `*` never spans a colon."""
+    wanted, have = pattern.split(":", 5), value.split(":", 5)
+    return len(wanted) == len(have) == 6 and all(_like(w, h) for w, h in zip(wanted, have, strict=True))
+
+
 def _covers(stmt: dict, key: str, value: str, *, case: bool) -> bool:
     if key in stmt:
         return any(_like(str(p), value, case=case) for p in _as_list(stmt[key]))
@@ -79,8 +87,10 @@ _OPERATORS = {
     "StringEqualsIgnoreCase": lambda want, have: have.lower() == want.lower(),
     "StringLike": lambda want, have: _like(want, have),
     "StringNotLike": lambda want, have: not _like(want, have),
-    "ArnEquals": lambda want, have: have == want,
-    "ArnLike": lambda want, have: _like(want, have),
+    "ArnEquals": lambda want, have: _arn_like(want, have),
+    "ArnLike": lambda want, have: _arn_like(want, have),
+    "ArnNotEquals": lambda want, have: not _arn_like(want, have),
+    "ArnNotLike": lambda want, have: not _arn_like(want, have),
     "Bool": lambda want, have: have.lower() == want.lower(),
     "NumericLessThan": lambda want, have: float(have) < float(want),
     "NumericLessThanEquals": lambda want, have: float(have) <= float(want),
@@ -89,24 +99,33 @@ _OPERATORS = {
 }
 
 
-def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str, str]) -> bool:
+def _values(have: Any) -> list[str]:
+    return [str(v) for v in have] if isinstance(have, list | tuple) else [str(have)]
+
+
+def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str, Any]) -> bool:
+    """One condition, as AWS evaluates it; a multi-valued key (aws:TagKeys) with ForAllValues (every value
+    matches; none: true) or ForAnyValue (some value matches)."""
     if_exists = operator.endswith("IfExists")
-    base = operator.removesuffix("IfExists").split(":")[-1]  # ForAnyValue:StringLike -> StringLike
+    qualifier, _, base = operator.removesuffix("IfExists").rpartition(":")
     have = context.get(key.lower())
     if base == "Null":
         return (have is None) == (str(wanted).lower() == "true")
-    if have is None:
-        return if_exists
     test = _OPERATORS.get(base)
     if test is None:
         return False
+    matches = lambda value: any(test(str(want), value) for want in _as_list(wanted))  # noqa: E731
     try:
-        return any(test(str(want), have) for want in _as_list(wanted))
+        if qualifier == "ForAllValues":
+            return all(matches(value) for value in _values(have or []))
+        if have is None:
+            return if_exists
+        return any(matches(value) for value in _values(have))
     except ValueError:
         return False
 
 
-def _conditions_hold(stmt: dict, context: Mapping[str, str]) -> bool:
+def _conditions_hold(stmt: dict, context: Mapping[str, Any]) -> bool:
     condition = stmt.get("Condition") or {}
     return all(
         _condition_holds(operator, key, wanted, context)
@@ -116,21 +135,47 @@ def _conditions_hold(stmt: dict, context: Mapping[str, str]) -> bool:
     )
 
 
+def _substituted(stmt: dict, key: str, context: Mapping[str, Any]) -> dict:
+    """The statement with policy variables (`${aws:username}`) in `key` replaced from the request; a variable
+    the request lacks matches nothing, as in AWS."""
+    if "${" not in json.dumps(stmt.get(key, "")):
+        return stmt
+
+    def fill(pattern: str) -> str:
+        def one(match: re.Match) -> str:
+            value = context.get(match.group(1).lower())
+            return str(value) if isinstance(value, str) else "\0"  # NUL: never in an ARN
+
+        return re.sub(r"\$\{([^}]+)\}", one, pattern)
+
+    return {**stmt, key: [fill(str(p)) for p in _as_list(stmt[key])]}
+
+
+def verdict(documents: Iterable[Any], action: str, resource: str, context: Mapping[str, Any]) -> str | None:
+    """Deny, Allow or None (implicit deny) for `action` on `resource` by identity policies: an explicit Deny
+    wins, else any Allow whose action, resource and conditions all match."""
+    found = None
+    for document in documents:
+        for stmt in statements(document):
+            if not (_covers(stmt, "Action", action, case=False) and _conditions_hold(stmt, context)):
+                continue
+            for key in ("Resource", "NotResource"):
+                stmt = _substituted(stmt, key, context) if key in stmt else stmt
+            if not _covers(stmt, "Resource", resource, case=True):
+                continue
+            if stmt.get("Effect") == "Deny":
+                return "Deny"
+            found = found or ("Allow" if stmt.get("Effect") == "Allow" else None)
+    return found
+
+
 def _applies(stmt: dict, context: Mapping[str, str]) -> bool:
     return _covers(stmt, "Action", ACTION, case=False) and _conditions_hold(stmt, context)
 
 
 def _identity(documents: Iterable[Any], resource: str, context: Mapping[str, str]) -> str | None:
     """Deny, Allow or None (implicit deny) for sts:AssumeRole on `resource` by identity policies."""
-    verdict = None
-    for document in documents:
-        for stmt in statements(document):
-            if not (_applies(stmt, context) and _covers(stmt, "Resource", resource, case=True)):
-                continue
-            if stmt.get("Effect") == "Deny":
-                return "Deny"
-            verdict = verdict or ("Allow" if stmt.get("Effect") == "Allow" else None)
-    return verdict
+    return verdict(documents, ACTION, resource, context)
 
 
 def _trust(document: Any, caller: Caller, resource: str, context: Mapping[str, str]) -> str | None:

@@ -112,3 +112,10 @@ def refusal(backend, action: str | None, params: Any) -> Refusal | None:
     if check is None or not isinstance(params, dict):
         return None
     return check(backend, params)
+
+
+def validation_refusal(problems: list[str]) -> tuple[str, str, int]:
+    """Every parameter AWS's model refuses, in one ValidationError, as AWS words it."""
+    count = len(problems)
+    message = f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(problems)
+    return "ValidationError", message, 400

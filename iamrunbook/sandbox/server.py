@@ -39,12 +39,13 @@ from iamrunbook.base.log import logger
 from iamrunbook.sandbox import account_state
 from iamrunbook.sandbox.accounts import Accounts
 from iamrunbook.sandbox.assume import assume_role_check
+from iamrunbook.sandbox.authorize import authorization_refusal
 from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION, Call, Fault, default_message
 from iamrunbook.sandbox.cloudtrail import LookupRefused, lookup_events, seeded_call
 from iamrunbook.sandbox.credentials import credential_report_result, login_profile_result, note_login_profile
 from iamrunbook.sandbox.identity import ACCOUNT_HEADER, Caller, identify, invalid_credentials
 from iamrunbook.sandbox.pacing import Pacer, Pacing, throttle_error
-from iamrunbook.sandbox.rules import refusal
+from iamrunbook.sandbox.rules import refusal, validation_refusal
 from iamrunbook.sandbox.s3 import object_retention
 from iamrunbook.sandbox.wire import (
     Request,
@@ -405,9 +406,10 @@ class EmbeddedAws:
         if not caller.valid:
             return invalid_credentials(request.protocol, request.service)
         if request.problems:
-            count = len(request.problems)
-            message = f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(request.problems)
-            return "ValidationError", message, 400
+            return validation_refusal(request.problems)
+        if (denied := authorization_refusal(caller, request.service, request.action, request.params,
+                                            self.iam_backend)) is not None:  # fmt: skip
+            return denied
         if request.service == "iam":
             return refusal(self.iam_backend(caller.account_id), request.action, request.params)
         if request.service == "sts" and request.action == "AssumeRole":

@@ -1,0 +1,240 @@
+"""Where each of the runner's actions may act: one rule per action, each on the narrowest resource and condition
+IAM offers, so that the runner's own policy cannot make anyone (itself included) an administrator.
+
+`Scope` is what the policy is built for (the parameters a run uses); `RULES` maps every declared action to the
+rules (statement builders) that allow it, each rule owning one kind of scoping. An action with no rule is an
+error, never a statement on `"*"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from iamrunbook.base.errors import SpecError
+from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, group_name, policy_name
+
+#: The tag keys the runbook writes on a user (names.user_tags): TagUser may set these and no other.
+USER_TAG_KEYS = ("Description", MANAGED_BY_KEY, "Name", "Roles")
+MANAGED = {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE}}
+#: Actions IAM (or STS, CloudTrail) grants on no narrower resource than "*": the README lists them.
+UNSCOPED = (
+    "access-analyzer:ListAnalyzers",
+    "cloudtrail:LookupEvents",
+    "iam:GetAccountPasswordPolicy",
+    "iam:GetAccountSummary",
+    "iam:ListServerCertificates",
+    "iam:ListVirtualMFADevices",
+    "iam:GenerateCredentialReport",
+    "iam:GetAccountAuthorizationDetails",
+    "iam:GetCredentialReport",
+    "sts:GetCallerIdentity",
+)
+
+
+def partition_for_region(region: str) -> str:
+    """The partition a region is in (`us-gov-west-1` -> `aws-us-gov`, `cn-north-1` -> `aws-cn`)."""
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws-cn" if region.startswith("cn-") else "aws"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the runner owns in its account: built from the parameters a run uses (`account` "*": any account,
+    safe for IAM, whose identity policies never reach another account's IAM)."""
+
+    partition: str = "aws"
+    account: str = "*"
+    roles: Mapping[str, str] = field(default_factory=dict)
+    legacy_policy: str = "AssumeRolesPolicy"
+    via_group: bool = False
+    role_groups: Mapping[str, str] = field(default_factory=dict)
+    revoke_role_sessions: bool = False
+    #: (bucket, prefix) of `--archive s3://BUCKET/PREFIX`, or None
+    archive: tuple[str, str] | None = None
+    #: security_hub_import: the CIS findings go to this account's Security Hub
+    security_hub_import: bool = False
+
+    def iam(self, resource: str) -> str:
+        return f"arn:{self.partition}:iam::{self.account}:{resource}"
+
+    def owned_policies(self) -> list[str]:
+        return [self.iam(f"policy/{policy_name(role)}") for role in self.roles.values()]
+
+    def legacy(self) -> str:
+        return self.iam(f"policy/{self.legacy_policy}")
+
+    def groups(self) -> list[str]:
+        return [self.iam(f"group/{self.role_groups.get(k) or group_name(r)}") for k, r in self.roles.items()]
+
+    def s3(self, resource: str) -> str:
+        return f"arn:{self.partition}:s3:::{resource}"
+
+
+def _statement(sid: str, actions: Iterable[str], resources: list[str], condition: dict | None = None) -> dict:
+    statement = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _policy_arn_is(arns: list[str]) -> dict:
+    return {"ArnEquals": {"iam:PolicyARN": arns}}
+
+
+# --- one builder per rule: (scope, the rule's actions that the run needs) -> statements ----------------
+def _unscoped(s: Scope, actions: list[str]) -> list[dict]:
+    return [_statement("ReadWithoutResourceLevelPermissions", actions, ["*"])]
+
+
+def _read_users(s: Scope, actions: list[str]) -> list[dict]:
+    return [_statement("ReadUsers", actions, [s.iam("user/*")])]
+
+
+def _read_policies(s: Scope, actions: list[str]) -> list[dict]:
+    return [_statement("ReadPolicies", actions, [s.iam("policy/*")])]
+
+
+def _own_policies(s: Scope, actions: list[str]) -> list[dict]:
+    """Policy writes on the Assume<Role>Policy ARNs; on the legacy policy only its deletion (the migration)."""
+    legacy = [a for a in actions if a in ("iam:DeletePolicy", "iam:DeletePolicyVersion")]
+    return [_statement("WriteOwnPolicies", actions, s.owned_policies()),
+            _statement("DeleteLegacyPolicy", legacy, [s.legacy()])]  # fmt: skip
+
+
+def _grant(s: Scope, actions: list[str]) -> list[dict]:
+    """Attach only an Assume<Role>Policy: to users, or under grant_via group to the role groups."""
+    out = [_statement("GrantRolesToUsers", [a for a in actions if a == "iam:AttachUserPolicy"], [s.iam("user/*")],
+                      _policy_arn_is(s.owned_policies()))]  # fmt: skip
+    if s.via_group:
+        out.append(_statement("GrantRolesToRoleGroups", [a for a in actions if a == "iam:AttachGroupPolicy"],
+                              s.groups(), _policy_arn_is(s.owned_policies())))  # fmt: skip
+    return out
+
+
+def _detach(s: Scope, actions: list[str]) -> list[dict]:
+    """Detach an Assume<Role>Policy or the legacy policy from anything (the plan's revocations, the migration)."""
+    kinds = {"iam:DetachUserPolicy": "user/*", "iam:DetachGroupPolicy": "group/*", "iam:DetachRolePolicy": "role/*"}
+    resources = [s.iam(kinds[a]) for a in sorted(actions)]
+    return [_statement("RevokeOwnPolicies", actions, resources, _policy_arn_is([*s.owned_policies(), s.legacy()]))]
+
+
+def _role_groups(s: Scope, actions: list[str]) -> list[dict]:
+    """grant_via group: create the role groups and add users to them, nothing else (no statement otherwise)."""
+    return [_statement("WriteRoleGroups", actions, s.groups())] if s.via_group else []
+
+
+def _users(s: Scope, actions: list[str]) -> list[dict]:
+    """CreateUser only with the ManagedBy tag; TagUser only the runbook's keys, on a user already managed or
+    one being adopted (the request sets ManagedBy=iamrunbook: adoption, and offboarding an untagged user)."""
+    keys = {"ForAllValues:StringEquals": {"aws:TagKeys": list(USER_TAG_KEYS)}}
+    adopt = {"StringEquals": {f"aws:RequestTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE}, **keys}
+    managed = {"StringEquals": MANAGED["StringEquals"], **keys}
+    user = [s.iam("user/*")]
+    tag = [a for a in actions if a == "iam:TagUser"]
+    return [
+        _statement("CreateOrAdoptManagedUsers", actions, user, adopt),
+        _statement("TagManagedUsers", tag, user, managed),
+    ]
+
+
+def _managed_users(s: Scope, actions: list[str]) -> list[dict]:
+    """Credential removal and deletion only on users tagged ManagedBy=iamrunbook."""
+    return [_statement("RemoveManagedUsers", actions, [s.iam("user/*")], MANAGED)]
+
+
+def _leave_groups(s: Scope, actions: list[str]) -> list[dict]:
+    """Deleting a user takes it out of every group it is in; IAM checks RemoveUserFromGroup on the group only,
+    with no key for the member (README: a path that remains)."""
+    return [_statement("RemoveUsersFromGroups", actions, [s.iam("group/*")])]
+
+
+def _mfa(s: Scope, actions: list[str]) -> list[dict]:
+    """The leaver's virtual MFA device, deleted after DeactivateMFADevice took it off the (tagged) user."""
+    return [_statement("DeleteVirtualMfaDevices", actions, [s.iam("mfa/*")])]
+
+
+def _revoke_sessions(s: Scope, actions: list[str]) -> list[dict]:
+    """revoke_role_sessions: the AWSRevokeOlderSessions inline policy, on the configured roles only."""
+    if not s.revoke_role_sessions:
+        return []
+    return [_statement("RevokeRoleSessions", actions, [s.iam(f"role/{r}") for r in s.roles.values()])]
+
+
+def _security_hub(s: Scope, actions: list[str]) -> list[dict]:
+    """security_hub_import: findings go only into the account's own default product (any region)."""
+    if not s.security_hub_import:
+        return []
+    product = f"arn:{s.partition}:securityhub:*:{s.account}:product/{s.account}/default"
+    return [{"Sid": "ImportCisFindings", "Effect": "Allow", "Action": actions, "Resource": [product]}]
+
+
+def _archive(s: Scope, actions: list[str]) -> list[dict]:
+    """--archive s3://BUCKET/PREFIX: objects under the prefix, the listing of the prefix, the bucket's lock."""
+    if s.archive is None:
+        return []
+    bucket, prefix = s.archive
+    objects = f"{bucket}/{prefix}/*" if prefix else f"{bucket}/*"
+    object_actions = [a for a in actions if a in ("s3:GetObject", "s3:PutObject", "s3:PutObjectRetention")]
+    out = [_statement("ArchiveObjects", object_actions, [s.s3(objects)])]
+    if "s3:ListBucket" in actions:
+        listed = {"StringLike": {"s3:prefix": [f"{prefix}/*" if prefix else "*"]}}
+        out.append(_statement("ArchiveListing", ["s3:ListBucket"], [s.s3(bucket)], listed))
+    lock = [a for a in actions if a == "s3:GetBucketObjectLockConfiguration"]
+    if lock:
+        out.append(_statement("ArchiveLockSettings", lock, [s.s3(bucket)]))
+    return out
+
+
+Rule = Callable[[Scope, list[str]], list[dict]]
+_USER_READS = (
+    *("GetAccessKeyLastUsed", "GetLoginProfile", "GetUser", "ListAccessKeys", "ListAttachedUserPolicies"),
+    *("ListGroupsForUser", "ListMFADevices", "ListSSHPublicKeys", "ListServiceSpecificCredentials"),
+    *("ListSigningCertificates", "ListUserPolicies", "ListUserTags"),
+)
+_REMOVALS = (
+    *("DeactivateMFADevice", "DeleteAccessKey", "DeleteLoginProfile", "DeleteSSHPublicKey"),
+    *("DeleteServiceSpecificCredential", "DeleteSigningCertificate", "DeleteUser", "DeleteUserPolicy"),
+    "UpdateAccessKey",
+)
+_POLICY_WRITES = ("CreatePolicy", "CreatePolicyVersion", "DeletePolicy", "DeletePolicyVersion")
+#: legacy_backup.restore_legacy's own actions: the migration's rollback, run by hand with an operator's
+#: credentials. The runner never gets them: with them it could attach the legacy policy to itself (or any
+#: role) and rewrite it. (Its CreatePolicy and Attach*Policy of the legacy policy are refused too.)
+OPERATOR_ONLY = ("iam:AttachRolePolicy", "iam:SetDefaultPolicyVersion")
+_ARCHIVE = ("GetBucketObjectLockConfiguration", "GetObject", "ListBucket", "PutObject", "PutObjectRetention")
+
+#: action -> the rules that allow it (DetachUserPolicy: the plan's owned policies, and a leaver's any policy)
+RULES: dict[str, tuple[Rule, ...]] = {
+    **{a: (_unscoped,) for a in UNSCOPED},
+    **{f"iam:{a}": (_read_users,) for a in _USER_READS},
+    **{f"iam:{a}": (_read_policies,) for a in ("GetPolicyVersion", "ListEntitiesForPolicy")},
+    **{f"iam:{a}": (_own_policies,) for a in _POLICY_WRITES},
+    **{f"iam:{a}": (_grant,) for a in ("AttachUserPolicy", "AttachGroupPolicy")},
+    **{f"iam:{a}": (_detach,) for a in ("DetachGroupPolicy", "DetachRolePolicy")},
+    "iam:DetachUserPolicy": (_detach, _managed_users),
+    **{f"iam:{a}": (_role_groups,) for a in ("CreateGroup", "AddUserToGroup")},
+    "iam:RemoveUserFromGroup": (_leave_groups,),
+    **{f"iam:{a}": (_users,) for a in ("CreateUser", "TagUser")},
+    **{f"iam:{a}": (_managed_users,) for a in _REMOVALS},
+    "iam:DeleteVirtualMFADevice": (_mfa,),
+    "iam:PutRolePolicy": (_revoke_sessions,),
+    **{f"s3:{a}": (_archive,) for a in _ARCHIVE},
+    "securityhub:BatchImportFindings": (_security_hub,),
+}
+_ORDER = list(dict.fromkeys(rule for rules in RULES.values() for rule in rules))
+
+
+def scoped_statements(scope: Scope, actions: Iterable[str]) -> list[dict]:
+    """The statements allowing `actions` (less OPERATOR_ONLY), each on its rule's resources and conditions."""
+    actions = sorted(set(actions) - set(OPERATOR_ONLY))
+    unknown = [a for a in actions if a not in RULES]
+    if unknown:
+        raise SpecError(f"no scoping rule for {unknown}: add one to runner_scope.RULES (never Resource '*')")
+    statements = []
+    for rule in _ORDER:
+        mine = [a for a in actions if rule in RULES[a]]
+        if mine:
+            statements += [s for s in rule(scope, mine) if s["Action"]]
+    return statements
