@@ -55,8 +55,9 @@ def gather(folder: str | Path, expected: Sequence[str] = ()) -> tuple[Path, list
     from iamrunbook.cli import fanout
 
     parent = Path(folder).resolve()
-    if not parent.is_dir():
+    if not parent.is_dir() and not expected:
         raise SpecError(f"{folder}: no such folder (the folder the account runs went --into)")
+    parent.mkdir(parents=True, exist_ok=True)  # expected accounts and none ran: each gets its failed row
     with manifest.locked(parent):
         header, rows = fanout.read_summary(parent)
         have = {row.account_id for row in rows}
