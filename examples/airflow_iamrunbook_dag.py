@@ -21,7 +21,8 @@ Exit codes: 0 success; 2 (drift) skips an account's task, and the summary task i
 (IAMRUNBOOK_DRIFT=skip, the default) or failed, failing the DAG run (IAMRUNBOOK_DRIFT=fail); 75 (throttled,
 AWS unreachable) fails the task for a retry (IAMRUNBOOK_RETRIES, default 3, backing off); 1 fails it at once,
 with no retry: it needs a person. Settings, read from the worker's environment: IAMRUNBOOK_PYTHON,
-IAMRUNBOOK_ACCOUNTS, IAMRUNBOOK_OUT, IAMRUNBOOK_DRIFT, IAMRUNBOOK_RETRIES, IAMRUNBOOK_PARALLEL (accounts at once).
+IAMRUNBOOK_ACCOUNTS, IAMRUNBOOK_OUT, IAMRUNBOOK_DRIFT, IAMRUNBOOK_NOTEBOOKS (default: the whole chain; e.g.
+`04_verify` for a quick drift check), IAMRUNBOOK_RETRIES, IAMRUNBOOK_PARALLEL (accounts at once).
 The functions above the Airflow import work without Airflow: the tests run them against the CLI.
 """
 
@@ -38,7 +39,6 @@ from pathlib import Path
 #: iamrunbook's exit codes (iamrunbook/base/exit_codes.py; not imported: Airflow's environment lacks it)
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_TRANSIENT = 0, 1, 2, 75
 DRIFT_POLICIES = ("skip", "fail")
-NOTEBOOKS: tuple[str, ...] = ()  # the whole chain, 01 -> 04
 SUCCESS, SKIP, FAIL, RETRY = "success", "skip", "fail", "retry"
 RETRIES = int(os.environ.get("IAMRUNBOOK_RETRIES", "3"))
 PARALLEL = int(os.environ.get("IAMRUNBOOK_PARALLEL", "4"))
@@ -46,7 +46,7 @@ PARALLEL = int(os.environ.get("IAMRUNBOOK_PARALLEL", "4"))
 
 def setting(name: str) -> str:
     """A setting from the worker's environment, read when the task runs; a missing one is an error that names it."""
-    defaults = {"IAMRUNBOOK_DRIFT": "skip", "IAMRUNBOOK_OUT": "/var/lib/iamrunbook/runs"}
+    defaults = {"IAMRUNBOOK_DRIFT": "skip", "IAMRUNBOOK_OUT": "/var/lib/iamrunbook/runs", "IAMRUNBOOK_NOTEBOOKS": " "}
     value = os.environ.get(name) or defaults.get(name)
     if not value:
         raise ValueError(f"{name} is not set: set it in the environment of Airflow's workers")
@@ -156,7 +156,8 @@ def _define(dag_id: str, schedule: str | None, apply: bool, doc: str):
             context["account_name"] = f"{account['name']} ({account['id']})"
             plan, approved_by = reviewed(context["dag_run"].conf, setting("IAMRUNBOOK_OUT")) if apply else (None, None)
             args = account_args(account["id"], _folder(), accounts_file=setting("IAMRUNBOOK_ACCOUNTS"),
-                                notebooks=NOTEBOOKS, plan=plan, approved_by=approved_by)  # fmt: skip
+                                notebooks=setting("IAMRUNBOOK_NOTEBOOKS").split(), plan=plan,
+                                approved_by=approved_by)  # fmt: skip
             _end(call(args)[0])
 
         @task(task_id="summary", trigger_rule="all_done")

@@ -553,3 +553,30 @@ def test_the_apply_dag_needs_a_reviewed_plan_in_its_conf(tmp_path):
                         ({"plan_run": "20260504T060000Z-accounts", "approved_by": " "}, "approved_by")):  # fmt: skip
         with pytest.raises(ValueError, match=named):
             dag.reviewed(conf, tmp_path)
+
+
+def test_throttled_or_unreachable_aws_exits_75_for_a_retry(aws, members, project, tmp_path, monkeypatch, capsys):
+    """75 only for what may pass by itself (a throttled AssumeRole, an AWS that does not answer); a refused role
+    stays 1 (gamma's trust names another account)."""
+    out = tmp_path / "runs"
+    aws.inject_fault("AssumeRole", code="Throttling", status=400, times=None)  # past botocore's own retries
+    argv = ["run", "--accounts", str(project), "--out", str(out), "--into", str(out / "shared"), "04_verify"]
+    assert cli.main([*argv, "--account", "alpha"]) == 75
+    assert (summary(out / "shared")["alpha"]["exit_code"], summary(out / "shared")["alpha"]["outcome"]) == (
+        75, "unreachable")  # fmt: skip
+    aws.clear_faults()
+    assert cli.main([*argv, "--account", "gamma"]) == 1  # its rows merged beside alpha's: the worst is 1
+    rows = summary(out / "shared")
+    assert (rows["alpha"]["outcome"], rows["gamma"]["outcome"]) == ("unreachable", "not entered")
+    assert json.loads((out / "shared" / fanout.SUMMARY_JSON).read_text())["exit_code"] == 1
+    assert "75: throttled or unreachable" in capsys.readouterr().out
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    assert cli.main(["run", "--accounts", str(project), "--out", str(out)]) == 75
+    assert cli.main(["accounts", "list", str(project)]) == 75
+    assert "could not start the fan-out" in capsys.readouterr().err
+    assert cli.main(["run", "-f", str(project), "--into", str(out)]) == 1  # --into goes with --accounts
+    assert "--into go with --accounts" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["shared"]
