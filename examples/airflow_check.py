@@ -9,7 +9,7 @@ never has iamrunbook. Steps:
    playground with a problem no apply fixes); `data` is applied first, so it is in sync.
 2. `airflow dags test iamrunbook_plan` with IAMRUNBOOK_DRIFT=fail: data succeeds, legacy is skipped (drift),
    playground fails, the summary fails the DAG run; tasks are named by account; one folder, one chain.
-3. The plan DAG again as a quick drift check (IAMRUNBOOK_NOTEBOOKS=04_verify) over legacy alone with
+3. The plan DAG again as a quick drift check (IAMRUNBOOK_DAG_NOTEBOOKS=04_verify) over legacy alone with
    IAMRUNBOOK_DRIFT=skip: drift skips the summary, the run succeeds.
 4. `airflow dags test iamrunbook_apply -c '{"plan_run": ..., "approved_by": ...}'`: legacy applies exactly its
    reviewed plan, data its empty one, playground is refused and left as it was.
@@ -276,7 +276,7 @@ def steps(binary: str, work: Path, env: dict, flow: dict) -> None:
                            f"{{name}}.yaml\naccounts:\n  - id: '{ids['legacy']}'\n    name: legacy\n")  # fmt: skip
     before = set(out.iterdir())
     drift = {**flow, "IAMRUNBOOK_DRIFT": "skip", "IAMRUNBOOK_ACCOUNTS": str(legacy_only),
-             "IAMRUNBOOK_NOTEBOOKS": "04_verify"}  # a daily drift check: 04 alone  # fmt: skip
+             "IAMRUNBOOK_DAG_NOTEBOOKS": "04_verify"}  # a daily drift check: 04 alone  # fmt: skip
     timed["drift"] = _timed(lambda: airflow(binary, drift, "dags", "test", "iamrunbook_plan", log=log))
     check_drift_skip(last_run(db, "iamrunbook_plan"), one_folder(out, before), env)
 
@@ -290,7 +290,9 @@ def steps(binary: str, work: Path, env: dict, flow: dict) -> None:
 def _timed(call) -> float:
     started = time.monotonic()
     call()
-    return time.monotonic() - started
+    seconds = time.monotonic() - started
+    print(f"airflow dags test: {seconds:.0f} s", flush=True)
+    return seconds
 
 
 if __name__ == "__main__":

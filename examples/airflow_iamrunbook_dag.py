@@ -21,7 +21,7 @@ Exit codes: 0 success; 2 (drift) skips an account's task, and the summary task i
 (IAMRUNBOOK_DRIFT=skip, the default) or failed, failing the DAG run (IAMRUNBOOK_DRIFT=fail); 75 (throttled,
 AWS unreachable) fails the task for a retry (IAMRUNBOOK_RETRIES, default 3, backing off); 1 fails it at once,
 with no retry: it needs a person. Settings, read from the worker's environment: IAMRUNBOOK_PYTHON,
-IAMRUNBOOK_ACCOUNTS, IAMRUNBOOK_OUT, IAMRUNBOOK_DRIFT, IAMRUNBOOK_NOTEBOOKS (default: the whole chain; e.g.
+IAMRUNBOOK_ACCOUNTS, IAMRUNBOOK_OUT, IAMRUNBOOK_DRIFT, IAMRUNBOOK_DAG_NOTEBOOKS (default: the whole chain; e.g.
 `04_verify` for a quick drift check), IAMRUNBOOK_RETRIES, IAMRUNBOOK_PARALLEL (accounts at once).
 The functions above the Airflow import work without Airflow: the tests run them against the CLI.
 """
@@ -46,7 +46,8 @@ PARALLEL = int(os.environ.get("IAMRUNBOOK_PARALLEL", "4"))
 
 def setting(name: str) -> str:
     """A setting from the worker's environment, read when the task runs; a missing one is an error that names it."""
-    defaults = {"IAMRUNBOOK_DRIFT": "skip", "IAMRUNBOOK_OUT": "/var/lib/iamrunbook/runs", "IAMRUNBOOK_NOTEBOOKS": " "}
+    defaults = {"IAMRUNBOOK_DRIFT": "skip", "IAMRUNBOOK_OUT": "/var/lib/iamrunbook/runs"}
+    defaults["IAMRUNBOOK_DAG_NOTEBOOKS"] = " "  # the whole chain
     value = os.environ.get(name) or defaults.get(name)
     if not value:
         raise ValueError(f"{name} is not set: set it in the environment of Airflow's workers")
@@ -156,7 +157,7 @@ def _define(dag_id: str, schedule: str | None, apply: bool, doc: str):
             context["account_name"] = f"{account['name']} ({account['id']})"
             plan, approved_by = reviewed(context["dag_run"].conf, setting("IAMRUNBOOK_OUT")) if apply else (None, None)
             args = account_args(account["id"], _folder(), accounts_file=setting("IAMRUNBOOK_ACCOUNTS"),
-                                notebooks=setting("IAMRUNBOOK_NOTEBOOKS").split(), plan=plan,
+                                notebooks=setting("IAMRUNBOOK_DAG_NOTEBOOKS").split(), plan=plan,
                                 approved_by=approved_by)  # fmt: skip
             _end(call(args)[0])
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from iamrunbook.runs import manifest
 from iamrunbook.base import records
+from iamrunbook.runs import manifest
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()
