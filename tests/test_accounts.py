@@ -520,6 +520,8 @@ def test_the_airflow_dags_tasks_share_one_folder_one_chain_one_summary(aws, memb
         "alpha": (0, "converged"), "beta": (2, "drift"), "gamma": (1, "not entered"), "999999999999": (1, "no result")
     }  # fmt: skip
     assert json.loads((folder / fanout.SUMMARY_JSON).read_text())["exit_code"] == 1
+    # reviewed later, alpha's run is the one its row names (the re-run), not "2 runs"
+    assert fanout.reviewed_runs(folder)[members["alpha"]] == [folder / rows["alpha"]["run_folder"]]
     assert [dag.outcome(c, p) for c, p in ((0, "fail"), (2, "skip"), (2, "fail"), (75, "skip"), (1, "skip"))] == [
         "success", "skip", "fail", "retry", "fail"]  # fmt: skip
 

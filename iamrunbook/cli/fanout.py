@@ -200,7 +200,8 @@ def all_params(accounts: Sequence[Account], overrides, apply: bool, start: Path,
 
 
 def reviewed_runs(parent: str | Path) -> dict[str, list[Path]]:
-    """account id -> its run folders in a reviewed fan-out folder, by the account each run.json names."""
+    """account id -> its run folders in a reviewed fan-out folder, by the account each run.json names; where the
+    summary's row for that account names one of them, that one alone."""
     folder = planfile.resolve(parent)
     found: dict[str, list[Path]] = {}
     for path in manifest.manifests(folder).values():
@@ -209,6 +210,10 @@ def reviewed_runs(parent: str | Path) -> dict[str, list[Path]]:
             found.setdefault(record.account_id, []).append(path.parent)
     if not found:
         raise SpecError(f"--plan {parent}: no run folders with run.json in it: not a folder of `run --accounts`")
+    for row in read_summary(folder)[1]:  # a task run again (--into): its row names the run that counts
+        named = [run for run in found.get(row.account_id, []) if run.name == row.run_folder]
+        if named:
+            found[row.account_id] = named
     return found
 
 
