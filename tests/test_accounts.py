@@ -12,7 +12,6 @@ import csv
 import importlib.util
 import json
 import py_compile
-import shlex
 from pathlib import Path
 
 import pytest
@@ -242,7 +241,9 @@ def test_options_that_need_one_account_or_a_review_are_refused(aws, project, cap
 
 @pytest.mark.parametrize(
     ("codes", "expected"),
-    [([0, 0], 0), ([0, 2], 2), ([2, 2], 2), ([0, 1], 1), ([2, 1], 1), ([1, 1], 1), ([0, 2, 1], 1), ([], 1)],
+    [([0, 0], 0), ([0, 2], 2), ([2, 2], 2), ([0, 1], 1), ([2, 1], 1), ([1, 1], 1), ([0, 2, 1], 1), ([], 1),
+     ([0, 75], 75), ([2, 75], 75), ([75, 1], 1)],  # 75: throttled or unreachable, worth a retry; 1 wins
+
 )
 def test_the_aggregate_exit_code_is_the_worst(codes, expected):
     assert fanout.aggregate_exit(codes) == expected
@@ -485,29 +486,99 @@ def load_dag_module():
     return module
 
 
-def test_the_airflow_dag_builds_commands_the_cli_accepts(aws, members, project, tmp_path):
+def test_the_airflow_dags_tasks_share_one_folder_one_chain_one_summary(aws, members, project, tmp_path, capsys,
+                                                                        monkeypatch):  # fmt: skip
+    """Each mapped task's command, run as the task runs it (one account, --into the DAG run's folder), then the
+    summary task's: one folder, one chain, one summary; `audit list` and `verify` on OUT see every run."""
+    from datetime import datetime, timezone
+
     py_compile.compile(str(DAG_FILE), doraise=True)
     dag = load_dag_module()
-    assert dag.DAG is None and not hasattr(dag, "dag")  # no Airflow here: the guard kept the module importable
+    assert dag.DAG is None and not hasattr(dag, "plan_dag")  # no Airflow here: the guard kept the module importable
+    monkeypatch.setenv("IAMRUNBOOK_PYTHON", "/opt/iamrunbook/bin/python")
     out = tmp_path / "airflow-runs"
+    folder = dag.shared_folder(datetime(2026, 5, 4, 6, 0, tzinfo=timezone.utc), out)
+    assert folder == out.resolve() / "20260504T060000Z-accounts"
 
-    commands = dag.account_commands(project, out=out, notebooks=["04_verify"], apply=True)
+    assert cli.main(["accounts", "list", str(project)]) == 0
+    listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [row["name"] for row in listed] == ["alpha", "beta", "gamma"]
+    codes = {}
+    for row in listed:
+        args = dag.account_args(row["id"], folder, accounts_file=project, notebooks=["04_verify"])
+        assert dag.iamrunbook_argv(*args)[:3] == ["/opt/iamrunbook/bin/python", "-m", "iamrunbook"]
+        codes[row["name"]] = cli.main(args)
+    assert codes == {"alpha": 0, "beta": 2, "gamma": 1}  # gamma's trust names another account: not entered
+    assert cli.main(["run", "--accounts", str(project), "--account", "alpha", "--into", str(folder),
+                     "04_verify"]) == 0  # a cleared task run again: a second run, its row replaced  # fmt: skip
+    capsys.readouterr()
 
-    assert len(commands) == 3
-    for command, account_id in zip(commands, (members["alpha"], members["beta"], members["gamma"]), strict=True):
-        argv = shlex.split(command)
-        assert argv[:2] == ["iamrunbook", "run"]
-        args = cli.build_parser().parse_args(argv[1:])
-        assert (args.handler, args.accounts, args.only, args.out) == (cli.cmd_run, str(project), [account_id], str(out))
-        assert (args.notebooks, args.apply, args.params_file) == (["04_verify"], True, None)
+    expected = [a for row in listed for a in ("--account", row["id"])] + ["--account", "999999999999"]
+    assert cli.main(["accounts", "summary", str(folder), *expected]) == 1
+    rows = summary(folder)
+    assert {n: (r["exit_code"], r["outcome"]) for n, r in rows.items()} == {
+        "alpha": (0, "converged"), "beta": (2, "drift"), "gamma": (1, "not entered"), "999999999999": (1, "no result")
+    }  # fmt: skip
+    assert json.loads((folder / fanout.SUMMARY_JSON).read_text())["exit_code"] == 1
+    # reviewed later, alpha's run is the one its row names (the re-run), not "2 runs"
+    assert fanout.reviewed_runs(folder)[members["alpha"]] == [folder / rows["alpha"]["run_folder"]]
+    assert [dag.outcome(c, p) for c, p in ((0, "fail"), (2, "skip"), (2, "fail"), (75, "skip"), (1, "skip"))] == [
+        "success", "skip", "fail", "retry", "fail"]  # fmt: skip
 
-    write_params(tmp_path, {"alpha": SPECS["alpha"]})
-    org_file = write_accounts(tmp_path, {"defaults": {"parameters_file": "params/{name}.yaml"},
-                                         "accounts": "from_organization", "tags": {"Team": "alpha"}})  # fmt: skip
-    (command,) = dag.account_commands(org_file, out=out, notebooks=["04_verify"])
-    assert shlex.split(command)[4:6] == ["--account", members["alpha"]]
+    assert parents(out) == [folder]  # every task of the DAG run in one folder
+    runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert len(runs) == 3  # alpha twice, beta once; gamma was never entered
+    assert audit.verify_local(out) == []  # one chain: exactly one run starts it
+    firsts = [r for r in runs if json.loads((folder / r / "run.json").read_text())["previous_run"] is None]
+    assert len(firsts) == 1
+    capsys.readouterr()
+    assert cli.main(["audit", "list", str(out), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert sorted(row["run"] for row in listing) == sorted(f"{folder.name}/{r}" for r in runs)
 
-    assert cli.main(shlex.split(command)[1:]) == 0  # what the mapped task runs
-    (parent,) = parents(out)
-    assert summary(parent)["alpha"]["outcome"] == "converged"
-    assert len([p for p in parent.iterdir() if p.is_dir()]) == 1  # the task's own run folder
+    (folder / runs[0] / "run.json").write_text("{}")  # an edited record in the shared folder is found
+    assert audit.verify_local(out) != []
+
+
+def test_the_apply_dag_needs_a_reviewed_plan_in_its_conf(tmp_path):
+    dag = load_dag_module()
+    (tmp_path / "20260504T060000Z-accounts").mkdir()
+    plan, who = dag.reviewed({"plan_run": "20260504T060000Z-accounts", "approved_by": "alice"}, tmp_path)
+    assert (plan, who) == ((tmp_path / "20260504T060000Z-accounts").resolve(), "alice")
+    args = dag.account_args("111111111111", tmp_path / "x", accounts_file=tmp_path / "a.yaml", plan=plan,
+                            approved_by=who)  # fmt: skip
+    parsed = cli.build_parser().parse_args(args)
+    assert (parsed.apply, parsed.plan, parsed.approved_by) == (True, str(plan), "alice")
+    assert parsed.into == str(tmp_path / "x")
+    for conf, named in (({}, "plan_run ''"), ({"plan_run": "../etc", "approved_by": "a"}, "plan_run '../etc'"),
+                        ({"plan_run": "nope-accounts", "approved_by": "a"}, "no such folder"),
+                        ({"plan_run": "20260504T060000Z-accounts", "approved_by": " "}, "approved_by")):  # fmt: skip
+        with pytest.raises(ValueError, match=named):
+            dag.reviewed(conf, tmp_path)
+
+
+def test_throttled_or_unreachable_aws_exits_75_for_a_retry(aws, members, project, tmp_path, monkeypatch, capsys):
+    """75 only for what may pass by itself (a throttled AssumeRole, an AWS that does not answer); a refused role
+    stays 1 (gamma's trust names another account)."""
+    out = tmp_path / "runs"
+    aws.inject_fault("AssumeRole", code="Throttling", status=400, times=None)  # past botocore's own retries
+    argv = ["run", "--accounts", str(project), "--out", str(out), "--into", str(out / "shared"), "04_verify"]
+    assert cli.main([*argv, "--account", "alpha"]) == 75
+    assert (summary(out / "shared")["alpha"]["exit_code"], summary(out / "shared")["alpha"]["outcome"]) == (
+        75, "unreachable")  # fmt: skip
+    aws.clear_faults()
+    assert cli.main([*argv, "--account", "gamma"]) == 1  # its rows merged beside alpha's: the worst is 1
+    rows = summary(out / "shared")
+    assert (rows["alpha"]["outcome"], rows["gamma"]["outcome"]) == ("unreachable", "not entered")
+    assert json.loads((out / "shared" / fanout.SUMMARY_JSON).read_text())["exit_code"] == 1
+    assert "75: throttled or unreachable" in capsys.readouterr().out
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    assert cli.main(["run", "--accounts", str(project), "--out", str(out)]) == 75
+    assert cli.main(["accounts", "list", str(project)]) == 75
+    assert "could not start the fan-out" in capsys.readouterr().err
+    assert cli.main(["run", "-f", str(project), "--into", str(out)]) == 1  # --into goes with --accounts
+    assert "--into go with --accounts" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["shared"]

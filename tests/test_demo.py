@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from pathlib import Path
 
 from examples import EXAMPLE_ADDRESSES
 
@@ -87,3 +88,45 @@ def test_keep_running_prints_the_environment_to_paste_and_stops_on_ctrl_c(monkey
     assert any(line.startswith("  export AWS_ACCESS_KEY_ID=") for line in lines)
     assert "  jupyter lab notebooks/\nPress Ctrl-C to stop." in lines
     assert lines[-1] == "stopped"
+
+
+def test_demo_accounts_env_serves_as_a_fixture_and_stops_cleanly_on_sigterm(tmp_path, monkeypatch):
+    """`demo --accounts --keep-running --env FILE`: FILE holds every setting a scheduler needs while it serves;
+    SIGTERM stops it as Ctrl-C does, and the temporary folder and FILE are gone after."""
+    import signal
+    import threading
+
+    import yaml
+
+    from iamrunbook.sandbox.demo import run_accounts_demo
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    env_file, seen = tmp_path / "fixture.env", {}
+
+    def look_then_stop():
+        while not env_file.is_file():
+            threading.Event().wait(0.05)
+        seen.update(line.split("=", 1) for line in env_file.read_text().splitlines())
+        seen["mode"] = oct(env_file.stat().st_mode & 0o777)
+        seen["accounts"] = yaml.safe_load(Path(seen["IAMRUNBOOK_ACCOUNTS"]).read_text())["accounts"]
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=look_then_stop)
+    watcher.start()
+    lines: list[str] = []
+    assert run_accounts_demo(main, out=tmp_path / "runs", keep_running=True, echo=lines.append, env_file=env_file) == 0
+    watcher.join()
+
+    assert seen["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:") and seen["IAMRUNBOOK_OUT"] == str(tmp_path / "runs")
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= set(seen) and seen["mode"] == "0o600"
+    assert seen["accounts"] == "from_organization"
+    assert lines[-1] == "stopped" and not any("plan:" in line for line in lines)  # served at once: no walk-through
+    assert not env_file.exists() and not Path(seen["IAMRUNBOOK_ACCOUNTS"]).parent.exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and "AWS_ENDPOINT_URL" not in os.environ
+
+
+def test_demo_env_goes_with_accounts_and_keep_running(tmp_path, capsys):
+    assert main(["demo", "--env", str(tmp_path / "e")]) == 1
+    assert main(["demo", "--accounts", "--env", str(tmp_path / "e")]) == 1
+    assert "--env goes with --accounts --keep-running" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from iamrunbook.base.errors import RunbookError, SpecError
-from iamrunbook.base.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_PENDING
+from iamrunbook.base.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_PENDING, EXIT_TRANSIENT
+from iamrunbook.cli import scheduler
 from iamrunbook.cli.runner import CHAIN, RunResult, gather_params, run
 
 MAX_MESSAGE_LINES = 40
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _run_parser(commands)
+    scheduler.add_parser(commands)
     demo_cmd = commands.add_parser("demo", help="run the runbook against an embedded AWS on 127.0.0.1")
     demo_cmd.add_argument("--out", default="runs", metavar="DIR", help="where run folders go (default: runs/)")
     demo_cmd.add_argument(
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument(
         "--accounts", action="store_true", help="the fan-out: an embedded Organization, each member its own spec"
     )
+    demo_cmd.add_argument("--env", metavar="FILE", help="with --accounts --keep-running: serve at once as a fixture "
+                          "and write AWS_*, IAMRUNBOOK_ACCOUNTS, IAMRUNBOOK_OUT to FILE")  # fmt: skip
     demo_cmd.set_defaults(handler=cmd_demo)
     _audit_parser(commands)
     perm_cmd = commands.add_parser(
@@ -105,6 +109,9 @@ def _accounts_options(run_cmd: argparse.ArgumentParser, source) -> None:
     )
     many.add_argument("--parallel", type=int, metavar="N",
                       help="with --accounts: accounts run at once, each in its own process (default 4)")  # fmt: skip
+    many.add_argument("--into", metavar="FOLDER",
+                      help="with --accounts: write into this accounts folder (shared: one chain, one summary) "
+                           "instead of a new <out>/<ts>-accounts/")  # fmt: skip
 
 
 def _audit_parser(commands) -> None:
@@ -182,8 +189,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.accounts:
         return cmd_run_accounts(args)
     try:
-        if args.only or args.parallel is not None:
-            raise SpecError("--account and --parallel go with --accounts ACCOUNTS.yaml")
+        if args.only or args.parallel is not None or args.into:
+            raise SpecError("--account, --parallel and --into go with --accounts ACCOUNTS.yaml")
         parallelism = [] if args.parallelism is None else [("apply_parallelism", str(args.parallelism))]
         params = gather_params(args.params_file, [*args.overrides, *parallelism], args.apply)
         options = _reviewed_options(args, params) if args.plan else {}
@@ -222,12 +229,12 @@ def cmd_run_accounts(args: argparse.Namespace) -> int:
                                   only=args.only, plan=args.plan)  # fmt: skip
         parallel = fanout.DEFAULT_PARALLEL if args.parallel is None else args.parallel
         result = fanout.run_accounts(prepared, apply=args.apply, parallel=parallel, out=args.out,
-                                     approved_by=args.approved_by, max_plan_age=max_age)  # fmt: skip
+                                     approved_by=args.approved_by, max_plan_age=max_age, into=args.into)  # fmt: skip
     except SpecError as exc:
         return _refused(exc)
     except RunbookError as exc:
         _err(f"iamrunbook run --accounts: {exc}")
-        return EXIT_ERROR
+        return EXIT_TRANSIENT if isinstance(exc, fanout.Unreachable) else EXIT_ERROR
     for line in fanout.report_lines(result):
         print(line)
     return result.exit_code
@@ -312,10 +319,14 @@ def cmd_audit_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.env and not (args.accounts and args.keep_running):
+        _err("iamrunbook demo: --env goes with --accounts --keep-running (the embedded Organization as a fixture)")
+        return EXIT_ERROR
     if args.accounts:
         from iamrunbook.sandbox.demo import run_accounts_demo
 
-        return run_accounts_demo(main, out=args.out, keep_running=args.keep_running)
+        env_file = {"env_file": args.env} if args.env else {}
+        return run_accounts_demo(main, out=args.out, keep_running=args.keep_running, **env_file)
     from iamrunbook.sandbox.demo import run_demo  # moto is an optional dependency: import only when asked for
 
     return run_demo(main, out=args.out, keep_running=args.keep_running)

@@ -8,8 +8,11 @@ parameter, so none reaches a notebook or run.json. The chain runs with `expected
 account, so credentials that land anywhere else are refused before any change.
 
 Run folders land side by side in `<out>/<timestamp>-accounts/` and form one hash chain there (manifest.py
-writes each link under a lock); `accounts_summary.json` and `.csv` hold one row per account. The exit code
-is the worst of them: 1 if any account errored (or could not be entered), else 2 if any has drift, else 0.
+writes each link under a lock); `accounts_summary.json` and `.csv` hold one row per account. `into` names that
+folder instead, so that many fan-outs (a scheduler's task per account) share one folder, one chain and one
+summary (each merges its rows under the same lock). The exit code is the worst of them: 1 if any account
+errored (or could not be entered), else 75 if any was throttled or could not reach AWS (try again later), else
+2 if any has drift, else 0.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from iamrunbook.aws import clients as aws
 from iamrunbook.base import records
 from iamrunbook.base.errors import RunbookError, SpecError
+from iamrunbook.base.exit_codes import EXIT_TRANSIENT, is_transient_name
 from iamrunbook.base.names import partition_of
 from iamrunbook.cli import runner
 from iamrunbook.cli.accounts import (
@@ -53,6 +58,11 @@ PARENT_LABEL = "accounts"
 #: a profile would stand between a kernel and the credentials the account's process put in its environment
 _PROFILE_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 NOT_ENTERED = "not entered"
+UNREACHABLE = "unreachable"
+
+
+class Unreachable(RunbookError):
+    """AWS throttled the fan-out's first calls or could not be reached: exit 75, worth a retry."""
 
 
 @dataclass(frozen=True)
@@ -112,11 +122,29 @@ def plan_text(summary: dict | None) -> str:
 
 
 def aggregate_exit(codes: Iterable[int]) -> int:
-    """1 if any account errored (or none ran), else 2 if any has drift, else 0."""
+    """1 if any account errored (or none ran), else 75 if any was throttled or unreachable, else 2 if any has
+    drift, else 0."""
     codes = list(codes)
-    if not codes or any(code not in (EXIT_OK, EXIT_PENDING) for code in codes):
+    if not codes or any(code not in (EXIT_OK, EXIT_PENDING, EXIT_TRANSIENT) for code in codes):
         return EXIT_ERROR
-    return EXIT_PENDING if EXIT_PENDING in codes else EXIT_OK
+    for code in (EXIT_TRANSIENT, EXIT_PENDING):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A throttled call, or an AWS that did not answer: the same command may succeed later."""
+    return is_transient_name(aws.error_code(exc)) or is_transient_name(type(exc).__name__)
+
+
+def _transient_failure(result: runner.RunResult) -> bool:
+    """A notebook stopped on throttling or an unreachable AWS, and the run found no problem of its own."""
+    failure = result.failure
+    if failure is None or result.problems:
+        return False
+    code = re.search(r"An error occurred \((\w+)\)", failure.evalue or "")
+    return is_transient_name(failure.ename) or bool(code and is_transient_name(code.group(1)))
 
 
 # --- each account's parameters, checked before any call ---------------------------------------------
@@ -172,7 +200,8 @@ def all_params(accounts: Sequence[Account], overrides, apply: bool, start: Path,
 
 
 def reviewed_runs(parent: str | Path) -> dict[str, list[Path]]:
-    """account id -> its run folders in a reviewed fan-out folder, by the account each run.json names."""
+    """account id -> its run folders in a reviewed fan-out folder, by the account each run.json names; where the
+    summary's row for that account names one of them, that one alone."""
     folder = planfile.resolve(parent)
     found: dict[str, list[Path]] = {}
     for path in manifest.manifests(folder).values():
@@ -181,6 +210,10 @@ def reviewed_runs(parent: str | Path) -> dict[str, list[Path]]:
             found.setdefault(record.account_id, []).append(path.parent)
     if not found:
         raise SpecError(f"--plan {parent}: no run folders with run.json in it: not a folder of `run --accounts`")
+    for row in read_summary(folder)[1]:  # a task run again (--into): its row names the run that counts
+        named = [run for run in found.get(row.account_id, []) if run.name == row.run_folder]
+        if named:
+            found[row.account_id] = named
     return found
 
 
@@ -200,6 +233,8 @@ def run_account(task: AccountTask) -> AccountResult:
         sts = aws.client(aws.make_session(None, region), "sts")
         credentials = assume_role(sts, task.role_arn, task.run_id, task.account)
     except (ClientError, BotoCoreError) as exc:
+        if is_transient(exc):
+            return _failed(task, [f"could not assume {task.role_arn}: {exc}"], started, UNREACHABLE, EXIT_TRANSIENT)
         return _failed(task, [f"could not assume {task.role_arn}: {exc}"], started, NOT_ENTERED)
     for name in _PROFILE_ENV:
         os.environ.pop(name, None)
@@ -213,9 +248,10 @@ def run_account(task: AccountTask) -> AccountResult:
     return _result(task, result, started)
 
 
-def _failed(task: AccountTask, problems: Sequence[str], started: float, outcome: str) -> AccountResult:
+def _failed(task: AccountTask, problems: Sequence[str], started: float, outcome: str,
+            code: int = EXIT_ERROR) -> AccountResult:  # fmt: skip
     seconds = round(time.monotonic() - started, 1)
-    return AccountResult(task.account.id, task.account.name, EXIT_ERROR, outcome, problems=tuple(problems),
+    return AccountResult(task.account.id, task.account.name, code, outcome, problems=tuple(problems),
                          seconds=seconds)  # fmt: skip
 
 
@@ -230,11 +266,12 @@ def _outcome(result: runner.RunResult) -> str:
 def _result(task: AccountTask, result: runner.RunResult, started: float) -> AccountResult:
     problems = [" ".join(result.failure.message().splitlines())] if result.failure else []
     run_json = result.run_dir / records.RUN_MANIFEST.name
+    transient = _transient_failure(result)
     return AccountResult(
         task.account.id,
         task.account.name,
-        result.exit_code,
-        _outcome(result),
+        EXIT_TRANSIENT if transient else result.exit_code,
+        UNREACHABLE if transient else _outcome(result),
         result.record.get("plan_summary"),
         tuple(result.pending),
         tuple(problems + list(result.problems)),
@@ -326,7 +363,7 @@ def prepare(accounts_path: str | Path, notebooks: Sequence[str] = (), *, apply: 
             accounts = select(listed, only)
             params = all_params(accounts, overrides, apply, start, problems)
     except (ClientError, BotoCoreError) as exc:
-        raise RunbookError(f"could not start the fan-out: {exc}") from exc
+        raise (Unreachable if is_transient(exc) else RunbookError)(f"could not start the fan-out: {exc}") from exc
     return Prepared(found, tuple(accounts), params, sources, caller["Arn"], by_account, tuple(notes))
 
 
@@ -354,15 +391,16 @@ def _tasks(prepared: Prepared, parent: Path, apply: bool, approved_by: str | Non
 
 def run_accounts(prepared: Prepared, *, apply: bool = False, parallel: int = DEFAULT_PARALLEL,
                  out: str | Path = "runs", approved_by: str | None = None,
-                 max_plan_age: timedelta = planfile.DEFAULT_MAX_AGE,
+                 max_plan_age: timedelta = planfile.DEFAULT_MAX_AGE, into: str | Path | None = None,
                  echo: Callable[[str], None] = print) -> FanOutResult:  # fmt: skip
-    """Run every prepared account into one new parent folder; write the summary; the aggregate exit code."""
+    """Run every prepared account into one new parent folder (or `into`, shared with other fan-outs); write
+    the summary (merged with the rows already in `into`); the aggregate exit code."""
     if parallel < 1:
         raise SpecError(f"--parallel {parallel}: at least 1")
     for note in prepared.notes:
         echo(note)
     started = datetime.now(timezone.utc)
-    parent = manifest.new_run_dir(out, PARENT_LABEL)
+    parent = shared_folder(into) if into else manifest.new_run_dir(out, PARENT_LABEL)
     tasks, refused = _tasks(prepared, parent, apply, approved_by, max_plan_age)
     echo(f"{len(prepared.accounts)} account(s), {min(parallel, max(len(tasks), 1))} at a time, into {parent}")
     ran = {r.account_id: r for r in [*run_all(tasks, parallel, echo), *refused]}
@@ -381,14 +419,54 @@ def run_accounts(prepared: Prepared, *, apply: bool = False, parallel: int = DEF
         "finished": manifest.utc_iso(datetime.now(timezone.utc)),
         "exit_code": code,
     }
-    write_summary(parent, results, about)
+    if into:
+        merge_summary(parent, results, about)
+    else:
+        write_summary(parent, results, about)
     return FanOutResult(parent, results, code, prepared.notes)
+
+
+def shared_folder(into: str | Path) -> Path:
+    """The accounts folder that many fan-outs share (made if missing); never a run folder."""
+    folder = Path(into).resolve()
+    if (folder / records.RUN_MANIFEST.name).is_file():
+        raise SpecError(f"--into {into}: that is a run folder; name an accounts folder (<out>/<ts>-accounts)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def write_summary(parent: Path, results: Sequence[AccountResult], about: dict) -> None:
     data = {**about, "accounts": [asdict(r) for r in results]}
     (parent / SUMMARY_JSON).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     pd.DataFrame([r.row() for r in results], columns=list(SUMMARY_COLUMNS)).to_csv(parent / SUMMARY_CSV, index=False)
+
+
+def read_summary(parent: Path) -> tuple[dict, list[AccountResult]]:
+    """The summary's header and its rows; ({}, []) when there is none yet."""
+    try:
+        data = json.loads((parent / SUMMARY_JSON).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, []
+    rows = [
+        AccountResult(
+            **{**row, "pending": tuple(row.get("pending") or ()), "problems": tuple(row.get("problems") or ())}
+        )
+        for row in data.pop("accounts", [])
+    ]
+    return data, rows
+
+
+def merge_summary(parent: Path, results: Sequence[AccountResult], about: dict) -> list[AccountResult]:
+    """Put these rows into the shared folder's summary under the folder's lock (a row per account: a re-run
+    replaces its account's row); the header keeps the first start and takes the worst exit code of all rows."""
+    with manifest.locked(parent):
+        header, rows = read_summary(parent)
+        merged = {row.account_id: row for row in rows}
+        merged.update({row.account_id: row for row in results})
+        every = list(merged.values())
+        header = {**about, "started": header.get("started") or about["started"]}
+        write_summary(parent, every, {**header, "exit_code": aggregate_exit(r.exit_code for r in every)})
+    return every
 
 
 def report_lines(result: FanOutResult) -> list[str]:
@@ -401,5 +479,6 @@ def report_lines(result: FanOutResult) -> list[str]:
     lines = [f"accounts folder: {result.parent}", frame.to_string(index=False)]
     for r in result.results:
         lines += [f"{r.name} ({r.account_id}): {line}" for line in (*r.problems, *r.pending)]
-    lines.append(f"exit code {result.exit_code} (1: an account errored; 2: drift in an account; 0: all match)")
+    lines.append(f"exit code {result.exit_code} (1: an account errored; 75: throttled or unreachable, run again "
+                 "later; 2: drift in an account; 0: all match)")  # fmt: skip
     return lines

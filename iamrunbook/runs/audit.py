@@ -125,17 +125,20 @@ def _summary(counts: dict | None) -> str:
                                                                         ("~", "change"), ("-", "destroy")))  # fmt: skip
 
 
-def listing(target: Path) -> list[dict]:
-    """One row per run: when, caller, mode, exit code, plan summary, approved plan and approver."""
+def listing(target: Path, within: str = "") -> list[dict]:
+    """One row per run: when, caller, mode, exit code, plan summary, approved plan and approver. The runs of an
+    accounts folder (`run --accounts`) are listed too, as `<accounts folder>/<run>`."""
     rows = []
     for run_dir in run_dirs(target.resolve()):
         data = _load(run_dir / records.RUN_MANIFEST.name)
+        if data is None and not within and manifest.manifests(run_dir):
+            rows += listing(run_dir, within=f"{run_dir.name}/")
         if data is None:
             continue
         reviewed = data.get("reviewed_plan") or {}
         rows.append(
             {
-                "run": data.get("id") or run_dir.name,
+                "run": within + (data.get("id") or run_dir.name),
                 "kind": data.get("kind", "run"),
                 "started": data.get("started"),
                 "caller": data.get("caller_arn"),

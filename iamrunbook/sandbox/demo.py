@@ -10,11 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from iamrunbook.base import records
@@ -131,7 +133,7 @@ def run_demo(
     started = time.monotonic()
     out = Path(out)
     params = str(EXAMPLE_PARAMS)
-    with EmbeddedAws(load_aws_managed_policies=False) as aws, pointed_at(aws):
+    with stoppable(), EmbeddedAws(load_aws_managed_policies=False) as aws, pointed_at(aws):
         echo(f"Embedded AWS (moto, strict like AWS) on {aws.endpoint}: no real account is touched.")
         seed_demo_account(aws.client("iam", internal=True), history=aws)
         echo(
@@ -161,6 +163,36 @@ def run_demo(
         return 0 if drift == EXIT_OK and intact == EXIT_OK else 1
 
 
+@contextmanager
+def stoppable() -> Iterator[None]:
+    """SIGINT and SIGTERM both stop the demo as Ctrl-C does (KeyboardInterrupt), so every `with` unwinds: the
+    server stops, the temporary folder goes. Explicit, because a shell starts a background job with SIGINT
+    ignored and Python's default for SIGTERM is to die on the spot."""
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def write_env(path: str | Path, aws: EmbeddedAws, accounts: Path, out: Path) -> Path:
+    """FILE for a scheduler or a test fixture: the `AWS_*` settings of the embedded AWS, IAMRUNBOOK_ACCOUNTS
+    and IAMRUNBOOK_OUT, one NAME=value a line (a shell's `set -a; . FILE`, or an env-file). Written whole at
+    once (a reader polling for it never sees half), mode 0600."""
+    settings = {**aws.env(), "IAMRUNBOOK_ACCOUNTS": str(accounts.resolve()), "IAMRUNBOOK_OUT": str(out.resolve())}
+    target = Path(path).resolve()
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in settings.items()), encoding="utf-8")
+    partial.chmod(0o600)
+    partial.replace(target)
+    return target
+
+
 def _serve_until_interrupted(aws: EmbeddedAws, echo: Callable[[str], None]) -> None:
     echo("\nThe embedded AWS is still running. To open the notebooks against the same account, paste:")
     for name, value in aws.env().items():
@@ -172,6 +204,19 @@ def _serve_until_interrupted(aws: EmbeddedAws, echo: Callable[[str], None]) -> N
             time.sleep(3600)
     except KeyboardInterrupt:
         echo("stopped")
+
+
+def _serve_fixture(aws: EmbeddedAws, accounts: Path, out: Path, env_file, started: float, echo) -> int:
+    """Write the settings, serve until SIGINT or SIGTERM, then remove the settings file (its endpoint is gone)."""
+    written = write_env(env_file, aws, accounts, out)
+    echo(f"Serving after {time.monotonic() - started:.1f} s; the settings are in {written}:")
+    echo(written.read_text(encoding="utf-8").rstrip())
+    try:
+        _serve_until_interrupted(aws, echo)
+    finally:
+        with suppress(FileNotFoundError):
+            written.unlink()
+    return 0
 
 
 # --- `iamrunbook demo --accounts`: the fan-out across an embedded Organization -------------------------
@@ -219,19 +264,31 @@ def _fan_out(main: Command, echo: Callable[[str], None], out: Path, accounts: Pa
 
 
 def run_accounts_demo(
-    main: Command, out: str | Path = "runs", keep_running: bool = False, echo: Callable[[str], None] = print
+    main: Command,
+    out: str | Path = "runs",
+    keep_running: bool = False,
+    echo: Callable[[str], None] = print,
+    env_file: str | Path | None = None,
 ) -> int:
     """An Organization of three members, each with its own spec: plan them all; fix by hand the one path no
     apply can; apply them all; a drift check that must find nothing; audit verify. 0, or 1 if a step ends
-    otherwise than it should."""
+    otherwise than it should. With `env_file` it is a fixture instead: seed, write the settings to that file
+    and serve at once, as seeded (two members with drift, one with a problem no apply fixes), until stopped."""
     from iamrunbook.sandbox.org import STRANGER, STRANGER_POLICY, seed_organization
 
     started = time.monotonic()
     out = Path(out)
-    with EmbeddedAws() as aws, pointed_at(aws), tempfile.TemporaryDirectory(prefix="iamrb-org-") as project:
+    with (
+        stoppable(),
+        EmbeddedAws() as aws,
+        pointed_at(aws),
+        tempfile.TemporaryDirectory(prefix="iamrb-org-") as project,
+    ):
         echo(f"Embedded AWS with an Organization on {aws.endpoint}: no real account is touched.")
         org = seed_organization(aws)
         accounts = write_org_project(Path(project))
+        if env_file:
+            return _serve_fixture(aws, accounts, out, env_file, started, echo)
         echo(f"Seeded a management account and {len(org['accounts'])} members. The accounts file:")
         echo(accounts.read_text(encoding="utf-8"))
         ended = []
