@@ -72,6 +72,12 @@ TEST_SETUP_ACTIONS = frozenset(
         # Identity Center actions move to its aws module when grant_via identity_center lands
         "iam:DeleteRole",
         "iam:TagRole",
+        "identitystore:CreateGroup",
+        "identitystore:CreateGroupMembership",
+        "identitystore:CreateUser",
+        "identitystore:DeleteUser",
+        "identitystore:GetUserId",
+        "identitystore:ListGroupMemberships",
         "sso:AttachCustomerManagedPolicyReferenceToPermissionSet",
         "sso:CreateAccountAssignment",
         "sso:CreatePermissionSet",

@@ -14,6 +14,7 @@ provisioning status and tag calls. This module answers, around moto:
 - DeleteAccountAssignment of the last assignment of a permission set in an account deletes its role; a
   later assignment makes a new suffix. IAM refuses edits to reserved roles (`reserved_role_refusal`).
 - TagResource / UntagResource / ListTagsForResource, and the tags CreatePermissionSet was given.
+- The identity store's own gaps: see identity_store.py.
 - `sign_in(aws, ...)` seeds the `signin.amazonaws.com` `UserAuthentication` event of a finished sign-in.
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 
 from moto.ssoadmin.models import ssoadmin_backends
 
+from iamrunbook.sandbox import identity_store
 from iamrunbook.sandbox.calls import REGION
 from iamrunbook.sandbox.wire import Request, Response, error_response, json_response
 
@@ -125,7 +127,9 @@ class IdentityCenter:
     # -- answering
 
     def answer(self, request: Request, account_id: str, forward: Callable[[], Response]) -> Response | None:
-        """The sandbox's answer to an sso-admin call, or None to let moto answer it alone."""
+        """The sandbox's answer to an sso-admin or identitystore call, or None to let moto answer it alone."""
+        if request.service == identity_store.SERVICE:
+            return identity_store.answer(request, account_id, forward)
         if request.service != SERVICE or not isinstance(request.params, dict):
             return None
         params, action = request.params, request.action or ""
