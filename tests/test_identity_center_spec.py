@@ -145,3 +145,12 @@ def test_settings_of_the_wrong_shape_are_named():
         "got 'ssoins-1'",
         "identity_center_accounts: expected a list of 12-digit account ids, got '123456789012'",
     ]
+
+
+def test_the_runner_refuses_the_mode_before_any_folder_kernel_or_aws_call(tmp_path):
+    from iamrunbook.cli import runner
+
+    params = ic_params(identity_center={"session_duration": "PT8H"}, identity_center_accounts=["123456789012"])
+    with pytest.raises(SpecError, match="cannot plan it yet"):
+        runner.run(["03_import_and_apply"], params, out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
