@@ -68,6 +68,29 @@ TEST_SETUP_ACTIONS = frozenset(
         "s3:ListObjectVersions",
         "s3:PutObjectRetention",
         "sts:AssumeRole",
+        # Identity Center as the sandbox answers it (tests/test_sandbox_identity_center.py); the runbook's own
+        # Identity Center actions move to its aws module when grant_via identity_center lands
+        "iam:DeleteRole",
+        "iam:TagRole",
+        "identitystore:CreateGroup",
+        "identitystore:CreateGroupMembership",
+        "identitystore:CreateUser",
+        "identitystore:DeleteUser",
+        "identitystore:GetUserId",
+        "identitystore:ListGroupMemberships",
+        "sso:AttachCustomerManagedPolicyReferenceToPermissionSet",
+        "sso:CreateAccountAssignment",
+        "sso:CreatePermissionSet",
+        "sso:DeleteAccountAssignment",
+        "sso:DescribeAccountAssignmentCreationStatus",
+        "sso:DescribeAccountAssignmentDeletionStatus",
+        "sso:DescribePermissionSetProvisioningStatus",
+        "sso:ListAccountAssignments",
+        "sso:ListInstances",
+        "sso:ListTagsForResource",
+        "sso:ProvisionPermissionSet",
+        "sso:TagResource",
+        "sso:UntagResource",
     }
 )
 

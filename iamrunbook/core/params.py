@@ -42,6 +42,10 @@ PARAMETERS: dict[str, tuple[Any, tuple[type, ...], str]] = {
     "reviewer": (None, (str, _NONE), "06_access_review: who reviewed; required for a signed review"),
     "review_decisions_file": (None, (str, _NONE), "06_access_review: YAML of user -> keep / remove role / offboard"),
     "security_hub_import": (False, (bool,), "01/06: also send the CIS findings to Security Hub (BatchImportFindings)"),
+    "identity_center": (None, (dict, _NONE), "grant_via: identity_center: instance_arn, identity_store_id, "
+                        "home_region, session_duration (None: found with ListInstances)"),
+    "identity_center_accounts": (None, (list, _NONE), "grant_via: identity_center: target account ids "
+                                 "(None: the caller's account)"),
 }
 
 

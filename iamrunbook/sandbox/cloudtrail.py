@@ -30,7 +30,7 @@ _RESOURCE_PARAMS = (
     ("Bucket", "AWS::S3::Bucket"),
     ("AccountId", "AWS::Organizations::Account"),
 )
-_SERVICES = ("iam", "sts", "organizations", "s3")
+_SERVICES = ("iam", "sts", "organizations", "s3", "signin")
 _MAX_EVENTS = 50
 RETENTION = timedelta(days=90)
 _ATTRIBUTES = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource")
@@ -76,6 +76,12 @@ def _event(call: Call) -> dict[str, Any]:
         "eventType": "AwsApiCall",
         "recipientAccountId": call.account_id,
     }
+    if call.service == "signin":  # an Identity Center sign-in: the user is in additionalEventData only
+        extra = dict(params.get("additionalEventData") or {})
+        identity = {"type": "Unknown", "principalId": str(extra.get("userId", "")), "accountId": call.account_id}
+        detail.update(userIdentity=identity, additionalEventData=extra, requestParameters=None,
+                      eventType="AwsServiceEvent")  # fmt: skip
+        username = ""
     return {
         "EventId": f"embedded-{call.seq:010d}",
         "EventName": call.action,

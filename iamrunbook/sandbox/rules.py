@@ -10,6 +10,8 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from iamrunbook.sandbox.identity_center import reserved_role_refusal
+
 Refusal = tuple[str, str, int]
 
 _IN_USE = "DeleteConflict"
@@ -108,6 +110,9 @@ RULES: dict[str, Callable[[Any, dict], Refusal | None]] = {
 
 def refusal(backend, action: str | None, params: Any) -> Refusal | None:
     """(code, message, status) when real AWS would refuse this call and moto would not."""
+    reserved = reserved_role_refusal(backend, action, params)
+    if reserved is not None:
+        return reserved
     check = RULES.get(action or "")
     if check is None or not isinstance(params, dict):
         return None

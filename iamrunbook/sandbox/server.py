@@ -5,13 +5,10 @@ that is still attached). Code that only ever met a lenient fake breaks in a real
 refuses what AWS refuses. It also records every call (never a secret value), injects faults on demand
 (throttling, 5xx) and runs callbacks after each mutating call, so tests can check invariants mid-run.
 
-It answers IAM, STS, S3 (path-style, REST calls named by their operation), Organizations and CloudTrail's
-LookupEvents, for many accounts at once: a request acts in the account its access key belongs to (an IAM
-user's own key, assumed-role credentials) and AssumeRole is allowed only where AWS would allow it. It can
-be as slow as AWS and throttle like it (`latency_ms`, `max_tps`).
-
-The server listens on 127.0.0.1 only. Notebook kernels reach it through the environment from `env()`.
-moto keeps its state in this process: `iam_backend(account_id)` reads it directly.
+It answers IAM, STS, S3 (REST calls named by their operation), Organizations, CloudTrail's LookupEvents
+and Identity Center (`identity_center`), for many accounts at once: a request acts in the account its access
+key belongs to and AssumeRole is allowed only where AWS would allow it. It can be as slow as AWS and throttle
+like it (`latency_ms`, `max_tps`). It listens on 127.0.0.1 only; kernels reach it through `env()`.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 import boto3
@@ -44,6 +42,7 @@ from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION, Call, Fault, default_me
 from iamrunbook.sandbox.cloudtrail import LookupRefused, lookup_events, seeded_call
 from iamrunbook.sandbox.credentials import credential_report_result, login_profile_result, note_login_profile
 from iamrunbook.sandbox.identity import ACCOUNT_HEADER, Caller, identify, invalid_credentials
+from iamrunbook.sandbox.identity_center import IdentityCenter
 from iamrunbook.sandbox.pacing import Pacer, Pacing, throttle_error
 from iamrunbook.sandbox.rules import refusal, validation_refusal
 from iamrunbook.sandbox.s3 import object_retention
@@ -110,6 +109,7 @@ class EmbeddedAws:
         self._default_pacing = Pacing(latency_ms, jitter_ms, max_tps, pace_reads)
         self._pacer = Pacer(self._default_pacing)
         self._accounts = Accounts(load_aws_managed_policies)
+        self.identity_center = IdentityCenter(self._accounts.backend)  # settle_seconds: how async it is
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._moto_app: Callable | None = None
@@ -184,13 +184,13 @@ class EmbeddedAws:
         }
 
     def reset(self) -> None:
-        """Empty every account (moto's POST /moto-api/reset); clear faults, call log, seeded events, hooks
-        and hook errors; restore the constructor's pacing."""
+        """Empty every account (moto's reset); clear faults, calls, seeded events, hooks; default pacing."""
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", data=b"", method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own 127.0.0.1
             response.read()
         self._accounts.reset()
         self._accounts.backend(ACCOUNT_ID)
+        self.identity_center.reset()
         self._pacer.configure(**vars(self._default_pacing))
         self._pacer.throttled = 0
         with self._lock:
@@ -456,7 +456,9 @@ class EmbeddedAws:
         refused = self._refusal(request, caller) if self.strict else None
         if refused is not None:
             return error_response(request, *refused)
-        response = self._own_answer(request, caller) or call_app(self._moto_app, request, environ)
+        moto = partial(call_app, self._moto_app, request, environ)
+        response = self._own_answer(request, caller) or self.identity_center.answer(request, caller.account_id, moto)
+        response = response or moto()
         if response.status < 400 and request.service == "iam":
             note_login_profile(self.iam_backend(caller.account_id), request.action, request.params)
             if request.action == "DeleteAccessKey":  # AWS refuses a deleted key; moto forgets it

@@ -44,9 +44,14 @@ def _botocore_session():
     return botocore.session.get_session()
 
 
+#: Signing names that are not the service's model name (sso-admin signs as "sso"; the portal, "sso", does not).
+_SIGNED_AS = {"sso": "sso-admin"}
+
+
 @lru_cache(maxsize=64)
 def service_model(signing_name: str):
     """botocore's model for a service by its signing name, or None when botocore doesn't know it."""
+    signing_name = _SIGNED_AS.get(signing_name, signing_name)
     for name in dict.fromkeys((signing_name, signing_name.replace("-", ""))):  # access-analyzer: accessanalyzer
         try:
             return _botocore_session().get_service_model(name)
