@@ -273,18 +273,9 @@ class EmbeddedAws:
 
     # -- seeded history
 
-    def record_event(
-        self,
-        action: str,
-        *,
-        service: str = "sts",
-        user: str | None = None,
-        principal: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        when: datetime | None = None,
-        days_ago: float = 0,
-        account_id: str | None = None,
-    ) -> Call:
+    def record_event(self, action: str, *, service: str = "sts", user: str | None = None, principal: str | None = None,
+                     params: Mapping[str, Any] | None = None, when: datetime | None = None, days_ago: float = 0,
+                     account_id: str | None = None) -> Call:  # fmt: skip
         """Add a back-dated CloudTrail event: not a call (not in `calls`, no hooks, no moto state).
 
         `user` names an IAM user of the account as the caller; `principal` any ARN (default: the fake
