@@ -41,6 +41,7 @@ PARAMETERS: dict[str, tuple[Any, tuple[type, ...], str]] = {
     "review_days": (90, (int,), "06_access_review: the period of use looked at (CloudTrail keeps 90 days)"),
     "reviewer": (None, (str, _NONE), "06_access_review: who reviewed; required for a signed review"),
     "review_decisions_file": (None, (str, _NONE), "06_access_review: YAML of user -> keep / remove role / offboard"),
+    "max_temporary_days": (30, (int,), "a temporary grant's until may be at most this many days from now"),
 }
 
 
@@ -63,7 +64,7 @@ def check_params(params: Mapping[str, Any]) -> list[str]:
             problems.append(f"parameter {name}: expected {_type_names(types)}, got {type(value).__name__} {value!r}")
     if isinstance(params.get("max_deletions"), int) and params["max_deletions"] < 0:
         problems.append("parameter max_deletions: must be 0 or more")
-    for name, low in (("apply_parallelism", 1), ("review_days", 1)):
+    for name, low in (("apply_parallelism", 1), ("review_days", 1), ("max_temporary_days", 1)):
         value = params.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value < low:
             problems.append(f"parameter {name}: must be {low} or more")

@@ -60,6 +60,7 @@ from iamrunbook.core.spec import (
     tag_value_problem,
     validate_users,
 )
+from iamrunbook.core.temporary import until_text
 
 READ_ACTIONS: tuple[str, ...] = ()  # pure: works on an Inventory already read
 WRITE_ACTIONS: tuple[str, ...] = ()
@@ -148,18 +149,20 @@ def render_template(name: str, **data: Any) -> str:
 
 
 # --- tfvars ----------------------------------------------------------------------------------------
-def _entry(value: Any) -> tuple[str, list[str]]:
+def _entry(value: Any) -> tuple[str, list[str], list[dict]]:
     if isinstance(value, UserSpec):
-        return value.description, list(value.roles)
-    return (value.get("description") or ""), list(value.get("roles") or [])
+        return value.description, list(value.roles), [t.as_dict() for t in value.temporary]
+    return (value.get("description") or ""), list(value.get("roles") or []), list(value.get("temporary") or [])
 
 
 def _tfvars_entry(name: str, value: Any, notes: Iterable[str]) -> dict[str, Any]:
-    description, roles = _entry(value)
+    description, roles, temporary = _entry(value)
     return {
         "name": hcl_string(name),
         "description": hcl_string(description),
         "roles": [hcl_string(r) for r in roles],
+        "temporary": [{k: hcl_string(str(v) if k != "until" else until_text(v)) for k, v in t.items()}
+                      for t in temporary],  # fmt: skip
         "notes": [_comment(n) for n in notes],
     }
 
