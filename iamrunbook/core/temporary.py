@@ -113,3 +113,50 @@ def temporary_problems(
 def temporary_grants(raw: Any) -> tuple[TempGrant, ...]:
     """The validated `temporary` list as TempGrants, in the spec's order."""
     return tuple(TempGrant(t["role"], parse_until(t["until"]), t["reason"].strip()) for t in raw or ())
+
+
+# --- editing: `iamrunbook grant` / `revoke` and the live editor ------------------------------------------
+_DURATION = re.compile(r"(\d+)([mhd])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def until_for(duration: str, now: datetime) -> datetime:
+    """`now` plus a duration such as 90m, 4h or 2d, rounded up to the minute; ValueError names what is allowed."""
+    match = _DURATION.fullmatch(duration.strip())
+    if match is None or int(match.group(1)) < 1:
+        raise ValueError(f"--for {duration!r}: allowed: a whole number of minutes, hours or days, e.g. 90m, 4h, 2d")
+    end = now + timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    whole = end.replace(second=0, microsecond=0)
+    return whole if whole == end else whole + timedelta(minutes=1)
+
+
+def _entry_of(iam_users: Mapping[str, Any], user: str) -> tuple[str, dict]:
+    """The spelling and entry of `user` in the spec (IAM names are case-insensitive); ValueError if absent."""
+    found = next((n for n in iam_users if isinstance(n, str) and n.lower() == user.lower()), None)
+    if found is None or not isinstance(iam_users[found], Mapping):
+        raise ValueError(f"{user!r} is not in the spec; add the user first (known: {', '.join(map(str, iam_users))})")
+    return found, dict(iam_users[found])
+
+
+def with_grant(iam_users: Mapping[str, Any], user: str, role: str, until: datetime, reason: str) -> dict:
+    """A copy of `iam_users` in which `user` holds `role` until `until` (replacing an earlier until of that
+    role), users and keys in their order. The caller validates the result (load_spec)."""
+    name, entry = _entry_of(iam_users, user)
+    kept = [t for t in entry.get("temporary") or () if not (isinstance(t, Mapping) and t.get("role") == role)]
+    entry["temporary"] = [*kept, TempGrant(role, until, reason).as_dict()]
+    return {**iam_users, name: entry}
+
+
+def without_grant(iam_users: Mapping[str, Any], user: str, role: str) -> dict:
+    """A copy of `iam_users` without `user`'s temporary grants of `role`; ValueError when there is none."""
+    name, entry = _entry_of(iam_users, user)
+    grants = list(entry.get("temporary") or ())
+    kept = [t for t in grants if not (isinstance(t, Mapping) and t.get("role") == role)]
+    if len(kept) == len(grants):
+        held = sorted({str(t.get("role")) for t in grants if isinstance(t, Mapping)})
+        raise ValueError(f"{name} holds no temporary grant of {role!r} (temporary grants: {', '.join(held) or 'none'})")
+    if kept:
+        entry["temporary"] = kept
+    else:
+        entry.pop("temporary", None)
+    return {**iam_users, name: entry}

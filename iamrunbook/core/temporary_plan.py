@@ -83,6 +83,13 @@ def wanted_pairs(spec: Spec) -> dict[Pair, list[str]]:
     return wanted
 
 
+def _granted(spec: Spec, user: str, pair: Pair) -> str:
+    """How a grant reads in the plan and every record: the role, its until and the spec's reason."""
+    entry = spec.user_named(user)
+    reason = next((t.reason for t in entry.temporary if (t.role, t.until) == pair), "") if entry else ""
+    return f"grant {spec.roles[pair[0]]} until {shown_until(pair[1])} ({reason})"
+
+
 def _group(spec: Spec, pair: Pair) -> str:
     key = pair[0]
     return temporary_group_name(spec.settings.group_name(key, spec.roles[key]), pair[1])
@@ -143,8 +150,7 @@ def _user_links(spec: Spec, inv: Inventory, wanted: dict[Pair, list[str]], arns:
             existing = inv.user_named(user)
             if existing is None or arns[pair] not in Inventory.attached_arns(existing):
                 name = existing["UserName"] if existing else user
-                why = f"grant {spec.roles[pair[0]]} until {shown_until(pair[1])}"
-                yield _link("attach", pair, arns[pair], "user", name, why, user=name)
+                yield _link("attach", pair, arns[pair], "user", name, _granted(spec, user, pair), user=name)
 
 
 def _group_links(spec: Spec, inv: Inventory, wanted: dict[Pair, list[str]], arns: dict[Pair, str], have: dict):
@@ -163,7 +169,7 @@ def _group_links(spec: Spec, inv: Inventory, wanted: dict[Pair, list[str]], arns
         for user in wanted[pair]:
             if user.lower() not in members:
                 member = (inv.user_named(user) or {}).get("UserName", user)
-                yield _member("add_to_group", pair, name, member, f"add to group {name} (temporary grant)")
+                yield _member("add_to_group", pair, name, member, f"{_granted(spec, user, pair)}: add to group {name}")
     for name, group in sorted(inv.groups.items()):
         pair = _group_pair(spec, name)
         kept = groups.get(name.lower())

@@ -420,8 +420,10 @@ def adopt(inventory: Inventory, roles: Mapping[str, str] | None = None) -> Adopt
     for name in sorted(inventory.users, key=str.lower):
         user = inventory.users[name]
         mine = by_user.get(name, [])
-        granted = {g.role_key for g in mine if g.verdict == "yes"}
+        granted = {g.role_key for g in mine if g.verdict == "yes" and g.until is None}  # never a temporary one
         user_notes = [f"{g.role_key}: via {g.path}" for g in mine if g.verdict == "yes" and not is_runbook_path(g)]
+        user_notes += [f"{g.role_key}: temporary, {g.shown} via {g.path}; not adopted as a permanent grant"
+                       for g in mine if g.until is not None and g.role_key not in granted]  # fmt: skip
         user_notes += [
             f"{g.role_key}: NOT granted here, conditional via {g.path} ({'; '.join(g.conditions)})"
             for g in mine
@@ -469,8 +471,9 @@ def dump_parameters_yaml(
     lines.append("iam_users:")
     for name, entry in iam_users.items():
         lines += [f"  # {_comment(n)}" for n in (notes or {}).get(name, ())]
-        description, user_roles = _entry(entry)
-        lines += ["  " + line for line in dump({name: {"description": description, "roles": user_roles}})]
+        description, user_roles, temporary = _entry(entry)
+        kept = {"description": description, "roles": user_roles} | ({"temporary": temporary} if temporary else {})
+        lines += ["  " + line for line in dump({name: kept})]
     return "\n".join(lines) + "\n"
 
 
