@@ -170,7 +170,10 @@ def _group_links(spec: Spec, inv: Inventory, wanted: dict[Pair, list[str]], arns
             if user.lower() not in members:
                 member = (inv.user_named(user) or {}).get("UserName", user)
                 yield _member("add_to_group", pair, name, member, f"{_granted(spec, user, pair)}: add to group {name}")
+    permanent = {g.lower() for g in spec.groups().values()}  # plan.py keeps those holding only their role's policy
     for name, group in sorted(inv.groups.items()):
+        if name.lower() in permanent:
+            continue
         pair = _group_pair(spec, name)
         kept = groups.get(name.lower())
         keep_users = {u.lower() for u in wanted.get(kept, ())} if kept else set()
