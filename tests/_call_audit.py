@@ -36,7 +36,6 @@ TEST_SETUP_ACTIONS = frozenset(
         # tests reading back one thing the runbook did (the runbook itself reads with one sweep)
         "iam:GetGroup",
         "iam:GetPolicy",
-        "iam:GetRole",
         "iam:GetRolePolicy",
         "iam:GetUserPolicy",
         "iam:ListAttachedGroupPolicies",

@@ -203,3 +203,36 @@ def test_a_temporary_grant_expiring_does_not_touch_other_users_of_the_pair():
                   policies=[*map(policy, DEFAULT_ROLES), temp_policy(VALID)])  # fmt: skip
     plan = make_plan(spec, inv)
     assert [(c.kind, c.target_name) for c in plan.changes] == [("attach", "bob")]
+
+
+# --- where access is shown ------------------------------------------------------------------------------
+def test_the_review_shows_temporary_grants_and_never_proposes_them_as_permanent():
+    from iamrunbook.core import review as rv
+
+    spec = spec_of(alice(temporary=[temp(), temp("infrastructure_admin", EXPIRED, "INC-7 old")]))
+    use = rv.RoleUse({("alice", "adminrole"): NOW - timedelta(hours=1)}, NOW - timedelta(days=90), NOW)
+    rows = rv.temporary_rows(spec, use)
+    assert [(r["role_key"], r["state"], r["reason"], r["used"]) for r in rows] == [
+        ("admin", "valid", "INC-1234 restore the warehouse", "yes"),
+        ("infrastructure_admin", "expired", "INC-7 old", "no"),
+    ]
+    kept = rv.reviewed_users(spec, {})
+    assert kept["alice"]["roles"] == ["data_engineer"]  # not made permanent ...
+    assert [t["role"] for t in kept["alice"]["temporary"]] == ["admin", "infrastructure_admin"]  # ... nor dropped
+    removed = rv.reviewed_users(spec, {"alice": rv.Decision("alice", rv.REMOVE, ("admin",))})
+    assert [t["role"] for t in removed["alice"]["temporary"]] == ["infrastructure_admin"]
+
+
+def test_the_access_paths_table_reads_yes_until_and_adoption_keeps_it_out_of_roles():
+    from iamrunbook.core.terraform import adopt
+    from iamrunbook.flows.reports import access_paths
+
+    soon = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(days=1)  # adopt reads the clock
+    arn = policy_arn(ACCOUNT, temporary_policy_name("AdminRole", soon))
+    inv = account([alice_user(arn)], policies=[*map(policy, DEFAULT_ROLES), temp_policy(soon)])
+    grants = effective_access(inv.details(), DEFAULT_ROLES, ACCOUNT, now=soon - timedelta(hours=1))
+    frame = access_paths(grants)
+    assert frame.loc[frame.role_key == "admin", "verdict"].tolist() == [f"yes, until {soon:%Y-%m-%d %H:%M} UTC"]
+    adoption = adopt(inv, DEFAULT_ROLES)
+    assert adoption.iam_users["alice"]["roles"] == ["data_engineer"]
+    assert any("temporary" in note and "not adopted" in note for note in adoption.notes["alice"])

@@ -133,7 +133,8 @@ EFFECTIVE_ACCESS = Record("effective_access.csv")  # user x the configured role 
 EFFECTIVE_ACCESS_PATHS = Record(
     "effective_access_paths.csv", columns=("user", "role_key", "role_name", "verdict", "path", "conditions")
 )
-ROLE_TRUST = Record("role_trust.csv", columns=("role_key", "role", "trusts", "requires_mfa", "policy_requires_mfa"))
+ROLE_TRUST = Record("role_trust.csv", columns=("role_key", "role", "trusts", "requires_mfa", "policy_requires_mfa",
+                                               "max_session_hours"))  # fmt: skip
 CIS_CHECKS = Record("cis_checks.csv", columns=("check", "cis", "user", "status", "finding", "fix"))
 LEGACY_HOLDERS = Record("legacy_holders.csv", columns=("kind", "name"))
 ADOPTED_YAML = Record("adopted_iam_users.yaml")

@@ -90,7 +90,7 @@ def _granted(spec: Spec, user: str, pair: Pair) -> str:
     return f"grant {spec.roles[pair[0]]} until {shown_until(pair[1])} ({reason})"
 
 
-def _group(spec: Spec, pair: Pair) -> str:
+def pair_group(spec: Spec, pair: Pair) -> str:
     key = pair[0]
     return temporary_group_name(spec.settings.group_name(key, spec.roles[key]), pair[1])
 
@@ -154,10 +154,10 @@ def _user_links(spec: Spec, inv: Inventory, wanted: dict[Pair, list[str]], arns:
 
 
 def _group_links(spec: Spec, inv: Inventory, wanted: dict[Pair, list[str]], arns: dict[Pair, str], have: dict):
-    groups = {_group(spec, pair).lower(): pair for pair in wanted} if spec.settings.via_group else {}
+    groups = {pair_group(spec, pair).lower(): pair for pair in wanted} if spec.settings.via_group else {}
     for pair in (p for p in wanted if spec.settings.via_group):
-        group = inv.group_named(_group(spec, pair))
-        name = group["GroupName"] if group else _group(spec, pair)
+        group = inv.group_named(pair_group(spec, pair))
+        name = group["GroupName"] if group else pair_group(spec, pair)
         if group is None:
             yield Change("create_group", f'aws_iam_group.temporary["{_stamp(pair)}"]', f"create group {name} for "
                          f"{spec.roles[pair[0]]} until {shown_until(pair[1])}", role_key=pair[0],

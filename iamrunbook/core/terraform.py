@@ -49,6 +49,7 @@ from iamrunbook.base.names import (
     user_address,
     user_tags,
 )
+from iamrunbook.core import terraform_temporary as tt
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.spec import (
     MAX_DESCRIPTION,
@@ -217,6 +218,7 @@ def import_blocks(spec: Spec, inventory: Inventory | None) -> list[ImportBlock]:
     blocks = [ImportBlock(policy_address(k), arn) for k, arn in policies.items()]
     blocks += [ImportBlock(group_address(k), group["GroupName"]) for k, group in groups.items()]
     blocks += [ImportBlock(user_address(name), user["UserName"]) for name, user in users.items()]
+    blocks += [ImportBlock(address, id_) for address, id_ in tt.imports(spec, inventory)]
     if spec.settings.via_group:
         return blocks + _group_grant_imports(spec, policies, groups, users)
     return blocks + _attachment_imports(spec, policies, users)
@@ -300,7 +302,7 @@ def _mfa_conditions(settings: GrantSettings) -> list[dict]:
     ]
 
 
-def render_module(roles: Mapping[str, str], settings: GrantSettings | None = None) -> str:
+def render_module(roles: Mapping[str, str], settings: GrantSettings | None = None, temporary: bool = False) -> str:
     """iam_users.tf: the same policies, groups, users, tags, attachments and memberships the runbook makes."""
     settings = settings or GrantSettings()
     policies = [
@@ -315,7 +317,7 @@ def render_module(roles: Mapping[str, str], settings: GrantSettings | None = Non
         groups=_aligned(groups) if settings.via_group else [],
         mfa_roles=[hcl_string(key) for key in roles if settings.mfa(key)],
         mfa_conditions=_mfa_conditions(settings),
-        user_tags=_aligned(_user_tag_expressions(), quote=False),
+        user_tags=_aligned(_user_tag_expressions(), quote=False), temporary=temporary,
     )
 
 
@@ -326,7 +328,7 @@ def render_outputs(settings: GrantSettings | None = None) -> str:
 # --- state list ------------------------------------------------------------------------------------
 def managed_addresses(spec: Spec) -> list[str]:
     """Every managed resource the configuration holds for `spec` (the part verify reports)."""
-    addresses = [policy_address(key) for key in spec.roles]
+    addresses = [policy_address(key) for key in spec.roles] + tt.addresses(spec)
     addresses += [user_address(name) for name in spec.users]
     if spec.settings.via_group:
         addresses += [group_address(key) for key in spec.roles]
@@ -336,7 +338,7 @@ def managed_addresses(spec: Spec) -> list[str]:
 
 
 def data_addresses(spec: Spec) -> list[str]:
-    return [CALLER_IDENTITY, *(f"data.aws_iam_policy_document.assume_role[{hcl_string(k)}]" for k in spec.roles)]
+    return [CALLER_IDENTITY, *(f"data.aws_iam_policy_document.{n}[{hcl_string(k)}]" for n, k in tt.data_keys(spec))]
 
 
 _ADDRESS = re.compile(r'(?P<data>data\.)?(?P<type>[^.]+)\.(?P<name>[^.[]+)(?:\["(?P<key>.*)"\])?')
@@ -372,7 +374,7 @@ def write_terraform(out_dir: str | Path, spec: Spec, inventory: Inventory | None
         IMPORTS_FILE: render_imports(blocks),
         VERSIONS_FILE: render_versions(),
         VARIABLES_FILE: render_variables(spec.roles),
-        MODULE_FILE: render_module(spec.roles, spec.settings),
+        MODULE_FILE: render_module(spec.roles, spec.settings, tt.has_temporary(spec)),
         OUTPUTS_FILE: render_outputs(spec.settings),
         STATE_LIST_FILE: "\n".join(expected_state_list(spec)) + "\n",
     }
