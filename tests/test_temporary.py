@@ -236,3 +236,30 @@ def test_the_access_paths_table_reads_yes_until_and_adoption_keeps_it_out_of_rol
     adoption = adopt(inv, DEFAULT_ROLES)
     assert adoption.iam_users["alice"]["roles"] == ["data_engineer"]
     assert any("temporary" in note and "not adopted" in note for note in adoption.notes["alice"])
+
+
+@pytest.mark.parametrize("via", ["user", "group"])
+def test_the_terraform_handoff_holds_the_valid_grant_and_imports_what_exists(tmp_path, via):
+    import hcl2
+
+    from iamrunbook.core.terraform import MODULE_FILE, STATE_LIST_FILE, import_blocks, write_terraform
+
+    spec = spec_of({**alice(), "bob": {"description": "Bob", "roles": [], "temporary": [temp(until=EXPIRED)]}}, via)
+    inv = account([alice_user(), user("bob")])
+    after = Simulation(inv, DEFAULT_ROLES, NOW).run(make_plan(spec, inv).changes).inventory()
+    files = write_terraform(tmp_path, spec, after)
+    module = files[MODULE_FILE].read_text(encoding="utf-8")
+    hcl2.loads(module)  # parses
+    assert "timecmp(grant.until, plantimestamp()) > 0" in module and '"DateLessThan"' in module
+    stamp = "admin/20261208T1800Z"
+    expected = [f'aws_iam_policy.temporary["{stamp}"]', f'data.aws_iam_policy_document.temporary["{stamp}"]']
+    expected += ([f'aws_iam_group.temporary["{stamp}"]', f'aws_iam_user_group_membership.temporary["alice/{stamp}"]']
+                 if via == "group" else [f'aws_iam_user_policy_attachment.temporary["alice/{stamp}"]'])  # fmt: skip
+    state = files[STATE_LIST_FILE].read_text(encoding="utf-8").split()
+    assert set(expected) <= set(state) and not [a for a in state if "20261201" in a]  # the expired one is not there
+    imported = {b.to: b.id for b in import_blocks(spec, after)}
+    assert imported[f'aws_iam_policy.temporary["{stamp}"]'] == VALID_ARN
+    assert set(expected) - {f'data.aws_iam_policy_document.temporary["{stamp}"]'} <= set(imported)
+    assert "20261201" not in files[MODULE_FILE].read_text(encoding="utf-8")
+    plain = write_terraform(tmp_path / "plain", spec_of({"alice": {"description": "A", "roles": ["admin"]}}), None)
+    assert "temporary" not in plain[MODULE_FILE].read_text(encoding="utf-8")  # unchanged without temporary grants
