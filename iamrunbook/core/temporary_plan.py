@@ -96,8 +96,10 @@ def pair_group(spec: Spec, pair: Pair) -> str:
 
 
 def _why_gone(spec: Spec, pair: Pair) -> str:
+    reasons = sorted({t.reason for u in spec.users.values() for t in u.temporary if (t.role, t.until) == pair})
     if spec.now >= pair[1]:
-        return f"expired {shown_until(pair[1])}: AWS already denies it; tidy up"
+        why = f" ({'; '.join(reasons)})" if reasons else ""
+        return f"expired {shown_until(pair[1])}{why}: AWS already denies it; tidy up"
     return f"temporary grant until {shown_until(pair[1])} no longer in the spec (revoked early)"
 
 
