@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from examples import EXAMPLE_TFVARS
 from test_cli import run_folders
 
 from iamrunbook.aws.sweep import read_inventory
@@ -15,20 +16,8 @@ from iamrunbook.core.terraform import load_tfvars
 from iamrunbook.sandbox import seed
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "parameters" / "example.yaml"
-TFVARS = """# the team's users (a comment the grant must keep)
-iam_users = {
-  # the account owner
-  "your-username" = {
-    description = "Account owner - full access"
-    roles       = ["admin", "data_engineer", "infrastructure_admin"]
-  }
-  # Alice, on call this week
-  "alice@example.com" = {
-    description = "Alice - Platform Engineer"
-    roles       = ["data_engineer"]
-  }
-}
-"""
+#: the example spec as tfvars, with a comment inside iam_users that a grant must keep
+TFVARS = EXAMPLE_TFVARS.replace('  "alice@example.com" = {', '  # Alice, on call this week\n  "alice@example.com" = {')
 
 
 def yaml_params(tmp_path: Path) -> Path:
@@ -84,7 +73,7 @@ def test_grant_then_revoke_keep_the_tfvars_comments_and_order(aws, iam, tmp_path
     assert text.startswith(TFVARS.split("\n  # Alice")[0])  # the header, the owner and the comments above stay
     assert "# Alice, on call this week" in text
     users = load_tfvars(text)
-    assert list(users) == ["your-username", "alice@example.com"]
+    assert list(users) == ["your-username", "alice@example.com", "bob@example.com"]
     assert users["alice@example.com"]["temporary"][0]["reason"] == "INC-1234 restore"
 
     assert cli.main(["revoke", "alice@example.com", "admin", "-f", str(params), "--out", str(out)]) == 2
