@@ -30,6 +30,7 @@ Prints one line per scenario, then a table. Exit code 1 when a scenario is not a
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import yaml
@@ -68,6 +70,18 @@ def example_spec(grant_via: str = "user", mfa: bool = False) -> Spec:
         mfa_max_age_seconds=MFA_MAX_AGE if mfa else None,
     )
     return load_spec(EXAMPLE["iam_users"], roles=EXAMPLE["roles"], settings=settings)
+
+
+def temporary_spec(grant_via: str) -> Spec:
+    """The example spec with one valid temporary grant (alice: admin for 4 h) and one expired (bob:
+    infrastructure_admin, an hour ago): Terraform must keep the first and drop the second, as the runbook does."""
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    users = copy.deepcopy(EXAMPLE["iam_users"])
+    users["alice@example.com"]["temporary"] = [{"role": "admin", "until": (now + timedelta(hours=4)).strftime(
+        "%Y-%m-%dT%H:%M:00Z"), "reason": "INC-1234 restore"}]  # fmt: skip
+    users["bob@example.com"]["temporary"] = [{"role": "infrastructure_admin", "until": (now - timedelta(hours=1))
+                                              .strftime("%Y-%m-%dT%H:%M:00Z"), "reason": "INC-1200 done"}]  # fmt: skip
+    return load_spec(users, roles=EXAMPLE["roles"], settings=GrantSettings(grant_via=grant_via), now=now)
 
 
 def custom_spec() -> Spec:
@@ -251,6 +265,8 @@ SCENARIOS = [
     Scenario("group + mfa", example_spec("group", mfa=True)),
     Scenario("control: mfa missing", example_spec("user", mfa=True), account="control"),
     Scenario("fresh: custom group + mfa", custom_spec(), account="fresh"),
+    Scenario("user + temporary", temporary_spec("user")),
+    Scenario("group + temporary", temporary_spec("group")),
 ]
 #: what the control must fail, and only that: Terraform would add the MFA condition in AWS
 CONTROL_FAILS = frozenset({"plan: Terraform-only changes", "apply: no AWS change"})

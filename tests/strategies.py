@@ -35,6 +35,8 @@ from iamrunbook.base.names import (
     policy_document,
     policy_name,
     role_arn,
+    temporary_group_name,
+    temporary_policy_name,
 )
 from iamrunbook.core.access import effective_access
 from iamrunbook.core.inventory import Inventory
@@ -52,6 +54,9 @@ USER_NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "moto",
 NEW_NAMES = ("zoe", "yusuf", "Xena")
 FOREIGN_GROUPS = ("ops", "devs", "auditors")
 OTHER_ROLES = ("ci-runner", "lambda-exec")
+#: temporary grants (issue 29): the run's time, and one until already past and one still ahead of it
+NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+UNTILS = (NOW - timedelta(days=1), NOW + timedelta(days=1))
 ROOT_TRUST = {
     "Version": "2012-10-17",
     "Statement": [
@@ -251,6 +256,11 @@ def _policies(draw, legacy: bool | None) -> tuple[Policy, ...]:
     for name, document in FOREIGN.items():
         if draw(st.booleans()):
             found.append(Policy(name, (document,)))
+    for key in KEYS:  # temporary grants' policies, some expired, left by earlier runs
+        for until in UNTILS:
+            if draw(st.integers(0, 3)) == 0:
+                document = policy_document(ACCOUNT, ROLES[key], until=until)
+                found.append(Policy(temporary_policy_name(ROLES[key], until), (document,)))
     return tuple(found)
 
 
@@ -273,6 +283,11 @@ def _groups(draw, policies: tuple[Policy, ...]) -> tuple[Principal, ...]:
             groups.append(Principal(group, tuple(sorted(own | set(extra))), _some(draw, ALLOW_ONLY_INLINE, 1)))
     for group in _some(draw, FOREIGN_GROUPS, 3):
         groups.append(Principal(group, _some(draw, attachable, 2), _some(draw, INLINE, 2)))
+    for policy in (p for p in policies if "PolicyUntil" in p.name):  # a temporary grant's own group, now and then
+        if draw(st.integers(0, 2)) == 0:
+            key = next(k for k in KEYS if policy.name.startswith(policy_name(ROLES[k])))
+            until = next(u for u in UNTILS if policy.name == temporary_policy_name(ROLES[key], u))
+            groups.append(Principal(temporary_group_name(OWN_GROUPS[key], until), (policy.name,)))
     return tuple(groups)
 
 
@@ -282,9 +297,11 @@ def _attachments(draw, policies: tuple[Policy, ...]) -> tuple[str, ...]:
     names = {p.name for p in policies}
     own = [policy_name(ROLES[k]) for k in KEYS if policy_name(ROLES[k]) in names]
     found = [n for n in own if draw(st.booleans())]
+    found += _some(draw, [n for n in names if "PolicyUntil" in n], 2)
     if LEGACY in names and draw(st.integers(0, 2)) == 0:
         found.append(LEGACY)
-    return (*found, *_some(draw, (names - {*own, LEGACY}) | set(AWS_MANAGED), 1))
+    others = {n for n in names - {*own, LEGACY} if "PolicyUntil" not in n}
+    return (*found, *_some(draw, others | set(AWS_MANAGED), 1))
 
 
 @st.composite
@@ -343,9 +360,12 @@ def specs(draw, account: Account):
         if name == account.caller:
             keys |= held_now(account, name)
         entries[spelled] = {"description": f"{name} works here", "roles": [k for k in KEYS if k in keys]}
+        for key in _some(draw, set(KEYS) - keys, 2):  # temporary grants, valid or expired
+            until = draw(st.sampled_from(UNTILS)).strftime("%Y-%m-%dT%H:%M:00Z")
+            entries[spelled].setdefault("temporary", []).append({"role": key, "until": until, "reason": "INC-1"})
     mfa = draw(st.one_of(st.just(frozenset()), st.just(frozenset(KEYS)), st.sets(st.sampled_from(KEYS))))
     settings = GrantSettings(grant_via=draw(st.sampled_from(("user", "group"))), require_mfa=frozenset(mfa))
-    return load_spec(entries, roles=ROLES, settings=settings)
+    return load_spec(entries, roles=ROLES, settings=settings, now=NOW)
 
 
 @st.composite

@@ -217,3 +217,22 @@ def test_save_keeps_each_unchanged_users_comments_and_the_order(suffix, tmp_path
     assert "  # Bob joined in May\n" in saved and "Alice" not in saved
     assert saved.index("your-username") < saved.index("# Bob joined") < saved.index(CAROL)
     assert load_spec(iam_users_file=path).to_mapping() == d.users
+
+
+def test_a_role_for_n_hours_is_validated_planned_and_saved_like_any_edit(draft, spec_file, aws):
+    from datetime import datetime, timezone
+
+    from iamrunbook.core.temporary import until_for
+
+    now = datetime.now(timezone.utc)
+    aws.clear_calls()
+    draft.grant_temporary(BOB, "admin", until_for("4h", now), "INC-1234 restore")
+    assert aws.calls == [] and not draft.errors
+    assert [t["role"] for t in draft.users[BOB]["temporary"]] == ["admin"]
+    assert any(c.kind == "attach" and "INC-1234 restore" in c.reason for c in draft.plan.changes)
+    draft.grant_temporary(BOB, "data_engineer", until_for("4h", now), "held already")
+    assert any("already granted for good" in e for e in draft.errors) and draft.plan is None  # same validation
+    draft.revoke_temporary(BOB, "data_engineer")
+    assert draft.save() == spec_file
+    assert "# Bob joined in May" in spec_file.read_text(encoding="utf-8")
+    assert load_spec(iam_users_file=spec_file).users[BOB].temporary[0].reason == "INC-1234 restore"

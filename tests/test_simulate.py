@@ -108,6 +108,10 @@ REFUSED = [
      Change("create_policy", "p", "r", policy_arn=arn_of(NAMES["admin"]), policy_name=NAMES["admin"],
             document=json.dumps(BROAD)), "EntityAlreadyExists"),
     ("offboard a missing user", delete_user("ghost"), "NoSuchEntity"),
+    ("delete a group with members", Change("delete_group", "g", "r", target_kind="group", target_name="ops"),
+     "DeleteConflict"),
+    ("delete a missing group", Change("delete_group", "g", "r", target_kind="group", target_name="nope"),
+     "NoSuchEntity"),
 ]  # fmt: skip
 
 
@@ -170,6 +174,7 @@ def test_every_kind_leaves_the_account_as_aws_would():
         detach("user", "bob", LEGACY), detach("group", "ops", LEGACY), detach("role", "ci-runner", LEGACY),
         membership("remove_from_group", "bob", "ops"),
         delete_user("gone"),
+        Change("delete_group", "g", "r", target_kind="group", target_name="OPS"),
         version("delete_policy_version", LEGACY, "v1"), version("delete_policy_version", LEGACY, "v2"),
         Change("delete_policy", "p", "r", policy_arn=arn_of(LEGACY)),
     ]  # fmt: skip
@@ -190,7 +195,7 @@ def test_every_kind_leaves_the_account_as_aws_would():
     assert zoe["Tags"] == [{"Key": "Name", "Value": "zoe"}, {"Key": "Roles", "Value": "admin"}]
     assert [p["PolicyArn"] for p in zoe["AttachedManagedPolicies"]] == [data]
     assert after.groups["AdminRoleUsers"]["AttachedManagedPolicies"][0]["PolicyArn"] == admin
-    assert after.groups["ops"]["AttachedManagedPolicies"] == []
+    assert "ops" not in after.groups  # emptied, then deleted (named in any case)
     assert after.roles["ci-runner"]["AttachedManagedPolicies"] == []
     assert [r["user"] for r in after.credential_report] == ["bob", "zoe"]  # the offboarded row is gone
     assert held(after) == {"bob": set(), "zoe": {"admin", "data_engineer"}}

@@ -287,7 +287,7 @@ def test_user_entry_must_be_a_mapping_with_known_fields():
     problems = problems_of({"bob": ["admin"], "amy": {"description": "Amy", "role": ["admin"]}})
     assert problems == [
         "bob: must be a mapping with keys description and roles",
-        "amy: unknown field 'role'; allowed: description, roles",
+        "amy: unknown field 'role'; allowed: description, roles, temporary",
     ]
 
 

@@ -209,7 +209,8 @@ def test_every_generated_file_parses_and_says_what_the_runbook_does(tmp_path):
     assert "import" not in parsed[IMPORTS_FILE]  # nothing exists: no import blocks
 
     variable = parsed[VARIABLES_FILE]["variable"][0]['"iam_users"']
-    assert variable["type"] == "${map(object({description = string, roles = list(string)}))}"
+    assert variable["type"] == ("${map(object({description = string, roles = list(string), temporary = "
+                                "optional(list(object({role = string, until = string, reason = string})), [])}))}")
     assert '["admin", "data_engineer", "infrastructure_admin"]' in variable["validation"][0]["condition"]
 
     module = parsed[MODULE_FILE]

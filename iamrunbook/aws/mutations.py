@@ -91,6 +91,12 @@ def remove_from_group(iam, c: Change) -> None:
     gone_ok(lambda: iam.remove_user_from_group(GroupName=c.target_name, UserName=c.user))
 
 
+@AWS.register("delete_group")
+def delete_group(iam, c: Change) -> None:
+    """A temporary grant's group, once its members are out and its policy detached."""
+    gone_ok(lambda: iam.delete_group(GroupName=c.target_name))
+
+
 @AWS.register("delete_user")
 def delete_user(iam, c: Change) -> None:
     """The user's full, ordered cleanup (deletion.py), then the user."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 #: role key -> IAM role name; the default mapping when a spec names none.
 DEFAULT_ROLES: dict[str, str] = {
@@ -129,6 +130,27 @@ def policy_description(role_name: str) -> str:
     return f"Allows assuming {role_name}"
 
 
+#: the UTC minute a temporary grant ends, as names carry it: 20261231T1800Z
+UNTIL_STAMP = "%Y%m%dT%H%MZ"
+#: the same minute as IAM conditions and the spec write it (RFC 3339, what Terraform's timecmp wants)
+UNTIL_TEXT = "%Y-%m-%dT%H:%M:00Z"
+
+
+def temporary_policy_name(role_name: str, until: datetime) -> str:
+    """Assume<RoleName>PolicyUntil<YYYYMMDDTHHMMZ>: one per (role, until), shared by whoever holds that pair."""
+    return f"{policy_name(role_name)}Until{until.strftime(UNTIL_STAMP)}"
+
+
+def temporary_group_name(group: str, until: datetime) -> str:
+    """Under grant_via: group, the group of one (role, until) pair: <RoleName>UsersUntil<YYYYMMDDTHHMMZ>."""
+    return f"{group}Until{until.strftime(UNTIL_STAMP)}"
+
+
+def until_condition(until: datetime) -> dict:
+    """AWS itself ends the grant: the statement applies only while aws:CurrentTime < until (strict)."""
+    return {"DateLessThan": {"aws:CurrentTime": until.strftime(UNTIL_TEXT)}}
+
+
 def group_name(role_name: str) -> str:
     """The default IAM group of a role under `grant_via: group` (`role_groups` overrides it)."""
     return f"{role_name}Users"
@@ -149,11 +171,14 @@ def policy_document(
     mfa: bool = False,
     mfa_max_age_seconds: int | None = None,
     partition: str = "aws",
+    until: datetime | None = None,
 ) -> dict:
-    """The one statement an Assume*Policy holds: sts:AssumeRole on one role (only with MFA, if asked)."""
+    """The one statement an Assume*Policy holds: sts:AssumeRole on one role (only with MFA, if asked; only
+    before `until`, for a temporary grant)."""
     statement = {"Effect": "Allow", "Action": ASSUME_ROLE, "Resource": role_arn(account_id, role_name, partition)}
-    if mfa:
-        statement["Condition"] = mfa_condition(mfa_max_age_seconds)
+    condition = (mfa_condition(mfa_max_age_seconds) if mfa else {}) | (until_condition(until) if until else {})
+    if condition:
+        statement["Condition"] = condition
     return {"Version": POLICY_VERSION, "Statement": [statement]}
 
 

@@ -133,7 +133,8 @@ EFFECTIVE_ACCESS = Record("effective_access.csv")  # user x the configured role 
 EFFECTIVE_ACCESS_PATHS = Record(
     "effective_access_paths.csv", columns=("user", "role_key", "role_name", "verdict", "path", "conditions")
 )
-ROLE_TRUST = Record("role_trust.csv", columns=("role_key", "role", "trusts", "requires_mfa", "policy_requires_mfa"))
+ROLE_TRUST = Record("role_trust.csv", columns=("role_key", "role", "trusts", "requires_mfa", "policy_requires_mfa",
+                                               "max_session_hours"))  # fmt: skip
 CIS_CHECKS = Record("cis_checks.csv", columns=("check", "cis", "user", "status", "finding", "fix"))
 # 01 and 06: the CIS account-level items, 1.16 per policy, and every finding as ASFF (core/cis_account.py, asff.py)
 CIS_ACCOUNT = Record("cis_account.csv", columns=("check", "cis", "resource", "status", "finding", "fix"))

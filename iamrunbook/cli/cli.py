@@ -1,7 +1,7 @@
 """The `iamrunbook` command: `run` executes the runbook notebooks headless, `demo` runs it against an
-embedded AWS, `audit` checks and lists the records, `permissions` prints the runner's policy. Thin on
-purpose: parsing and printing here, the work in runner.py, planfile.py, audit.py, archive.py and
-sandbox/demo.py."""
+embedded AWS, `audit` checks and lists the records, `permissions` prints the runner's policy, `grant` and
+`revoke` edit a temporary grant in the spec and run. Thin on purpose: parsing and printing here, the work
+in runner.py, grant.py, planfile.py, audit.py, archive.py and sandbox/demo.py."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from iamrunbook.base.errors import RunbookError, SpecError
 from iamrunbook.base.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_PENDING, EXIT_TRANSIENT
 from iamrunbook.cli import scheduler
+from iamrunbook.cli.grant import add_parsers as add_grant_parsers
 from iamrunbook.cli.runner import CHAIN, RunResult, gather_params, run
 
 MAX_MESSAGE_LINES = 40
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "and write AWS_*, IAMRUNBOOK_ACCOUNTS, IAMRUNBOOK_OUT to FILE")  # fmt: skip
     demo_cmd.set_defaults(handler=cmd_demo)
     _audit_parser(commands)
+    add_grant_parsers(commands, {"grant": cmd_edit_and_run, "revoke": cmd_edit_and_run})
     perm_cmd = commands.add_parser(
         "permissions",
         help="print the IAM policy a runner role needs (plan-only by default)",
@@ -157,8 +159,8 @@ def _type_hint(problems: Sequence[str]) -> str | None:
     return None
 
 
-def _refused(exc: SpecError) -> int:
-    _err("iamrunbook run: refused before starting any notebook:")
+def _refused(exc: SpecError, command: str = "run") -> int:
+    _err(f"iamrunbook {command}: refused before starting any notebook (nothing changed):")
     for problem in exc.problems:
         _err(f"  - {problem}")
     hint = _type_hint(exc.problems)
@@ -206,6 +208,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     report(result)
     if args.archive:
         return _archive_after(result, args)
+    return result.exit_code
+
+
+def cmd_edit_and_run(args: argparse.Namespace) -> int:
+    """grant / revoke: the spec file edited (or nothing, on bad input), then an ordinary run of the chain."""
+    from iamrunbook.cli.grant import edit
+
+    try:
+        print(edit(args, gather_params(args.params_file)))
+        params = gather_params(args.params_file, [], args.apply)  # read again: the spec may live in it
+        result = run(None, params, out=args.out, params_file=args.params_file, echo=print)
+    except SpecError as exc:
+        return _refused(exc, args.command)
+    report(result)
     return result.exit_code
 
 

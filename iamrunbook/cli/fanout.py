@@ -163,7 +163,8 @@ def account_params(account: Account, overrides: Sequence[tuple[str, str]], apply
         full = runner.kernel_params(params)
         try:
             load_spec(full["iam_users"], full["iam_users_file"], full["roles"], base_dir=start,
-                      settings=grant_settings(full, full["roles"]))  # fmt: skip
+                      settings=grant_settings(full, full["roles"]),
+                      max_temporary_days=full["max_temporary_days"])  # fmt: skip
         except SpecError as exc:
             problems += exc.problems
         if problems:

@@ -407,7 +407,7 @@ def run(
     start = Path(start_dir or Path.cwd()).resolve()
     # Every notebook takes the same spec: a bad one is refused here, before any kernel or AWS call.
     load_spec(full["iam_users"], full["iam_users_file"], full["roles"], base_dir=start,
-              settings=grant_settings(full, full["roles"]))  # fmt: skip
+              settings=grant_settings(full, full["roles"]), max_temporary_days=full["max_temporary_days"])  # fmt: skip
     run_dir = new_run_dir(out, label or run_label(sources, apply))
     started = datetime.now(timezone.utc)
     runs: list[NotebookRun] = []

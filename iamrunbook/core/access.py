@@ -8,8 +8,10 @@ the user has a permissions boundary, so must the boundary; the role's trust poli
 the account or everyone. A trust policy that names the user is a resource-based grant: it needs no
 identity policy and a boundary's implicit deny does not limit it (AWS documents this for a user ARN; a
 trust in `*` is reported the same way, erring towards showing access). A statement with a Condition is
-never counted as a plain yes: it makes the path "conditional" and says which condition.
-Out of scope: SCPs, session policies and condition values (the report names conditions, it does not
+never counted as a plain yes: it makes the path "conditional" and says which condition. The one condition
+evaluated is a temporary grant's `DateLessThan aws:CurrentTime`, against the time of the run: before it the
+path is "yes" with its `until`, after it the statement no longer applies (AWS denies).
+Out of scope: SCPs, session policies and other condition values (the report names them, it does not
 evaluate them).
 """
 
@@ -19,6 +21,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from iamrunbook.base.log import logger
 from iamrunbook.base.names import (
@@ -51,6 +54,15 @@ class Grant:
     path: str
     policy_arn: str | None
     conditions: tuple[str, ...] = ()
+    #: a temporary path: AWS allows it only before this UTC time (2026-12-31T18:00:00Z)
+    until: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The verdict as people read it: "yes, until 2026-12-31 18:00 UTC" for a temporary path."""
+        if self.until is None:
+            return self.verdict
+        return f"{self.verdict}, until {self.until[:10]} {self.until[11:16]} UTC"
 
 
 # --- policy language -----------------------------------------------------------------------------
@@ -157,11 +169,49 @@ def _principal_kind(stmt: dict, user_arn: str, account_id: str) -> str | None:
     return next((k for k in ("user", "any", "account") if k in kinds), None)
 
 
+_CURRENT_TIME = "aws:currenttime"
+_BEFORE = ("DateLessThan", "DateLessThanEquals")
+
+
+def _is_until(op: str, key: str) -> bool:
+    return op in _BEFORE and key.lower() == _CURRENT_TIME
+
+
+def statement_until(stmt: dict) -> str | None:
+    """The `DateLessThan aws:CurrentTime` value of an Allow statement (a temporary grant's end), or None."""
+    for op, block in (stmt.get("Condition") or {}).items():
+        for key, values in (block or {}).items() if isinstance(block, dict) else ():
+            if _is_until(op, key):
+                return min(str(v) for v in _as_list(values))
+    return None
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def in_time(stmt: dict, now: datetime) -> bool:
+    """Whether an Allow statement's time limit (if any) still holds at `now`: DateLessThan is strict."""
+    until = statement_until(stmt)
+    if until is None:
+        return True
+    end = _parse_time(until)
+    op = next(op for op, block in stmt["Condition"].items() if isinstance(block, dict)
+              and any(_is_until(op, k) for k in block))  # fmt: skip
+    return end is not None and (now < end if op == "DateLessThan" else now <= end)
+
+
 def describe_conditions(effect: str, condition) -> tuple[str, ...]:
-    """Condition blocks in words: MFA gates as 'only with MFA', the rest as 'Condition <op> <key>'."""
+    """Condition blocks in words: MFA gates as 'only with MFA', the rest as 'Condition <op> <key>'. An Allow's
+    `DateLessThan aws:CurrentTime` is evaluated, not described (see `in_time`)."""
     described = []
     for op, block in (condition or {}).items():
         for key, values in (block or {}).items():
+            if effect == "Allow" and _is_until(op, key):
+                continue
             flags = {str(v).lower() for v in _as_list(values)}
             mfa_gate = key.lower() == "aws:multifactorauthpresent" and (
                 (effect == "Allow" and op == "Bool" and flags == {"true"})
@@ -183,9 +233,10 @@ def _merge(*groups: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c for group in groups for c in group))
 
 
-def _weakest(allows: list[dict]) -> tuple[str, ...] | None:
-    """What a set of matching Allow statements requires: nothing if one is unconditional, else the
-    conditions of all of them (any one suffices); None when nothing allows."""
+def _weakest(allows: list[dict], now: datetime | None = None) -> tuple[str, ...] | None:
+    """What a set of matching Allow statements requires at `now`: nothing if one is unconditional, else the
+    conditions of all of them (any one suffices); None when nothing allows (an expired one does not)."""
+    allows = [s for s in allows if in_time(s, now or datetime.now(timezone.utc))]
     if not allows:
         return None
     described = [describe_conditions("Allow", s.get("Condition")) for s in allows]
@@ -200,7 +251,8 @@ def statement_covers(statement: dict, action: str, resource: str, variables: dic
 
 
 def document_access(
-    document, action: str, resource: str, *, user: dict | None = None, account_id: str = ""
+    document, action: str, resource: str, *, user: dict | None = None, account_id: str = "",
+    now: datetime | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """One policy document on its own: does it allow `action` on `resource`? ("yes" | "conditional" | "no",
     the conditions in words). Within it an unconditional Deny wins and a conditional one makes the answer
@@ -212,7 +264,7 @@ def document_access(
     denies = [s for s in matching if s.get("Effect") == "Deny"]
     if any(not s.get("Condition") for s in denies):
         return "no", ()
-    allowed = _weakest([s for s in matching if s.get("Effect") == "Allow"])
+    allowed = _weakest([s for s in matching if s.get("Effect") == "Allow"], now)
     if allowed is None:
         return "no", ()
     conditions = _merge(allowed, *(describe_conditions("Deny", s["Condition"]) for s in denies))
@@ -263,7 +315,15 @@ def _identity_matches(source: _Source, effect: str, arn: str) -> list[dict]:
     ]
 
 
-def _user_grants(user: dict, key: str, role: dict, sources, boundary, account_id: str) -> list[Grant]:
+def _until(allows: list[dict], now: datetime) -> str | None:
+    """When a path's access ends: None when a statement that applies now has no end, else the latest end."""
+    ends = [statement_until(s) for s in allows if in_time(s, now)]
+    return None if not ends or None in ends else max(ends)
+
+
+def _user_grants(
+    user: dict, key: str, role: dict, sources, boundary, account_id: str, now: datetime
+) -> list[Grant]:
     """Every path by which `user` can assume `role`, or none when an unconditional Deny stands."""
     name, user_arn, arn = user["UserName"], user["Arn"], role["Arn"]
     trust = [
@@ -278,32 +338,39 @@ def _user_grants(user: dict, key: str, role: dict, sources, boundary, account_id
     deny_conditions = _merge(*(describe_conditions("Deny", s["Condition"]) for s in denies))
     trust_allows = [(s, kind) for s, kind in trust if s.get("Effect") == "Allow"]
 
-    def grant(path: str, policy_arn: str | None, *conditions: tuple[str, ...]) -> Grant:
+    def grant(path: str, policy_arn: str | None, *conditions: tuple[str, ...], until: str | None = None) -> Grant:
         merged = _merge(*conditions, deny_conditions)
-        return Grant(name, key, role["RoleName"], "conditional" if merged else "yes", path, policy_arn, merged)
+        verdict = "conditional" if merged else "yes"
+        return Grant(name, key, role["RoleName"], verdict, path, policy_arn, merged, until)
 
     grants = []
-    trusted = _weakest([s for s, _ in trust_allows])
-    bounded = _weakest([s for src in boundary for s in _identity_matches(src, "Allow", arn)]) if boundary else ()
+    trusted = _weakest([s for s, _ in trust_allows], now)
+    bounded = _weakest([s for src in boundary for s in _identity_matches(src, "Allow", arn)], now) if boundary else ()
     if trusted is not None and bounded is not None:
         for src in sources:
-            allowed = _weakest(_identity_matches(src, "Allow", arn))
+            allows = _identity_matches(src, "Allow", arn)
+            allowed = _weakest(allows, now)
             if allowed is not None:
-                grants.append(grant(src.path, src.policy_arn, allowed, bounded, trusted))
+                grants.append(grant(src.path, src.policy_arn, allowed, bounded, trusted, until=_until(allows, now)))
     for kind, path in (("user", TRUST_NAMES_USER), ("any", TRUST_ANY)):
-        direct = _weakest([s for s, k in trust_allows if k == kind])
+        direct = _weakest([s for s, k in trust_allows if k == kind], now)
         if direct is not None:
             grants.append(grant(path, None, direct))
     return grants
 
 
 def effective_access(
-    details: Mapping, roles: Mapping[str, str], account_id: str, users: Iterable[str] | None = None
+    details: Mapping,
+    roles: Mapping[str, str],
+    account_id: str,
+    users: Iterable[str] | None = None,
+    now: datetime | None = None,
 ) -> list[Grant]:
     """Every (user, configured role) path of access in a get_account_authorization_details sweep.
 
     `users` (names, any case) limits the answer to those users: the simulator re-evaluates only the
-    users a step can affect. None evaluates everyone."""
+    users a step can affect. None evaluates everyone. `now`: the time of the run (default: the clock)."""
+    now = now or datetime.now(timezone.utc)
     documents = {p["Arn"]: default_document(p) for p in details.get("Policies", [])}
     groups = {g["GroupName"]: g for g in details.get("GroupDetailList", [])}
     present = {r["RoleName"]: r for r in details.get("RoleDetailList", [])}
@@ -325,7 +392,7 @@ def effective_access(
             boundary = [_Source.of("permissions boundary", boundary_arn, documents[boundary_arn], user, account_id)]
         for key, name in roles.items():
             if name in present:
-                grants += _user_grants(user, key, present[name], sources, boundary, account_id)
+                grants += _user_grants(user, key, present[name], sources, boundary, account_id, now)
     return grants
 
 
@@ -340,6 +407,10 @@ def is_runbook_path(grant: Grant, groups: Mapping[str, str] | None = None) -> bo
     own = f"attached policy {policy_name(grant.role_name)}"
     group = (groups or {}).get(grant.role_key)
     paths = {own, f"group {group}: {own}"} if group else {own}
+    stamp = r"Until\d{8}T\d{4}Z"  # a temporary grant's own policy, and under grant_via: group its pair's group
+    temporary = rf"group {re.escape(group)}{stamp}: " if group else ""
+    if re.fullmatch(rf"{temporary}{re.escape(own)}{stamp}", grant.path):
+        paths.add(grant.path)
     return grant.path in paths and grant.policy_arn is not None and not is_aws_managed(grant.policy_arn)
 
 

@@ -42,6 +42,7 @@ KINDS: dict[str, Kind] = {
     "detach": Kind("-", "destroy", "revoke", _DETACH),
     "remove_from_group": Kind("-", "destroy", "revoke", ("iam:RemoveUserFromGroup",)),
     "delete_user": Kind("-", "destroy", "delete"),
+    "delete_group": Kind("-", "destroy", "delete", ("iam:DeleteGroup",)),
     "delete_policy_version": Kind("-", "destroy", "delete", ("iam:DeletePolicyVersion",)),
     "delete_policy": Kind("-", "destroy", "delete", ("iam:DeletePolicy",)),
 }

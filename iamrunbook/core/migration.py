@@ -271,7 +271,8 @@ def _taken_over(spec: Spec, inv: Inventory, planned: list[Change], users: set[st
     spec user holding an Assume*Policy the migration repairs. Narrowing a broad document (Resource "*")
     takes away what someone may reach only through it, so their own grants must come before it."""
     while True:
-        keys = {k for u in users for k in spec.user_named(u).roles}
+        keys = {k for u in users for k in spec.user_named(u).roles} | {
+            t.role for u in users for t in spec.user_named(u).active(spec.now)}  # fmt: skip
         repaired = {c.policy_arn for c in planned if c.kind == "update_policy" and c.role_key in keys}
         reached = {
             name.lower()

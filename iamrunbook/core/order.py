@@ -44,6 +44,7 @@ _FIXED = {
     "import_user": TAG,
     "tag_user": TAG,
     "delete_user": DELETE,
+    "delete_group": DELETE,
     "delete_policy_version": DELETE,
     "delete_policy": DELETE,
 }
@@ -62,7 +63,7 @@ def entity(change: Change) -> Hashable:
         return ("policy", change.policy_arn)
     if change.kind in _USER_KINDS:
         return ("user", (change.user or "").lower())
-    if change.kind == "create_group":
+    if change.kind in ("create_group", "delete_group"):
         return ("group", (change.target_name or "").lower())
     if change.kind in ("add_to_group", "remove_from_group"):
         return ("member", (change.target_name or "").lower(), (change.user or "").lower())
@@ -116,7 +117,7 @@ def _link_phase(sim: Simulation, change: Change, known: dict) -> int:
 
 def phases_of(changes: Sequence[Change], inventory, spec) -> list[int]:
     """The phase of every change, in plan order (see the module docstring)."""
-    sim = Simulation(inventory, spec.roles)
+    sim = Simulation(inventory, spec.roles, getattr(spec, "now", None))
     phases = {i: _FIXED[c.kind] for i, c in enumerate(changes) if c.kind in _FIXED}
     phases.update(_document_phases(sim, changes))
     for i in sorted((i for i, p in phases.items() if p in (CREATE, TAG) and changes[i].kind in _FIXED),

@@ -38,6 +38,7 @@ from iamrunbook.core.changes import KINDS as ALL_KINDS
 from iamrunbook.core.changes import Change, ChangeSet, changes_json
 from iamrunbook.core.inventory import Inventory, default_document
 from iamrunbook.core.spec import Spec
+from iamrunbook.core.temporary_plan import check_quotas, temporary_changes
 
 MAX_POLICY_VERSIONS = 5
 #: The kinds a plan holds under `grant_via: user` (the others: groups, and the legacy migration's own).
@@ -306,6 +307,7 @@ def plan_changes(spec: Spec, inventory: Inventory) -> list[Change]:
         *_user_changes(spec, inventory, arns),
         *_group_changes(spec, inventory, arns),
         *_drift_and_deletions(spec, inventory, arns),
+        *temporary_changes(spec, inventory),
     ]
 
 
@@ -315,5 +317,6 @@ def make_plan(spec: Spec, inventory: Inventory) -> Plan:
 
     check_roles_exist(spec, inventory)
     changes = safe_order(plan_changes(spec, inventory), inventory, spec)
+    check_quotas(spec, inventory, changes)
     return Plan(tuple(changes), inventory.account_id, inventory.caller_arn, dict(spec.roles),
                 users_without_mfa(spec, inventory))  # fmt: skip

@@ -305,7 +305,27 @@ def reviewed_users(spec: Spec, decisions: Mapping[str, Decision]) -> dict[str, d
             continue
         gone = set(decision.roles) if decision is not None and decision.decision == REMOVE else set()
         users[name] = {"description": entry["description"], "roles": [k for k in entry["roles"] if k not in gone]}
+        temporary = [t for t in entry.get("temporary", ()) if t["role"] not in gone]  # kept temporary, never permanent
+        if temporary:
+            users[name]["temporary"] = temporary
     return users
+
+
+TEMPORARY_COLUMNS = ("user", "role_key", "until", "state", "reason", "used", "last_assumed")
+
+
+def temporary_rows(spec: Spec, use: RoleUse) -> list[dict]:
+    """Every temporary grant of the spec: its until (valid or expired at the review's time), its reason, and
+    whether the user assumed the role in the period looked at."""
+    rows = []
+    for user in spec.users.values():
+        for t in user.temporary:
+            last = use.last_assumed(user.name, spec.roles[t.role])
+            rows.append({"user": user.name, "role_key": t.role, "until": t.until_text,
+                         "state": "expired" if t.expired(use.until) else "valid", "reason": t.reason,
+                         "used": "yes" if last else ("no" if use.complete else "unknown"),
+                         "last_assumed": _date(last)})  # fmt: skip
+    return rows
 
 
 def outcomes(recommendations: list[Recommendation], decisions: Mapping[str, Decision]) -> list[dict]:

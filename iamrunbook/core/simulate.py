@@ -57,8 +57,7 @@ def _boundary(user: Mapping) -> str | None:
     return (user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
 
 
-def _refuse_taken(names: Mapping[str, str], what: str, name: str) -> None:
-    """IAM names are unique regardless of case: creating `Bob` beside `bob` fails."""
+def _refuse_taken(names: Mapping[str, str], what: str, name: str) -> None:  # IAM names ignore case: Bob is bob
     if name.lower() in names:
         raise SimulationError("EntityAlreadyExists", f"{what} {names[name.lower()]} already exists")
 
@@ -76,8 +75,9 @@ class Simulation:
     from the Inventory is all that needs copying, and `trial` can undo any write by restoring one key.
     """
 
-    def __init__(self, inventory: Inventory, roles: Mapping[str, str] | None = None):
+    def __init__(self, inventory: Inventory, roles: Mapping[str, str] | None = None, now: datetime | None = None):
         self.account_id, self.caller_arn = inventory.account_id, inventory.caller_arn
+        self.now = now  # the time access is judged at (temporary grants); None: the clock
         self.partition = inventory.partition
         self.users = {name: dict(u) for name, u in inventory.users.items()}
         self.groups = {name: dict(g) for name, g in inventory.groups.items()}
@@ -209,9 +209,10 @@ class Simulation:
     def grants(self, users: Iterable[str] | None = None):
         """access.Grant for every path of the given users (every user when None), as the account is now."""
         if users is None:
-            return effective_access(self.inventory(copy_state=False).details(), self._present_roles(), self.account_id)
+            return effective_access(self.inventory(copy_state=False).details(), self._present_roles(), self.account_id,
+                                    now=self.now)  # fmt: skip
         names = {u.lower() for u in users}
-        return effective_access(self._view(names), self._present_roles(), self.account_id, users=names)
+        return effective_access(self._view(names), self._present_roles(), self.account_id, users=names, now=self.now)
 
     def held(self, users: Iterable[str]) -> dict[str, frozenset[str]]:
         """user (lower-case) -> the role keys they can assume now by any path, yes or conditional."""
@@ -308,6 +309,16 @@ class Simulation:
         self._set(self.groups, name, group)
         self._set(self._group_names, name.lower(), name)
         self._set(self._members, name.lower(), {})
+
+    @IN_MEMORY.register("delete_group")
+    def _delete_group(self, c: Change) -> None:
+        group = self._entity("group", c.target_name)
+        name = group["GroupName"]
+        if self._members.get(name.lower()) or _arns(group) or group.get("GroupPolicyList"):
+            raise SimulationError("DeleteConflict", f"group {name} still has members or policies")
+        self._set(self.groups, name)
+        self._set(self._group_names, name.lower())
+        self._set(self._members, name.lower())
 
     @IN_MEMORY.register("create_user")
     def _create_user(self, c: Change) -> None:
@@ -440,11 +451,13 @@ def protected(inventory: Inventory, spec, caller_arn: str | None = None) -> dict
     """user (lower-case) -> the role keys no step may take: those a spec user holds now by any path and the
     spec grants them, and every role the operator (the caller's IAM user) holds now."""
     me = (caller_user_name(caller_arn if caller_arn is not None else inventory.caller_arn) or "").lower()
-    granted = {name.lower(): set(u.roles) for name, u in spec.users.items()}
+    now = getattr(spec, "now", None)
+    granted = {name.lower(): {*u.roles, *(t.role for t in u.active(now))} if now else set(u.roles)
+               for name, u in spec.users.items()}  # fmt: skip
     watched = [n for n in inventory.users if n.lower() in granted or n.lower() == me]
     roles = {key: name for key, name in spec.roles.items() if name in inventory.roles}
     held: dict[str, set[str]] = {}
-    for grant in effective_access(inventory.details(), roles, inventory.account_id, users=watched):
+    for grant in effective_access(inventory.details(), roles, inventory.account_id, users=watched, now=now):
         held.setdefault(grant.user.lower(), set()).add(grant.role_key)
     keep = {u: keys & (set(spec.roles) if u == me else granted.get(u, set())) for u, keys in held.items()}
     return {u: frozenset(keys) for u, keys in keep.items() if keys}
@@ -461,7 +474,7 @@ def check(inventory: Inventory, changes: Sequence[Change], spec, caller_arn: str
     me = (caller_user_name(caller) or "").lower()
     holding = dict(keep)
     spelled = {name.lower(): name for name in inventory.users}
-    sim = Simulation(inventory, spec.roles)
+    sim = Simulation(inventory, spec.roles, getattr(spec, "now", None))
     losses: list[Loss] = []
     for step, change in enumerate(changes, 1):
         try:

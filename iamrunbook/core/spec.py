@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +24,28 @@ from lark.exceptions import LarkError
 from iamrunbook.base.errors import SpecError
 from iamrunbook.base.names import DEFAULT_ROLES, group_name, policy_name
 from iamrunbook.core.identity_center import IdentityCenterSettings, identity_center_problems, identity_center_settings
+from iamrunbook.core.temporary import DEFAULT_MAX_TEMPORARY_DAYS, TempGrant, temporary_grants, temporary_problems
 
 # botocore's IAM model: userNameType / roleNameType are 1-64 of [\w+=,.@-] (ASCII word characters).
 _IAM_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
 _ROLE_KEY = re.compile(r"[a-z][a-z0-9_]*")
 _TAG_VALUE_EXTRA = set("_.:/=+-@")
 MAX_DESCRIPTION = 256
-USER_FIELDS = ("description", "roles")
+USER_FIELDS = ("description", "roles", "temporary")
 
 
 @dataclass(frozen=True)
 class UserSpec:
+    """One user of the spec: roles held for good, and temporary grants that AWS ends by itself."""
+
     name: str
     description: str
     roles: tuple[str, ...]
+    temporary: tuple[TempGrant, ...] = ()  # in the spec's order
+
+    def active(self, now: datetime) -> tuple[TempGrant, ...]:
+        """The temporary grants still valid at `now` (the run's time)."""
+        return tuple(t for t in self.temporary if not t.expired(now))
 
 
 GRANT_VIA = ("user", "group", "identity_center")
@@ -78,6 +87,8 @@ class Spec:
     users: Mapping[str, UserSpec]
     source: str | None = field(default=None, compare=False)
     settings: GrantSettings = field(default_factory=GrantSettings)
+    #: the time of the run: temporary grants valid then are granted, the others have expired
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc), compare=False)
 
     def user_named(self, name: str) -> UserSpec | None:
         """The spec's entry for an IAM user name; IAM names are case-insensitive."""
@@ -93,8 +104,8 @@ class Spec:
         return {key: self.settings.group_name(key, role) for key, role in self.roles.items()}
 
     def grants(self) -> set[tuple[str, str]]:
-        """Every (username, role key) pair the spec grants."""
-        return {(u.name, key) for u in self.users.values() for key in u.roles}
+        """Every (username, role key) pair the spec grants now, for good or until a time not yet passed."""
+        return {(u.name, key) for u in self.users.values() for key in (*u.roles, *(t.role for t in u.active(self.now)))}
 
     def policy_names(self) -> dict[str, str]:
         """role key -> Assume<RoleName>Policy."""
@@ -102,7 +113,11 @@ class Spec:
 
     def to_mapping(self) -> dict[str, dict[str, Any]]:
         """The `iam_users` mapping, as it would be written back to a file."""
-        return {u.name: {"description": u.description, "roles": list(u.roles)} for u in self.users.values()}
+        return {
+            u.name: {"description": u.description, "roles": list(u.roles)}
+            | ({"temporary": [t.as_dict() for t in u.temporary]} if u.temporary else {})
+            for u in self.users.values()
+        }
 
 
 # --- reading files -------------------------------------------------------------------------------
@@ -256,7 +271,12 @@ def validate_roles(roles: Any) -> list[str]:
     return problems
 
 
-def validate_users(iam_users: Any, roles: Mapping[str, str]) -> list[str]:
+def validate_users(
+    iam_users: Any,
+    roles: Mapping[str, str],
+    now: datetime | None = None,
+    max_temporary_days: int = DEFAULT_MAX_TEMPORARY_DAYS,
+) -> list[str]:
     if not isinstance(iam_users, Mapping):
         return [f"iam_users: must be a mapping of username -> {{description, roles}}, got {type(iam_users).__name__}"]
     valid = sorted(roles)
@@ -303,6 +323,9 @@ def validate_users(iam_users: Any, roles: Mapping[str, str]) -> list[str]:
         dups = sorted({k for k in user_roles if isinstance(k, str) and list(user_roles).count(k) > 1})
         if dups:
             problems.append(f"{name}: role(s) listed twice: {', '.join(dups)}")
+        if entry.get("temporary") is not None:
+            when = now or datetime.now(timezone.utc)
+            problems += temporary_problems(name, entry["temporary"], roles, user_roles, when, max_temporary_days)
     return problems
 
 
@@ -362,8 +385,12 @@ def load_spec(
     roles: Mapping[str, str] | None = None,
     base_dir: str | Path | None = None,
     settings: GrantSettings | None = None,
+    *,
+    now: datetime | None = None,
+    max_temporary_days: int = DEFAULT_MAX_TEMPORARY_DAYS,
 ) -> Spec:
-    """Build a validated Spec from exactly one of `iam_users` or `iam_users_file`."""
+    """Build a validated Spec from exactly one of `iam_users` or `iam_users_file`; `now` is the time of the
+    run (temporary grants are judged against it)."""
     if iam_users is not None and iam_users_file:
         raise SpecError("give either iam_users or iam_users_file, not both: one source of truth for the spec")
     source = None
@@ -373,11 +400,13 @@ def load_spec(
         raise SpecError("no spec: set iam_users (a mapping) or iam_users_file (a .yaml or .tfvars path)")
     roles = dict(DEFAULT_ROLES if roles is None else roles)
     problems = validate_roles(roles)
-    problems += validate_users(iam_users, roles if not problems else {k: k for k in roles})
+    now = now or datetime.now(timezone.utc)
+    problems += validate_users(iam_users, roles if not problems else {k: k for k in roles}, now, max_temporary_days)
     if problems:
         raise SpecError(problems)
     users = {
-        name: UserSpec(name, entry.get("description", "") or "", tuple(entry.get("roles", [])))
+        name: UserSpec(name, entry.get("description", "") or "", tuple(entry.get("roles", [])),
+                       temporary_grants(entry.get("temporary")))  # fmt: skip
         for name, entry in iam_users.items()
     }
-    return Spec(roles=roles, users=users, source=source, settings=settings or GrantSettings())
+    return Spec(roles=roles, users=users, source=source, settings=settings or GrantSettings(), now=now)

@@ -18,9 +18,22 @@ import yaml
 from iamrunbook.base.errors import RunbookError
 from iamrunbook.base.names import DEFAULT_ROLES
 from iamrunbook.core.spec import load_hcl, load_yaml
+from iamrunbook.core.temporary import until_text
 
 YAML_SUFFIXES = (".yaml", ".yml")
 TFVARS_SUFFIXES = (".tfvars", ".hcl")
+
+
+def normal_users(iam_users: Mapping[str, Any]) -> dict[str, dict]:
+    """`iam_users` as it is saved and compared: description, roles and (when there are any) temporary grants,
+    each until spelled 2026-12-31T18:00:00Z (YAML reads an unquoted timestamp as a datetime)."""
+    normal = {}
+    for name, e in iam_users.items():
+        entry = {"description": e.get("description") or "", "roles": list(e.get("roles") or [])}
+        temporary = [{**t, "until": until_text(t.get("until"))} if isinstance(t, Mapping) else t
+                     for t in e.get("temporary") or ()]  # fmt: skip
+        normal[name] = entry | ({"temporary": temporary} if temporary else {})
+    return normal
 
 
 def _yaml_block(iam_users: Mapping[str, Any]) -> str:
@@ -100,7 +113,7 @@ def _splice_yaml(text: str, iam_users: Mapping[str, Any]) -> str:
         if key.value != "iam_users":
             continue
         if isinstance(value, yaml.MappingNode) and value.value and not value.flow_style:
-            old = (load_yaml(text) or {}).get("iam_users") or {}
+            old = normal_users((load_yaml(text) or {}).get("iam_users") or {})
             spans = [(k.start_mark.index, _line_end(text, _last_mark(v))) for k, v in value.value]
             spliced = _splice_users(text, _line_end(text, key.end_mark.index) + 1, spans, old, iam_users, _yaml_entry)
             if spliced is not None:
@@ -137,7 +150,7 @@ def _splice_tfvars(text: str, iam_users: Mapping[str, Any]) -> str:
             region = _line_end(text, value.meta.start_pos) + 1
             closing = value.meta.end_pos - 1
             if spans and spans[-1][1] < closing:
-                spliced = _splice_users(text, region, spans, load_tfvars(text), iam_users, _tfvars_entry)
+                spliced = _splice_users(text, region, spans, normal_users(load_tfvars(text)), iam_users, _tfvars_entry)
                 if spliced is not None:
                     return spliced
         return text[: node.meta.start_pos] + block + text[node.meta.end_pos :]
@@ -165,8 +178,7 @@ def save_spec(path: str | Path, iam_users: Mapping[str, Any], roles: Mapping[str
     from iamrunbook.core.terraform import dump_parameters_yaml, load_tfvars
 
     p = Path(path)
-    iam_users = {name: {"description": e.get("description") or "", "roles": list(e.get("roles") or [])}
-                 for name, e in iam_users.items()}  # fmt: skip
+    iam_users = normal_users(iam_users)
     old = p.read_text(encoding="utf-8") if p.is_file() else None
     if spec_format(p) == "yaml":
         if old is None:
@@ -178,7 +190,7 @@ def save_spec(path: str | Path, iam_users: Mapping[str, Any], roles: Mapping[str
             new = _splice_yaml(old, iam_users)
         after = load_yaml(new, str(p))
         rest = {k: v for k, v in after.items() if k != "iam_users"}
-        if after.get("iam_users") != iam_users or rest != expected_rest:
+        if normal_users(after.get("iam_users") or {}) != iam_users or rest != expected_rest:
             raise RunbookError(f"{p}: the rewritten file would not read back as the edited spec; not saved")
     else:
         before = {} if old is None else load_hcl(old, str(p))
@@ -186,7 +198,7 @@ def save_spec(path: str | Path, iam_users: Mapping[str, Any], roles: Mapping[str
         # python-hcl2 lists comments under `__comments__`: those inside the old iam_users go with it.
         rest_before = {k: v for k, v in before.items() if k != "iam_users" and not k.startswith("__")}
         rest_after = {k: v for k, v in load_hcl(new, str(p)).items() if k != "iam_users" and not k.startswith("__")}
-        if load_tfvars(new, str(p)) != iam_users or rest_after != rest_before:
+        if normal_users(load_tfvars(new, str(p))) != iam_users or rest_after != rest_before:
             raise RunbookError(f"{p}: the rewritten file would not read back as the edited spec; not saved")
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.saving")

@@ -5,11 +5,9 @@ can move an account to Terraform without recreating anything: `terraform plan` i
 shows imports and no creates once the runbook has applied.
 
 Decisions worth knowing:
-- `expected_state_list.txt` is what `terraform state list` prints after `terraform apply`: data sources
-  too (`data.aws_caller_identity.current`, `data.aws_partition.current` (every ARN the configuration writes
-  is in the caller's partition), `data.aws_iam_policy_document.assume_role["<key>"]`), first, because
-  Terraform sorts data resources before managed ones, then by type, name and instance key. The managed part
-  is every resource the spec needs, which equals verify's addresses once the account converged.
+- `expected_state_list.txt` is what `terraform state list` prints after `terraform apply`: the data sources
+  first (caller identity, partition: every ARN written is in the caller's, the policy documents), as Terraform
+  sorts them, then every resource the spec needs, which equals verify's addresses once the account converged.
 - Import ids use the account's real names and ARNs; an address always uses the spec's spelling. IAM user
   names are case-insensitive, so `Alice` in the spec imports the existing `alice` (Terraform then renames).
 - `grant_via: group`: one IAM group per role holds the role's Assume*Policy and users are its members,
@@ -50,6 +48,7 @@ from iamrunbook.base.names import (
     user_address,
     user_tags,
 )
+from iamrunbook.core import terraform_temporary as tt
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.spec import (
     MAX_DESCRIPTION,
@@ -61,6 +60,7 @@ from iamrunbook.core.spec import (
     tag_value_problem,
     validate_users,
 )
+from iamrunbook.core.temporary import until_text
 
 READ_ACTIONS: tuple[str, ...] = ()  # pure: works on an Inventory already read
 WRITE_ACTIONS: tuple[str, ...] = ()
@@ -150,18 +150,20 @@ def render_template(name: str, **data: Any) -> str:
 
 
 # --- tfvars ----------------------------------------------------------------------------------------
-def _entry(value: Any) -> tuple[str, list[str]]:
+def _entry(value: Any) -> tuple[str, list[str], list[dict]]:
     if isinstance(value, UserSpec):
-        return value.description, list(value.roles)
-    return (value.get("description") or ""), list(value.get("roles") or [])
+        return value.description, list(value.roles), [t.as_dict() for t in value.temporary]
+    return (value.get("description") or ""), list(value.get("roles") or []), list(value.get("temporary") or [])
 
 
 def _tfvars_entry(name: str, value: Any, notes: Iterable[str]) -> dict[str, Any]:
-    description, roles = _entry(value)
+    description, roles, temporary = _entry(value)
     return {
         "name": hcl_string(name),
         "description": hcl_string(description),
         "roles": [hcl_string(r) for r in roles],
+        "temporary": [{k: hcl_string(str(v) if k != "until" else until_text(v)) for k, v in t.items()}
+                      for t in temporary],  # fmt: skip
         "notes": [_comment(n) for n in notes],
     }
 
@@ -216,6 +218,7 @@ def import_blocks(spec: Spec, inventory: Inventory | None) -> list[ImportBlock]:
     blocks = [ImportBlock(policy_address(k), arn) for k, arn in policies.items()]
     blocks += [ImportBlock(group_address(k), group["GroupName"]) for k, group in groups.items()]
     blocks += [ImportBlock(user_address(name), user["UserName"]) for name, user in users.items()]
+    blocks += [ImportBlock(address, id_) for address, id_ in tt.imports(spec, inventory)]
     if spec.settings.via_group:
         return blocks + _group_grant_imports(spec, policies, groups, users)
     return blocks + _attachment_imports(spec, policies, users)
@@ -299,7 +302,7 @@ def _mfa_conditions(settings: GrantSettings) -> list[dict]:
     ]
 
 
-def render_module(roles: Mapping[str, str], settings: GrantSettings | None = None) -> str:
+def render_module(roles: Mapping[str, str], settings: GrantSettings | None = None, temporary: bool = False) -> str:
     """iam_users.tf: the same policies, groups, users, tags, attachments and memberships the runbook makes."""
     settings = settings or GrantSettings()
     policies = [
@@ -314,7 +317,7 @@ def render_module(roles: Mapping[str, str], settings: GrantSettings | None = Non
         groups=_aligned(groups) if settings.via_group else [],
         mfa_roles=[hcl_string(key) for key in roles if settings.mfa(key)],
         mfa_conditions=_mfa_conditions(settings),
-        user_tags=_aligned(_user_tag_expressions(), quote=False),
+        user_tags=_aligned(_user_tag_expressions(), quote=False), temporary=temporary,
     )
 
 
@@ -325,7 +328,7 @@ def render_outputs(settings: GrantSettings | None = None) -> str:
 # --- state list ------------------------------------------------------------------------------------
 def managed_addresses(spec: Spec) -> list[str]:
     """Every managed resource the configuration holds for `spec` (the part verify reports)."""
-    addresses = [policy_address(key) for key in spec.roles]
+    addresses = [policy_address(key) for key in spec.roles] + tt.addresses(spec)
     addresses += [user_address(name) for name in spec.users]
     if spec.settings.via_group:
         addresses += [group_address(key) for key in spec.roles]
@@ -335,7 +338,7 @@ def managed_addresses(spec: Spec) -> list[str]:
 
 
 def data_addresses(spec: Spec) -> list[str]:
-    documents = [f"data.aws_iam_policy_document.assume_role[{hcl_string(k)}]" for k in spec.roles]
+    documents = (f"data.aws_iam_policy_document.{n}[{hcl_string(k)}]" for n, k in tt.data_keys(spec))
     return [CALLER_IDENTITY, PARTITION, *documents]
 
 
@@ -372,7 +375,7 @@ def write_terraform(out_dir: str | Path, spec: Spec, inventory: Inventory | None
         IMPORTS_FILE: render_imports(blocks),
         VERSIONS_FILE: render_versions(),
         VARIABLES_FILE: render_variables(spec.roles),
-        MODULE_FILE: render_module(spec.roles, spec.settings),
+        MODULE_FILE: render_module(spec.roles, spec.settings, tt.has_temporary(spec)),
         OUTPUTS_FILE: render_outputs(spec.settings),
         STATE_LIST_FILE: "\n".join(expected_state_list(spec)) + "\n",
     }
@@ -420,8 +423,10 @@ def adopt(inventory: Inventory, roles: Mapping[str, str] | None = None) -> Adopt
     for name in sorted(inventory.users, key=str.lower):
         user = inventory.users[name]
         mine = by_user.get(name, [])
-        granted = {g.role_key for g in mine if g.verdict == "yes"}
+        granted = {g.role_key for g in mine if g.verdict == "yes" and g.until is None}  # never a temporary one
         user_notes = [f"{g.role_key}: via {g.path}" for g in mine if g.verdict == "yes" and not is_runbook_path(g)]
+        user_notes += [f"{g.role_key}: temporary, {g.shown} via {g.path}; not adopted as a permanent grant"
+                       for g in mine if g.until is not None and g.role_key not in granted]  # fmt: skip
         user_notes += [
             f"{g.role_key}: NOT granted here, conditional via {g.path} ({'; '.join(g.conditions)})"
             for g in mine
@@ -469,8 +474,9 @@ def dump_parameters_yaml(
     lines.append("iam_users:")
     for name, entry in iam_users.items():
         lines += [f"  # {_comment(n)}" for n in (notes or {}).get(name, ())]
-        description, user_roles = _entry(entry)
-        lines += ["  " + line for line in dump({name: {"description": description, "roles": user_roles}})]
+        description, user_roles, temporary = _entry(entry)
+        kept = {"description": description, "roles": user_roles} | ({"temporary": temporary} if temporary else {})
+        lines += ["  " + line for line in dump({name: kept})]
     return "\n".join(lines) + "\n"
 
 

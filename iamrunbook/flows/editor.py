@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import Plan, make_plan
 from iamrunbook.core.spec import GrantSettings, Spec, iam_name_problem, load_spec
 from iamrunbook.core.specfile import save_spec, spec_format
+from iamrunbook.core.temporary import with_grant, without_grant
 from iamrunbook.flows.apply import apply_plan, prove_safe
 
 READ_ACTIONS = ("iam:GetAccountAuthorizationDetails", "sts:GetCallerIdentity")  # the fresh read before Apply
@@ -133,8 +135,10 @@ class TwoStep:
 
 
 def _entry(value: Any) -> dict[str, Any]:
+    """A user's entry as the draft holds it; temporary grants ride along untouched (never made permanent)."""
     value = value if isinstance(value, Mapping) else {}
-    return {"description": value.get("description") or "", "roles": list(value.get("roles") or [])}
+    entry = {"description": value.get("description") or "", "roles": list(value.get("roles") or [])}
+    return entry | ({"temporary": list(value["temporary"])} if value.get("temporary") else {})
 
 
 def _unique(problems: Iterable[str]) -> list[str]:
@@ -224,6 +228,16 @@ class SpecDraft(TwoStep):
             roles.sort(key=list(self.roles).index)
         elif not granted and key in roles:
             roles.remove(key)
+        self._edited()
+
+    def grant_temporary(self, user: str, key: str, until: datetime, reason: str) -> None:
+        """Give `user` the role `key` until `until` (UTC) for `reason`: validated as the spec is, saved and
+        applied like any edit. `until_for("4h", now)` (core/temporary.py) turns "for N hours" into an until."""
+        self._users = with_grant(self._users, user, key, until, reason)
+        self._edited()
+
+    def revoke_temporary(self, user: str, key: str) -> None:
+        self._users = without_grant(self._users, user, key)
         self._edited()
 
     def set_description(self, user: str, description: str) -> None:

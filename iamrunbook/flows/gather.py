@@ -14,7 +14,8 @@ from iamrunbook.core.access import MFA_ONLY, Grant, effective_access
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.flows import reports
 
-READ_ACTIONS: tuple[str, ...] = ()  # inventory.py declares the sweep and the credential report
+#: inventory.py declares the sweep and the credential report; GetRole reads each role's MaxSessionDuration
+READ_ACTIONS: tuple[str, ...] = ("iam:GetRole",)
 WRITE_ACTIONS: tuple[str, ...] = ()
 
 
@@ -76,6 +77,12 @@ def _trusted(role: dict) -> tuple[list[str], bool]:
     return names, bool(gated) and all(gated)
 
 
+def _session_hours(rb, role: str) -> float:
+    """How long a session of `role` may last (MaxSessionDuration, 1-12 h; the sweep does not carry it): a
+    temporary grant's session issued just before its until outlives it by up to this much."""
+    return rb.iam.get_role(RoleName=role)["Role"].get("MaxSessionDuration", 3600) / 3600
+
+
 def role_trust(rb, inv: Inventory) -> pd.DataFrame:
     """Each configured role: whom its trust policy trusts and whether it requires MFA, next to whether the
     spec's Assume*Policy requires it. The runbook does not own the roles and never edits their trust."""
@@ -85,7 +92,8 @@ def role_trust(rb, inv: Inventory) -> pd.DataFrame:
         role = inv.roles.get(name)
         trusts, mfa = _trusted(role) if role else ([], False)
         rows.append({"role_key": key, "role": name, "trusts": ", ".join(trusts) or "(role not in the account)",
-                     "requires_mfa": mfa, "policy_requires_mfa": settings.mfa(key)})  # fmt: skip
+                     "requires_mfa": mfa, "policy_requires_mfa": settings.mfa(key),
+                     "max_session_hours": _session_hours(rb, name) if role else None})  # fmt: skip
     frame = pd.DataFrame(rows, columns=records.ROLE_TRUST.columns)
     rb.write(records.ROLE_TRUST, frame)
     return frame

@@ -88,7 +88,7 @@ def access_paths(grants: Iterable[Grant]) -> pd.DataFrame:
     """The detail behind the matrix: one row per path."""
     columns = records.EFFECTIVE_ACCESS_PATHS.columns
     rows = [
-        [g.user, g.role_key, g.role_name, g.verdict, g.path, "; ".join(g.conditions)]
+        [g.user, g.role_key, g.role_name, g.shown, g.path, "; ".join(g.conditions)]  # "yes, until ..." if temporary
         for g in sorted(grants, key=lambda g: (g.user, g.role_key, g.path))
     ]
     return pd.DataFrame(rows, columns=columns)

@@ -85,6 +85,10 @@ class Review:
         return pd.DataFrame([r.as_dict() for r in self.recommendations], columns=["user", "action", "role_key",
                                                                                   "reason"])  # fmt: skip
 
+    def temporary_frame(self) -> pd.DataFrame:
+        """Every temporary grant with its until, reason and whether it was used (never proposed as permanent)."""
+        return pd.DataFrame(rv.temporary_rows(self.spec, self.use), columns=rv.TEMPORARY_COLUMNS)
+
     def follow_up_frame(self) -> pd.DataFrame:
         columns = ["user", "decision", "role_key", "status", "reviewed_in", "reviewer"]
         return pd.DataFrame(self.follow_up, columns=columns)

@@ -96,7 +96,8 @@ class Runbook:
         if self._spec is None:
             p = self.params
             settings = grant_settings(p, p["roles"])
-            self._spec = load_spec(p["iam_users"], p["iam_users_file"], p["roles"], self.start_dir, settings)
+            self._spec = load_spec(p["iam_users"], p["iam_users_file"], p["roles"], self.start_dir, settings,
+                                   max_temporary_days=p["max_temporary_days"])  # fmt: skip
         return self._spec
 
     def inventory(self, *, with_credential_report: bool = False) -> Inventory:

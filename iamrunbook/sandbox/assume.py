@@ -7,6 +7,7 @@ AWS would allow the call; also checks the MFA device and the requested session d
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from iamrunbook.sandbox.identity import Caller
@@ -54,8 +55,11 @@ def _mfa_valid(caller: Caller, params: dict, backend: Any) -> bool | None:
     return True if user is not None and serial in user.mfa_devices else None
 
 
-def assume_role_check(caller: Caller, params: Any, iam_backend: Callable[[str], Any]) -> Refusal | None:
-    """(code, message, status) when AWS would refuse this AssumeRole call, else None (moto answers it)."""
+def assume_role_check(
+    caller: Caller, params: Any, iam_backend: Callable[[str], Any], now: datetime | None = None
+) -> Refusal | None:
+    """(code, message, status) when AWS would refuse this AssumeRole call, else None (moto answers it).
+    `now`: the time of the request (aws:CurrentTime), the server's clock."""
     if not isinstance(params, dict):
         return None
     role_arn = str(params.get("RoleArn", ""))
@@ -67,7 +71,7 @@ def assume_role_check(caller: Caller, params: Any, iam_backend: Callable[[str], 
     mfa = _mfa_valid(caller, params, own)
     if mfa is None:
         return _MFA_FAILED
-    context = context_keys(caller, params, mfa, 0 if mfa else None)
+    context = context_keys(caller, params, mfa, 0 if mfa else None, now)
     refused = assume_role_refusal(caller, role, role_arn, identity_documents(caller, own), context)
     if refused is None and int(params.get("DurationSeconds") or 0) > int(role.max_session_duration or 3600):
         message = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."

@@ -8,7 +8,8 @@ fake key is its account's administrator: its identity policies allow everything.
 
 Conditions are evaluated on the keys an AssumeRole request carries (aws:MultiFactorAuthPresent/Age when
 a valid MFA device and code are given, aws:PrincipalArn/Account, aws:username, sts:ExternalId,
-sts:RoleSessionName); a condition on any other key fails, as in AWS when the key is absent.
+sts:RoleSessionName, aws:CurrentTime from the server's clock, with the Date operators); a condition on
+any other key fails, as in AWS when the key is absent.
 Out of scope: SCPs, session policies, permissions boundaries, NotPrincipal.
 """
 
@@ -18,6 +19,7 @@ import fnmatch
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -81,7 +83,20 @@ def _principal(stmt: dict, caller: Caller) -> str | None:
     return None
 
 
+def _date(text: str) -> datetime:
+    """ISO 8601 (2026-12-31T18:00:00Z) or epoch seconds, as IAM's Date operators take them."""
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text), timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 _OPERATORS = {
+    "DateEquals": lambda want, have: _date(have) == _date(want),
+    "DateNotEquals": lambda want, have: _date(have) != _date(want),
+    "DateLessThan": lambda want, have: _date(have) < _date(want),
+    "DateLessThanEquals": lambda want, have: _date(have) <= _date(want),
+    "DateGreaterThan": lambda want, have: _date(have) > _date(want),
+    "DateGreaterThanEquals": lambda want, have: _date(have) >= _date(want),
     "StringEquals": lambda want, have: have == want,
     "StringNotEquals": lambda want, have: have != want,
     "StringEqualsIgnoreCase": lambda want, have: have.lower() == want.lower(),
@@ -192,9 +207,12 @@ def _trust(document: Any, caller: Caller, resource: str, context: Mapping[str, s
     return verdict
 
 
-def context_keys(caller: Caller, params: Mapping[str, Any], mfa_ok: bool, age: float | None) -> dict[str, str]:
+def context_keys(
+    caller: Caller, params: Mapping[str, Any], mfa_ok: bool, age: float | None, now: datetime | None = None
+) -> dict[str, str]:
     """The condition keys an AssumeRole request carries (lower case, as IAM compares them)."""
     keys = {
+        "aws:currenttime": (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "aws:principalarn": caller.role_arn or caller.arn,
         "aws:principalaccount": caller.account_id,
         "aws:principaltype": {"user": "User", "role": "AssumedRole"}.get(caller.kind, "Account"),

@@ -39,6 +39,7 @@ from iamrunbook.sandbox.accounts import Accounts
 from iamrunbook.sandbox.assume import assume_role_check
 from iamrunbook.sandbox.authorize import authorization_refusal
 from iamrunbook.sandbox.calls import ACCOUNT_ID, REGION, Call, Fault, default_message
+from iamrunbook.sandbox.clock import Clock
 from iamrunbook.sandbox.cloudtrail import LookupRefused, lookup_events, seeded_call
 from iamrunbook.sandbox.credentials import credential_report_result, login_profile_result, note_login_profile
 from iamrunbook.sandbox.identity import ACCOUNT_HEADER, Caller, identify, invalid_credentials
@@ -122,6 +123,7 @@ class EmbeddedAws:
         self._hooks: list[Callable[[Call], None]] = []
         self._turn = threading.Lock()  # held by a mutating call from moto through its hooks
         self._hook_errors: list[BaseException] = []
+        self.clock = Clock()  # aws:CurrentTime; tests set it (`aws.clock.set(when)`), reset() restores the real one
 
     # -- lifecycle
 
@@ -193,6 +195,7 @@ class EmbeddedAws:
         self.identity_center.reset()
         self._pacer.configure(**vars(self._default_pacing))
         self._pacer.throttled = 0
+        self.clock.set(None)
         with self._lock:
             self._faults.clear()
             self._calls.clear()
@@ -404,7 +407,7 @@ class EmbeddedAws:
         if request.service == "iam":
             return refusal(self.iam_backend(caller.account_id), request.action, request.params)
         if request.service == "sts" and request.action == "AssumeRole":
-            return assume_role_check(caller, request.params, self.iam_backend)
+            return assume_role_check(caller, request.params, self.iam_backend, self.clock.now())
         return None
 
     def _own_answer(self, request: Request, caller: Caller) -> Response | None:

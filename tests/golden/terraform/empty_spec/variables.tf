@@ -3,6 +3,8 @@ variable "iam_users" {
   type = map(object({
     description = string
     roles       = list(string)
+    # grants AWS ends by itself: sts:AssumeRole allowed only while aws:CurrentTime < until (UTC, RFC 3339)
+    temporary = optional(list(object({ role = string, until = string, reason = string })), [])
   }))
 
   validation {
