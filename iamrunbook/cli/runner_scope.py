@@ -60,13 +60,22 @@ class Scope:
         return f"arn:{self.partition}:iam::{self.account}:{resource}"
 
     def owned_policies(self) -> list[str]:
-        return [self.iam(f"policy/{policy_name(role)}") for role in self.roles.values()]
+        """Each role's Assume<Role>Policy, and its temporary grants' Assume<Role>PolicyUntil<stamp> policies."""
+        names = [policy_name(role) for role in self.roles.values()]
+        return [self.iam(f"policy/{name}{suffix}") for name in names for suffix in ("", "Until*")]
 
     def legacy(self) -> str:
         return self.iam(f"policy/{self.legacy_policy}")
 
     def groups(self) -> list[str]:
+        """The role groups, and the groups of their temporary grants (<group>Until<stamp>)."""
+        return [*self.role_group_arns(), *self.pair_groups()]
+
+    def role_group_arns(self) -> list[str]:
         return [self.iam(f"group/{self.role_groups.get(k) or group_name(r)}") for k, r in self.roles.items()]
+
+    def pair_groups(self) -> list[str]:
+        return [f"{arn}Until*" for arn in self.role_group_arns()]
 
     def s3(self, resource: str) -> str:
         return f"arn:{self.partition}:s3:::{resource}"
@@ -144,6 +153,16 @@ def _managed_users(s: Scope, actions: list[str]) -> list[dict]:
     return [_statement("RemoveManagedUsers", actions, [s.iam("user/*")], MANAGED)]
 
 
+def _pair_groups(s: Scope, actions: list[str]) -> list[dict]:
+    """grant_via group: a temporary grant's own group is deleted once it has expired; no other group ever is."""
+    return [_statement("DeleteExpiredGrantGroups", actions, s.pair_groups())] if s.via_group else []
+
+
+def _read_roles(s: Scope, actions: list[str]) -> list[dict]:
+    """01's role table (session length, trust): the configured roles only."""
+    return [_statement("ReadConfiguredRoles", actions, [s.iam(f"role/{r}") for r in s.roles.values()])]
+
+
 def _leave_groups(s: Scope, actions: list[str]) -> list[dict]:
     """Deleting a user takes it out of every group it is in; IAM checks RemoveUserFromGroup on the group only,
     with no key for the member (README: a path that remains)."""
@@ -219,6 +238,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     **{f"iam:{a}": (_users,) for a in ("CreateUser", "TagUser")},
     **{f"iam:{a}": (_managed_users,) for a in _REMOVALS},
     "iam:DeleteVirtualMFADevice": (_mfa,),
+    "iam:DeleteGroup": (_pair_groups,),
+    "iam:GetRole": (_read_roles,),
     "iam:PutRolePolicy": (_revoke_sessions,),
     **{f"s3:{a}": (_archive,) for a in _ARCHIVE},
     "securityhub:BatchImportFindings": (_security_hub,),
