@@ -19,6 +19,7 @@ import pandas as pd
 
 from iamrunbook.aws.cloudtrail import assume_role_sweep
 from iamrunbook.base import records
+from iamrunbook.base.display import styled
 from iamrunbook.base.errors import SpecError
 from iamrunbook.core import review as rv
 from iamrunbook.core.access import effective_access
@@ -166,11 +167,12 @@ def heatmap(review: Review):
     """The heat-map: green used lately, through amber to red for a role not assumed in the period."""
     days = heatmap_frame(review)
     text = days.apply(lambda col: col.map(lambda d: "" if pd.isna(d) else ("none" if d < 0 else f"{int(d)} d")))
-    styler = text.style.apply(lambda _: days.apply(lambda col: col.map(lambda d: _colour(d, review.review_days))),
-                              axis=None)  # fmt: skip
     period = f"the {review.review_days} days" if review.use.complete else "the (incomplete) CloudTrail history"
-    return styler.set_caption(f"Days since each user last assumed each role; 'none': access, but no AssumeRole in "
-                              f"{period}; grey: no access")  # fmt: skip
+    caption = (f"Days since each user last assumed each role; 'none': access, but no AssumeRole in {period}; "
+               "grey: no access")
+    return styled(text, caption).apply(
+        lambda _: days.apply(lambda col: col.map(lambda d: _colour(d, review.review_days))), axis=None
+    )
 
 
 # --- the live sign-off: a model over SpecDraft, and its view ------------------------------------------------
