@@ -9,6 +9,7 @@ tmp folder, for people to look at.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from iamrunbook.core.spec import load_spec
 from iamrunbook.flows.session import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
+from iamrunbook.runs import audit
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_import_and_apply.ipynb"
@@ -237,7 +239,9 @@ def test_tick_apply_confirm_in_a_real_browser(voila, iam, aws):
     assert attached(iam, "bob@example.com") == {"AssumeAdminRolePolicy", "AssumeDataEngineerRolePolicy"}
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="bob@example.com")["Tags"]}
     assert tags["Roles"] == "admin data_engineer" and tags["ManagedBy"] == "iamrunbook"
-    assert (voila["run_dir"] / "interactive_apply_result.json").is_file()
+    (live,) = voila["run_dir"].parent.glob("*-03_import_and_apply-live")  # the apply is a run in the chain
+    assert json.loads((live / "run.json").read_text(encoding="utf-8"))["kind"] == "interactive"
+    assert audit.verify_local(live) == [] and (live / "apply_result.json").is_file()
     assert (ARTIFACTS / "voila_03_applied.png").stat().st_size > 10_000
 
 

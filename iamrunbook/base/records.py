@@ -153,6 +153,7 @@ TERRAFORM = Record("terraform/*")
 INTERACTIVE_PLAN = Record("interactive_plan.json", "iamrunbook.core.plan:Plan")
 INTERACTIVE_RESULT = Record("interactive_apply_result.json", f"{_SHAPES}:Outcome")
 INTERACTIVE_SPEC = Record("iam_users.yaml")
+SPEC_FILE = Record("spec/*")  # a live change's run folder: the spec file it kept (runs/live.py)
 # 04_verify
 VERIFICATION = Record("verification.json", f"{_SHAPES}:VerificationRecord")
 # 05_offboard_user

@@ -238,6 +238,7 @@ class ReviewDraft:
             self.message = "Not saved:\n" + "\n".join(f"- {p}" for p in problems)
             return None
         signed = self.review.sign(rb, self.decisions(), self.reviewer)
+        rb.record_live("06_access_review", ok=True, approved_by=signed.reviewer)  # a live signature is a run
         self.message = (f"Signed by {signed.reviewer}: {len(signed.decisions)} decision(s), "
                         f"{records.REVIEWED_YAML.name} written. Nothing was changed in the account: run the chain "
                         f"with iam_users_file pointing at it to carry the removals out.")  # fmt: skip

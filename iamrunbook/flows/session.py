@@ -12,9 +12,11 @@ explicit click. The flows never import the UI: they ask `rb.frontend` (flows/fro
 
 from __future__ import annotations
 
+import getpass
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.params import from_namespace, validate_params
 from iamrunbook.core.spec import Spec, grant_settings, load_spec
 from iamrunbook.flows.frontend import Frontend
+from iamrunbook.runs import live as live_runs
 from iamrunbook.runs import manifest
 
 READ_ACTIONS = ("sts:GetCallerIdentity",)
@@ -127,13 +130,15 @@ class Runbook:
         prompt: str | None = None,
         ready: bool = True,
         live: Callable[[], Any] | None = None,
+        step: str | None = None,
     ) -> Any:
         """Run `action` the way this session decides: headless by `apply`, live only after Confirm.
 
         `ready` false (nothing to do, or refused: the plan above says why) shows no button in a live
         session; headless, `action` still runs with `apply`, so a refusal fails the run as it should.
         `live` replaces the Confirm button with a view of its own (03's role matrix editor, which has
-        its own two-step confirm). Returns what `action` returned when it ran now, else None.
+        its own two-step confirm). Returns what `action` returned when it ran now, else None. `step` (the
+        notebook's name) makes a live Confirm leave a run in the chain, as a headless apply does (runs/live.py).
         """
         if self.headless:
             if self.apply:
@@ -149,8 +154,51 @@ class Runbook:
         if not ready:
             print("Nothing to confirm here: see the plan above.")
             return None
-        self.pending = self.frontend.confirm(title, action, prompt=prompt)
+        self.pending = self.frontend.confirm(title, self._recorded(step, action) if step else action, prompt=prompt)
         return None
+
+    def _recorded(self, step: str, action: Callable[[], Any]) -> Callable[[], Any]:
+        """`action`, then its run folder in the chain, whether it finished or failed."""
+
+        def run() -> Any:
+            started, ok = datetime.now(timezone.utc), False
+            try:
+                result = action()
+                ok = True
+                return result
+            finally:
+                self.record_live(step, ok=ok, started=started)
+
+        return run
+
+    def record_live(self, step: str, *, ok: bool, started: datetime | None = None, approved_by: str | None = None,
+                    spec_file: Path | None = None, files: Mapping[records.Record, Any] | None = None) -> Path | None:
+        """A live change as a run folder in the chain (runs/live.py): the records `step` writes, the spec
+        file, who confirmed (the operator at this session, unless `approved_by` says), and the notebook when
+        the front end can save it. Headless runs are recorded by the runner: None."""
+        if self.headless:
+            return None
+        spec = spec_file or (Path(self.spec().source) if self.spec().source else None)
+        identity = records.Identity(self.caller_arn, self.account_id)
+        change = live_runs.LiveChange(step, ok, approved_by or operator(), identity, self.params,
+                                      started or datetime.now(timezone.utc), spec, dict(files or {}))  # fmt: skip
+        folder = live_runs.prepare(self.run_dir, change)
+        saver = getattr(self.frontend, "save_notebook", None)
+        notebook, note = saver(folder, step) if saver else (None, "no front end could save the notebook")
+        live_runs.finish(folder, change, self.run_dir.name, notebook, note)
+        print(f"Recorded in the chain as run {folder} (iamrunbook audit list {folder.parent}).")
+        if notebook is None:
+            print(f"The notebook itself is not in that run: {note}. Save it (File > Save Notebook), then keep "
+                  f"a copy beside the run: jupyter nbconvert --to html <this notebook> --output-dir {folder}-notebook")
+        return folder
+
+
+def operator() -> str:
+    """Who clicked: the login of the user this live session runs as (the AWS caller is recorded apart)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def check_account(identity: Mapping[str, str], expected_account_id: str | None) -> None:

@@ -20,8 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from iamrunbook.aws import clients as aws
 from iamrunbook.base import records
-from iamrunbook.runs.audit import Finding
 from iamrunbook.base.errors import RunbookError, SpecError
+from iamrunbook.runs.audit import Finding
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from iamrunbook.runs import manifest
 from iamrunbook.base import records
+from iamrunbook.runs import manifest
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()
@@ -144,7 +144,7 @@ def listing(target: Path) -> list[dict]:
                 "exit_code": data.get("exit_code"),
                 "plan": _summary(data.get("plan_summary")),
                 "approved_plan": reviewed.get("run_id"),
-                "approved_by": reviewed.get("approved_by"),
+                "approved_by": data.get("approved_by") or reviewed.get("approved_by"),
                 "reviewer": data.get("reviewer"),
             }
         )

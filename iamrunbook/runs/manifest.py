@@ -14,9 +14,11 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 from iamrunbook.base import records
@@ -85,6 +87,17 @@ def session_run_dir(cwd: Path) -> Path:
     return folder
 
 
+def versions() -> dict[str, str]:
+    """The versions run.json records: Python and the packages that decide what a run does."""
+    found = {"python": sys.version.split()[0]}
+    for dist in ("iamrunbook", "boto3", "papermill"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
 # --- hashes -----------------------------------------------------------------------------------------
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -125,6 +138,9 @@ class RunManifest(Shape):
     pending: list[str]
     exit_code: int
     artifacts: dict[str, str] = field(default_factory=dict)
+    #: a change confirmed in a live session (runs/live.py): who confirmed it; the session, the spec file kept
+    approved_by: str | None = None
+    live: dict | None = None
     problems: list[str] = field(default_factory=list)
     previous_run: dict | None = None
     reviewed_plan: dict | None = None

@@ -10,7 +10,6 @@ and 02, 03 and 05 check again right before they change anything, then apply the 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from dataclasses import astuple, dataclass, fields
@@ -18,10 +17,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from iamrunbook.runs import manifest
 from iamrunbook.base import records
-from iamrunbook.core.changes import Change
 from iamrunbook.base.errors import SafetyError, SpecError
+from iamrunbook.core.changes import Change
+from iamrunbook.runs import manifest
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()

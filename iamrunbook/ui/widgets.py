@@ -21,6 +21,7 @@ from typing import Any
 import ipywidgets as w
 
 from iamrunbook.aws.executor import ApplyResult
+from iamrunbook.base import records
 from iamrunbook.base.names import DEFAULT_ROLES
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import Plan
@@ -268,7 +269,7 @@ class RoleMatrixEditor(w.VBox):
     def for_runbook(cls, rb: Any, spec: Spec, inventory: Inventory) -> RoleMatrixEditor:
         """Wired to a notebook's Runbook: its clients and max_deletions. Save goes to the spec's file (a spec
         from the iam_users parameter is offered `iam_users.yaml` in the run folder), and every interactive
-        apply is recorded in the run folder with the spec file it saved first."""
+        apply is a run folder of its own in the chain, with the spec file it saved first (runs/live.py)."""
         editor = cls(
             spec,
             inventory,
@@ -279,9 +280,9 @@ class RoleMatrixEditor(w.VBox):
             base_dir=os.environ.get(START_DIR_ENV),
         )
 
-        def record(plan: Plan, result: ApplyResult) -> None:
-            rb.write("interactive_plan.json", plan.to_json())
-            rb.write("interactive_apply_result.json", editor.draft.apply_record(plan, result))
+        def record(plan: Plan, result: ApplyResult) -> None:  # a run in the chain, as a headless apply is
+            rb.record_live("03_import_and_apply", ok=result.ok, spec_file=editor.draft.saved_to,
+                           files={records.PLAN: plan, records.APPLY_RESULT: editor.draft.apply_record(plan, result)})
 
         editor.draft.on_apply = record
         editor.draft.allow_without_mfa_device = bool(rb.params.get("allow_without_mfa_device"))
