@@ -20,10 +20,10 @@ class _Planted(HTMLParser):
         self.found: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        attributes = dict(attrs)
-        if tag == "iamrbx-planted" or (tag == "img" and attributes.get("src") == "x"):
+        source = dict(attrs).get("src") or ""
+        if tag == "iamrbx-planted" or (tag == "img" and not source.startswith("data:")):
             self.found.append(f"<{tag}>")
-        self.found += [f"{tag}[{name}]" for name, _ in attrs if name in ("onerror", "onclick")]
+        self.found += [f"{tag}[{name}]" for name, _ in attrs if name.startswith("on")]
 
 
 def planted_markup(page: str) -> list[str]:
