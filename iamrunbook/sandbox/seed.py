@@ -33,6 +33,7 @@ WRITE_ACTIONS = (
     "iam:EnableMFADevice",
     "iam:CreateAccessKey",
     "iam:PutUserPolicy",
+    "iam:CreatePolicyVersion",
 )
 
 #: Role key in the spec -> role name in the account.
