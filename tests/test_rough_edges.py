@@ -3,12 +3,15 @@ and where live run folders go."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from iamrunbook.base import records
 from iamrunbook.core.changes import Change
 from iamrunbook.core.migration import MigrationPlan
 from iamrunbook.core.plan import Plan
 from iamrunbook.runs import outcome
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "parameters" / "example.yaml"
 ATTACH = 'aws_iam_user_policy_attachment.user_roles["bob/admin"]'
 
 
@@ -31,3 +34,34 @@ def test_a_refused_migration_is_named_whole(tmp_path):
     records.write(tmp_path, records.LEGACY_PLAN, plan)
     (problem,) = outcome.assess(tmp_path).problems
     assert all(h in problem for h in held) and "legacy_detach_unmanaged: true" in problem and "\n" not in problem
+
+
+def test_the_review_widget_drops_a_stale_not_saved_message(aws, iam, sts, session, tmp_path, capsys):
+    from iamrunbook.aws.sweep import read_inventory
+    from iamrunbook.core import review
+    from iamrunbook.core.plan import make_plan
+    from iamrunbook.core.spec import load_spec
+    from iamrunbook.flows import review as review_view
+    from iamrunbook.flows.apply import apply_plan
+    from iamrunbook.flows.session import open_runbook
+    from iamrunbook.sandbox.history import ago
+    from iamrunbook.sandbox.seed import seed_roles
+    from iamrunbook.ui.review import ReviewWidget
+
+    seed_roles(iam)
+    apply_plan(iam, make_plan(load_spec(iam_users_file=EXAMPLE), read_inventory(iam, sts)))
+    for user in aws.iam_backend().users.values():
+        user.create_date = ago(300)  # old users with grants nobody used: recommendations to decide
+    rb = open_runbook({"iam_users_file": str(EXAMPLE)}, tmp_path / "run", session=session)
+    rb.headless = False
+    review_view.decisions(rb)
+    assert "Decide keep or remove for each recommendation" in capsys.readouterr().out  # not the file's syntax
+    view = ReviewWidget(review_view.ReviewDraft(review_view.Review.read(rb), {}, ""), rb)
+    assert view.toggles
+    view.save_button.click()
+    assert "Not saved" in view.message.value and "reviewer" in view.message.value
+    view.reviewer.value = "Dana"
+    assert "reviewer" not in view.message.value and "Not saved" in view.message.value  # what is still missing
+    for toggle in view.toggles:
+        toggle.value = review.KEEP
+    assert view.message.value == ""

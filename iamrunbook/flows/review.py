@@ -42,9 +42,12 @@ def decisions(rb) -> dict[str, Decision]:
         problems.append("reviewer: required with review_decisions_file: who signs these decisions")
     if problems:
         raise SpecError(problems)
-    print(f"{len(found)} decision(s) from {path}, by {reviewer}" if path else
-          "No review_decisions_file: this run proposes; a reviewer signs with reviewer + review_decisions_file, "
-          "or in a live session below.")  # fmt: skip
+    if path:
+        print(f"{len(found)} decision(s) from {path}, by {reviewer}")
+    elif rb.headless:
+        print("No review_decisions_file: this run proposes; a reviewer signs with reviewer + review_decisions_file.")
+    else:
+        print("Decide keep or remove for each recommendation at the end of this notebook, type your name and Save.")
     return found
 
 
@@ -195,6 +198,13 @@ class ReviewDraft:
     def choose(self, index: int, choice: str | None) -> None:
         self.choices[index] = choice
         self._sync()
+        self.recheck()
+
+    def recheck(self) -> None:
+        """A "Not saved" message lists what is still missing, or goes once nothing is (it never goes stale)."""
+        if self.message.startswith("Not saved"):
+            problems = self.problems()
+            self.message = "Not saved:\n" + "\n".join(f"- {p}" for p in problems) if problems else ""
 
     def decisions(self) -> dict[str, Decision]:
         """user -> Decision for every user whose recommendations are all decided (and the file's others)."""
