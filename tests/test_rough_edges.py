@@ -65,3 +65,31 @@ def test_the_review_widget_drops_a_stale_not_saved_message(aws, iam, sts, sessio
     for toggle in view.toggles:
         toggle.value = review.KEEP
     assert view.message.value == ""
+
+
+def test_live_runs_go_to_one_place_wherever_the_notebook_is(tmp_path, monkeypatch):
+    from iamrunbook.runs.manifest import RUNS_ENV, runs_root
+
+    monkeypatch.delenv(RUNS_ENV, raising=False)
+    project = tmp_path / "project"
+    (project / "work" / "my notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert runs_root(project / "work" / "my notebooks") == project / "runs"  # not <notebook folder>/runs
+    assert runs_root(tmp_path / "elsewhere" / "notebooks") == tmp_path / "elsewhere" / "runs"
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path / "audit"))
+    assert runs_root(project / "work") == tmp_path / "audit"
+
+
+def test_the_demo_says_how_to_open_the_notebooks_from_any_folder(tmp_path):
+    import shlex
+
+    from iamrunbook.base.shipped import shipped_dir
+    from iamrunbook.sandbox.demo import open_notebooks_lines
+
+    lines = open_notebooks_lines({"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}, tmp_path / "runs")
+    assert lines[0] == "export AWS_ENDPOINT_URL=http://127.0.0.1:1"
+    assert f"export IAMRUNBOOK_RUNS={tmp_path / 'runs'}" in lines
+    command = shlex.split(lines[-1])
+    assert Path(command[0]).is_absolute() and command[1:4] == ["-m", "jupyter", "lab"]
+    assert Path(command[4]) == shipped_dir("notebooks").resolve()
+    assert (Path(command[4]) / "03_import_and_apply.ipynb").is_file()

@@ -52,15 +52,20 @@ def new_run_dir(out: str | Path, label: str) -> Path:
     raise RuntimeError(f"could not create a new run folder under {base}")
 
 
+#: what marks a project's root folder, looked for from the notebook's folder upwards
+PROJECT_MARKERS = ("pyproject.toml", ".git")
+
+
 def runs_root(cwd: Path) -> Path:
-    """Where interactive sessions keep their run folders: IAMRUNBOOK_RUNS, else the project's `runs/`
-    (the folder above `notebooks/` in a checkout), the same place the CLI and the demo write by default."""
+    """Where interactive sessions keep their run folders, wherever the notebook sits: IAMRUNBOOK_RUNS, else
+    `runs/` in the project root (the nearest folder up from `cwd` with a pyproject.toml or .git, as the CLI's
+    default `runs` from the checkout), else beside a `notebooks/` folder, else in `cwd`."""
     override = os.environ.get(RUNS_ENV)
     if override:
         return Path(override).resolve()
     cwd = cwd.resolve()
-    project = cwd.parent if cwd.name == "notebooks" else cwd
-    return project / "runs"
+    project = next((p for p in (cwd, *cwd.parents) if any((p / m).exists() for m in PROJECT_MARKERS)), None)
+    return (project or (cwd.parent if cwd.name == "notebooks" else cwd)) / "runs"
 
 
 def _session_key() -> str:
@@ -82,6 +87,7 @@ def session_run_dir(cwd: Path) -> Path:
             if json.loads(marker.read_text(encoding="utf-8")).get("session") == key:
                 return marker.parent
     folder = new_run_dir(root, "interactive")
+    print(f"live run folders go to {root} ({RUNS_ENV} if set, else the project root)")
     started = utc_iso(datetime.now(timezone.utc))
     records.write(folder, records.SESSION, {"session": key, "kind": "interactive", "started": started})
     return folder
