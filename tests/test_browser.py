@@ -209,11 +209,15 @@ def test_tick_apply_confirm_in_a_real_browser(voila, iam, aws):
         expect(editor.locator(".iamrb-preview")).to_contain_text('user_roles["bob@example.com/admin"]')
         assert aws.calls == []
 
-        # Save: the spec (from the iam_users parameter) goes to iam_users.yaml in the run folder.
+        # Save: the spec (from the iam_users parameter) goes where the operator types, never the run folder.
+        save_as = editor.locator(".iamrb-save-as input")
+        expect(save_as).to_have_value(str(ROOT / "parameters" / "iam_users.yaml"))  # the lasting place offered
+        team = voila["run_dir"].parent / "team.yaml"
+        save_as.fill(str(team))
         editor.locator("button.iamrb-save").click()
         status = editor.locator(".iamrb-status")
         expect(status).to_contain_text("Saved 3 user(s)")
-        saved = load_spec(iam_users_file=voila["run_dir"] / "iam_users.yaml")
+        saved = load_spec(iam_users_file=team)
         assert saved.users["bob@example.com"].roles == ("admin", "data_engineer")
 
         # Apply shows the summary and waits; nothing changes before Confirm.

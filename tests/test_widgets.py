@@ -374,10 +374,14 @@ def test_for_runbook_records_interactive_runs(aws, legacy_account, monkeypatch, 
     rb = start({"iam_users": load_spec(iam_users_file=EXAMPLE).to_mapping()})
     ed = RoleMatrixEditor.for_runbook(rb, rb.spec(), rb.inventory())
     assert ed.source_path is None and ed.max_deletions == 3  # the spec is in no file yet
-    assert ed.save_as.value == str(session / "iam_users.yaml")  # where Save offers to put it
+    # Save offers a lasting place, beside the parameters files, never the run folder (issue 25)
+    assert ed.save_as.value == str(Path(__file__).resolve().parents[1] / "parameters" / "iam_users.yaml")
+    ed.save_as.value = str(session / "iam_users.yaml")
+    assert ed.save() is None and "inside the run folder" in ed.status_text and ed.source_path is None
+    ed.save_as.value = str(tmp_path / "iam_users.yaml")
     ed.descriptions[BOB].value = "Bob - Data Lead"
-    assert ed.save() == session / "iam_users.yaml" and ed.source_path == session / "iam_users.yaml"
-    assert load_spec(iam_users_file=session / "iam_users.yaml").to_mapping() == ed.mapping
+    assert ed.save() == tmp_path / "iam_users.yaml" and ed.source_path == tmp_path / "iam_users.yaml"
+    assert load_spec(iam_users_file=tmp_path / "iam_users.yaml").to_mapping() == ed.mapping
     ed.apply_button.click()
     ed.confirm_button.click()
     (live,) = tmp_path.glob("*-03_import_and_apply-live")  # a run of its own in the chain (issue 25)
@@ -519,7 +523,7 @@ def carol(iam):
     ("notebook", "shown"),
     [
         ("02_delete_legacy_policy", "legacy.migrate(rb"),
-        ("03_import_and_apply", "apply.run(rb"),
+        ("03_import_and_apply", "apply.apply_confirmed(rb"),
         ("05_offboard_user", "offboard.offboard(rb"),
     ],
 )
@@ -544,6 +548,7 @@ def outputs_text(cell) -> str:
 def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):
     clicks = (
         "editor = rb.pending\n"
+        f"editor.save_as.value = {str(tmp_path / 'team.yaml')!r}\n"
         "editor.checkboxes[('bob@example.com', 'admin')].value = True\n"
         "editor.save_button.click()\n"
         "editor.apply_button.click()\n"

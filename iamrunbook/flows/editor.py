@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from iamrunbook.aws.executor import ApplyError, ApplyResult
 from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base import records
 from iamrunbook.base.errors import RunbookError, SafetyError, SpecError
 from iamrunbook.base.log import logger
 from iamrunbook.core.inventory import Inventory
@@ -28,6 +29,7 @@ from iamrunbook.core.plan import Plan, make_plan
 from iamrunbook.core.spec import GrantSettings, Spec, iam_name_problem, load_spec
 from iamrunbook.core.specfile import save_spec, spec_format
 from iamrunbook.flows.apply import apply_plan, prove_safe
+from iamrunbook.runs.manifest import project_root
 
 READ_ACTIONS = ("iam:GetAccountAuthorizationDetails", "sts:GetCallerIdentity")  # the fresh read before Apply
 WRITE_ACTIONS: tuple[str, ...] = ()  # apply.apply_plan makes the changes and declares them
@@ -39,6 +41,23 @@ _AWS_ERRORS = (RunbookError, ClientError, BotoCoreError)  # shown to the operato
 
 
 # --- the account: the one place this module reads it, checks a plan and changes it ------------------
+
+
+#: the run-folder files that mark a folder as a record (every notebook writes identity.json first)
+RUN_MARKERS = (records.RUN_MANIFEST.name, records.SESSION.name, records.IDENTITY.name)
+SPEC_FILE_NAME = "iam_users.yaml"
+
+
+def run_folder_of(path: Path) -> Path | None:
+    """The run folder `path` would sit in, or None: a spec saved there would be lost with the record."""
+    return next((f for f in Path(path).resolve().parents if any((f / m).exists() for m in RUN_MARKERS)), None)
+
+
+def lasting_spec_path(start: str | Path | None) -> Path | None:
+    """Where to offer to save a spec given as the `iam_users` parameter: the project's `parameters/`, beside
+    the parameters files, when there is one; else nothing (the operator types a path)."""
+    root = project_root(Path(start or Path.cwd()))
+    return root / "parameters" / SPEC_FILE_NAME if root is not None and (root / "parameters").is_dir() else None
 
 
 def read_account(iam: Any, sts: Any) -> Inventory:
@@ -292,6 +311,11 @@ class SpecDraft(TwoStep):
         target = self.resolve(path) if path else self.source_path
         if target is None:
             self.say("Not saved: this spec came from the iam_users parameter; give a file to save it to.", ERROR)
+            return None
+        record = run_folder_of(target)
+        if record is not None:
+            self.say(f"Not saved: {target} is inside the run folder {record}, a record that is never edited. Save the "
+                     "spec where it lasts, e.g. beside your parameters file, and point iam_users_file there.", ERROR)
             return None
         try:
             saved = self._write(target)

@@ -64,8 +64,13 @@ def runs_root(cwd: Path) -> Path:
     if override:
         return Path(override).resolve()
     cwd = cwd.resolve()
-    project = next((p for p in (cwd, *cwd.parents) if any((p / m).exists() for m in PROJECT_MARKERS)), None)
-    return (project or (cwd.parent if cwd.name == "notebooks" else cwd)) / "runs"
+    return (project_root(cwd) or (cwd.parent if cwd.name == "notebooks" else cwd)) / "runs"
+
+
+def project_root(cwd: Path) -> Path | None:
+    """The nearest folder from `cwd` upwards with a pyproject.toml or .git, or None."""
+    cwd = cwd.resolve()
+    return next((p for p in (cwd, *cwd.parents) if any((p / m).exists() for m in PROJECT_MARKERS)), None)
 
 
 def _session_key() -> str:

@@ -27,10 +27,9 @@ from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import Plan
 from iamrunbook.core.spec import Spec
 from iamrunbook.core.specfile import save_spec  # noqa: F401 - re-exported: notebooks and tests import it from here
-from iamrunbook.flows.editor import ERROR, PENDING, SpecDraft, TwoStep
+from iamrunbook.flows.editor import ERROR, PENDING, SpecDraft, TwoStep, lasting_spec_path
 from iamrunbook.flows.session import START_DIR_ENV
 
-INTERACTIVE_SPEC_FILE = "iam_users.yaml"
 
 _ERROR_STYLE = "color:#b00020"
 _CELL = "padding:2px 8px;text-align:left"
@@ -268,7 +267,7 @@ class RoleMatrixEditor(w.VBox):
     @classmethod
     def for_runbook(cls, rb: Any, spec: Spec, inventory: Inventory) -> RoleMatrixEditor:
         """Wired to a notebook's Runbook: its clients and max_deletions. Save goes to the spec's file (a spec
-        from the iam_users parameter is offered `iam_users.yaml` in the run folder), and every interactive
+        from the iam_users parameter is offered the project's parameters/, never a run folder), and every interactive
         apply is a run folder of its own in the chain, with the spec file it saved first (runs/live.py)."""
         editor = cls(
             spec,
@@ -276,7 +275,7 @@ class RoleMatrixEditor(w.VBox):
             iam=rb.iam,
             sts=rb.sts,
             max_deletions=rb.params["max_deletions"],
-            save_as=None if spec.source else Path(rb.run_dir) / INTERACTIVE_SPEC_FILE,
+            save_as=None if spec.source else lasting_spec_path(os.environ.get(START_DIR_ENV)),
             base_dir=os.environ.get(START_DIR_ENV),
         )
 
