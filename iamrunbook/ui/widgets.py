@@ -30,7 +30,6 @@ from iamrunbook.core.specfile import save_spec  # noqa: F401 - re-exported: note
 from iamrunbook.flows.editor import ERROR, PENDING, SpecDraft, TwoStep, lasting_spec_path
 from iamrunbook.flows.session import START_DIR_ENV
 
-
 _ERROR_STYLE = "color:#b00020"
 _CELL = "padding:2px 8px;text-align:left"
 _CLIP = "overflow:hidden;text-overflow:ellipsis;white-space:nowrap"
