@@ -93,3 +93,14 @@ def test_the_demo_says_how_to_open_the_notebooks_from_any_folder(tmp_path):
     assert Path(command[0]).is_absolute() and command[1:4] == ["-m", "jupyter", "lab"]
     assert Path(command[4]) == shipped_dir("notebooks").resolve()
     assert (Path(command[4]) / "03_import_and_apply.ipynb").is_file()
+
+
+def test_02_says_which_steps_come_first_and_shows_its_whole_button_label():
+    from iamrunbook.core.migration import Holder, _removal_steps
+    from iamrunbook.ui.widgets import confirm_button
+
+    policy = {"Arn": "arn:aws:iam::123456789012:policy/AssumeRolesPolicy", "PolicyVersionList": []}
+    (detach, *_) = _removal_steps(policy, (Holder("user", "bob"),), {"bob"})
+    assert "the earlier steps of this migration" in detach.reason and "above" not in detach.reason
+    button = confirm_button("Migrate away from AssumeRolesPolicy", lambda: None).button
+    assert button.description == "Migrate away from AssumeRolesPolicy" and button.layout.width == "auto"

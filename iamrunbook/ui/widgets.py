@@ -127,7 +127,8 @@ class ConfirmButton(w.VBox):
         self.step = step if step is not None else TwoStep(action, prompt)
         self.after = after
         self.running: list[w.Button] = []
-        self.button = w.Button(description=description, button_style="danger", icon="exclamation-triangle")
+        self.button = w.Button(description=description, button_style="danger", icon="exclamation-triangle",
+                               layout=w.Layout(width="auto", max_width="100%"))  # the whole label, never cut
         self.confirm = w.Button(description=confirm_label, button_style="danger")
         self.cancel = w.Button(description="Cancel")
         self.message = w.HTML()
