@@ -26,7 +26,7 @@ STEPS = ("02_delete_legacy_policy", "03_import_and_apply", "05_offboard_user", "
 
 
 @pytest.fixture
-def live_session(aws, legacy_account, iam, session, tmp_path):
+def live_session(aws, legacy_account, iam, session, tmp_path, capsys):
     """One live session's four changes, as an operator clicks them: migrate, edit+apply, offboard, sign."""
     out, spec = tmp_path / "runs", tmp_path / "team.yaml"
     shutil.copy(EXAMPLE, spec)
@@ -58,8 +58,11 @@ def live_session(aws, legacy_account, iam, session, tmp_path):
     leaver = offboard.Offboarding.start(rb)
     leaver.take_record(rb)
     offboard.offboard(rb, leaver)
+    capsys.readouterr()
     rb.pending.button.click()
     rb.pending.confirm.click()
+    shown = capsys.readouterr().out  # the steps, shown under the button as they are done (issue 25)
+    assert "action" in shown and "outcome" in shown and "\n0 " in shown, shown
     view = ReviewWidget(review_view.ReviewDraft(review_view.Review.read(rb), {}, "Dana"), rb)
     for toggle in view.toggles:
         toggle.value = review.KEEP

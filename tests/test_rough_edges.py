@@ -104,3 +104,34 @@ def test_02_says_which_steps_come_first_and_shows_its_whole_button_label():
     assert "the earlier steps of this migration" in detach.reason and "above" not in detach.reason
     button = confirm_button("Migrate away from AssumeRolesPolicy", lambda: None).button
     assert button.description == "Migrate away from AssumeRolesPolicy" and button.layout.width == "auto"
+
+
+def test_every_notebook_of_a_live_session_uses_the_spec_file_it_saved(aws, legacy_account, session, tmp_path):
+    """Issue 25: 05 checked "still in the spec?" against its default example spec while 03 had saved another."""
+    import pytest
+
+    from iamrunbook.core.spec import load_spec
+    from iamrunbook.flows import offboard
+    from iamrunbook.flows.session import open_runbook
+    from iamrunbook.ui.widgets import RoleMatrixEditor
+
+    folder, team, given = tmp_path / "session", tmp_path / "team.yaml", load_spec(iam_users_file=EXAMPLE).to_mapping()
+    records.write(folder, records.SESSION, {"session": "test", "kind": "interactive"})
+
+    def live(**params):
+        rb = open_runbook({"iam_users": given, **params}, folder, session=session)
+        rb.headless = False
+        return rb
+
+    rb = live()
+    editor = RoleMatrixEditor.for_runbook(rb, rb.spec(), rb.inventory())
+    editor.new_user.value = "carol"
+    editor.add_button.click()
+    editor.save_as.value = str(team)
+    editor.save_button.click()
+    later = live(offboard_user="carol")
+    assert later.spec().source == str(team) and "carol" in later.spec().users
+    with pytest.raises(Exception, match="carol"):
+        offboard.Offboarding.start(later)  # refused: carol is in the session's spec
+    headless = open_runbook({"iam_users": given, "offboard_user": "carol"}, folder, session=session)
+    assert "carol" not in headless.spec().users  # a scheduled run reads only its parameters

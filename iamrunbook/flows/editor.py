@@ -196,6 +196,8 @@ class SpecDraft(TwoStep):
         #: apply even though a user granted an MFA-required role has no MFA device (the parameter)
         self.allow_without_mfa_device = False
         self.on_apply = on_apply
+        #: runs with the path after every write of the spec (a live session remembers it for its other notebooks)
+        self.on_save: Callable[[Path], Any] | None = None
         self.spec: Spec | None = None
         self.plan: Plan | None = None
         self.errors: list[str] = []
@@ -301,6 +303,8 @@ class SpecDraft(TwoStep):
     def _write(self, path: Path) -> Path:
         saved = save_spec(path, self._users, self.roles)
         self.saved_to, self.saved_sha256 = saved, hashlib.sha256(saved.read_bytes()).hexdigest()
+        if self.on_save is not None:
+            self.on_save(saved)
         return saved
 
     def save(self, path: str | Path | None = None) -> Path | None:

@@ -13,6 +13,7 @@ explicit click. The flows never import the UI: they ask `rb.frontend` (flows/fro
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -95,12 +96,32 @@ class Runbook:
         return bool(self.params["apply"])
 
     def spec(self) -> Spec:
-        """The validated spec; relative iam_users_file paths are relative to where the run started."""
+        """The validated spec; relative iam_users_file paths are relative to where the run started. A live
+        session without `iam_users_file` uses the spec file it saved (03's editor), so every notebook of
+        the session reads one spec, not a notebook's default `iam_users`."""
         if self._spec is None:
             p = self.params
             settings = grant_settings(p, p["roles"])
-            self._spec = load_spec(p["iam_users"], p["iam_users_file"], p["roles"], self.start_dir, settings)
+            users, path = p["iam_users"], p["iam_users_file"]
+            remembered = None if self.headless or path else self.remembered_spec()
+            if remembered is not None:
+                users, path = None, remembered
+                print(f"spec: {remembered}, saved earlier in this session (set iam_users_file to use another)")
+            self._spec = load_spec(users, path, p["roles"], self.start_dir, settings)
         return self._spec
+
+    def remember_spec(self, path: Path) -> None:
+        """The spec file this live session saved, in its session.json: the session's other notebooks use it."""
+        if self.headless:
+            return
+        data = json.loads(records.read(self.run_dir, records.SESSION) or "{}")
+        records.write(self.run_dir, records.SESSION, {**data, "spec_file": str(Path(path).resolve())})
+        self._spec = None
+
+    def remembered_spec(self) -> str | None:
+        data = json.loads(records.read(self.run_dir, records.SESSION) or "{}")
+        found = data.get("spec_file")
+        return found if found and Path(found).is_file() else None
 
     def inventory(self, *, with_credential_report: bool = False) -> Inventory:
         """One sweep; the credential report too when asked, or when MFA-required roles need to know who
@@ -165,6 +186,7 @@ class Runbook:
             try:
                 result = action()
                 ok = True
+                show_live(result)
                 return result
             finally:
                 self.record_live(step, ok=ok, started=started)
@@ -191,6 +213,18 @@ class Runbook:
             print(f"The notebook itself is not in that run: {note}. Save it (File > Save Notebook), then keep "
                   f"a copy beside the run: jupyter nbconvert --to html <this notebook> --output-dir {folder}-notebook")
         return folder
+
+
+def show_live(result: Any) -> None:
+    """What a confirmed step did, under its button (the cell's own output was written before the click)."""
+    from IPython.display import display
+
+    from iamrunbook.base.display import table
+    from iamrunbook.flows.reports import results_frame
+
+    frame = results_frame(result.rows()) if hasattr(result, "rows") else result
+    if frame is not None and hasattr(frame, "empty"):
+        display(table(frame, "No step was needed."))
 
 
 def operator() -> str:

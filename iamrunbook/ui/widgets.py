@@ -283,7 +283,7 @@ class RoleMatrixEditor(w.VBox):
             rb.record_live("03_import_and_apply", ok=result.ok, spec_file=editor.draft.saved_to,
                            files={records.PLAN: plan, records.APPLY_RESULT: editor.draft.apply_record(plan, result)})
 
-        editor.draft.on_apply = record
+        editor.draft.on_apply, editor.draft.on_save = record, rb.remember_spec
         editor.draft.allow_without_mfa_device = bool(rb.params.get("allow_without_mfa_device"))
         return editor
 
