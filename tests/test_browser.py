@@ -66,9 +66,10 @@ GEOMETRY_JS = """(editor) => {
     return {
       text: name.textContent, title: name.title, clipped: name.scrollWidth > name.clientWidth,
       name: span(name), roles, description: span(row.querySelector('.iamrb-description input')),
+      remove: span(row.querySelector('.iamrb-remove')),
     };
   });
-  return {head, rows};
+  return {head, rows, edge: span(editor)};
 }"""
 
 
@@ -280,6 +281,7 @@ def test_columns_line_up_at_three_widths(voila, tmp_path):
                 description = head["description"]
                 assert description[0] <= row["description"][0] and row["description"][1] <= description[1], width
                 assert row["title"] == row["text"]  # the whole name as a tooltip, cut or not
+                assert row["remove"][1] <= geometry["edge"][1], (width, row["remove"], geometry["edge"])  # issue 25
             cut = {r["text"] for r in rows if r["clipped"]}
             assert cut <= {LONG_NAME}, width
             if width == WIDTHS[0]:

@@ -135,3 +135,31 @@ def test_every_notebook_of_a_live_session_uses_the_spec_file_it_saved(aws, legac
         offboard.Offboarding.start(later)  # refused: carol is in the session's spec
     headless = open_runbook({"iam_users": given, "offboard_user": "carol"}, folder, session=session)
     assert "carol" not in headless.spec().users  # a scheduled run reads only its parameters
+
+
+def test_the_editor_shows_what_no_apply_fixes_once(aws, iam, sts, tmp_path):
+    """Issue 25: the editor said "No changes" while 04 reported access no apply removes."""
+    import json
+
+    from iamrunbook.aws.sweep import read_inventory
+    from iamrunbook.core.plan import make_plan
+    from iamrunbook.core.spec import load_spec
+    from iamrunbook.flows.apply import apply_plan
+    from iamrunbook.sandbox.seed import seed_roles
+    from iamrunbook.ui.widgets import RoleMatrixEditor
+
+    roles = seed_roles(iam)
+    spec = load_spec(iam_users_file=EXAMPLE)
+    apply_plan(iam, make_plan(spec, read_inventory(iam, sts)))
+    iam.create_user(UserName="mallory")
+    doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                   "Resource": roles["admin"]}]}  # fmt: skip
+    iam.put_user_policy(UserName="mallory", PolicyName="own-way-in", PolicyDocument=json.dumps(doc))
+    editor = RoleMatrixEditor(spec, read_inventory(iam, sts), tmp_path / "spec.yaml", iam=iam, sts=sts)
+    editor.draft.check_access = True  # as RoleMatrixEditor.for_runbook sets it in a live session
+    editor._edit(editor.draft.refresh)
+    assert editor.draft.plan.is_empty
+    shown = editor.errors_html.value
+    assert shown.count("mallory") == 1 and "no apply fixes" in shown
+    editor.checkboxes[("bob@example.com", "admin")].value = True  # an edit keeps it listed once
+    assert editor.errors_html.value.count("mallory") == 1

@@ -10,6 +10,7 @@ plans from what was applied instead of undoing it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +29,7 @@ from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import Plan, make_plan
 from iamrunbook.core.spec import GrantSettings, Spec, iam_name_problem, load_spec
 from iamrunbook.core.specfile import save_spec, spec_format
+from iamrunbook.core.verify import unfixable_problems
 from iamrunbook.flows.apply import apply_plan, prove_safe
 from iamrunbook.runs.manifest import project_root
 
@@ -201,6 +203,10 @@ class SpecDraft(TwoStep):
         self.spec: Spec | None = None
         self.plan: Plan | None = None
         self.errors: list[str] = []
+        #: what 04 would report that no apply fixes, when `check_access` (a live session's editor); the legacy
+        #: migration's steps (`migration`, 02's plan in the session) are simulated first, as 04 does
+        self.unfixable: list[str] = []
+        self.check_access, self.migration = False, ()
         self.apply_error: ApplyError | None = None
         self.saved_to: Path | None = None
         self.saved_sha256: str | None = None
@@ -227,8 +233,9 @@ class SpecDraft(TwoStep):
         return [p for p in self.errors if p.startswith(f"{user}: ")]
 
     def spec_problems(self) -> list[str]:
-        """The problems that belong to no user row (a role missing from the account, say)."""
-        return [p for p in self.errors if not any(p.startswith(f"{u}: ") for u in self._users)]
+        """The problems that belong to no user row (a role missing from the account, say), then what 04 would
+        report that no apply fixes (access by a path the runbook does not own), each once."""
+        return [p for p in self.errors if not any(p.startswith(f"{u}: ") for u in self._users)] + self.unfixable
 
     @property
     def preview_text(self) -> str:
@@ -286,12 +293,18 @@ class SpecDraft(TwoStep):
 
     def refresh(self) -> None:
         """Revalidate and replan from the inventory already read: no AWS call. Each problem is listed once."""
-        self.spec, self.plan, self.errors = None, None, []
+        self.spec, self.plan, self.errors, self.unfixable = None, None, [], []
         try:
             self.spec = load_spec(self._users, roles=self.roles, settings=self.settings)
             self.plan = make_plan(self.spec, self.inventory)
         except SpecError as exc:
             self.errors = _unique(exc.problems)
+            return
+        if not self.check_access:
+            return
+        with contextlib.suppress(RunbookError):  # a plan the simulator refuses is refused at Apply, with its reason
+            found = unfixable_problems(self.spec, self.inventory, self.migration)
+            self.unfixable = _unique(f"no apply fixes: {p.line()}" for p in found)
 
     # --- save ----------------------------------------------------------------------------------------
 

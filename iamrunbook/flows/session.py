@@ -118,6 +118,11 @@ class Runbook:
         records.write(self.run_dir, records.SESSION, {**data, "spec_file": str(Path(path).resolve())})
         self._spec = None
 
+    def pending_migration(self) -> tuple:
+        """02's steps planned in this run folder and not yet carried out: what 04 simulates before it judges."""
+        planned, done = self.read(records.LEGACY_PLAN), self.read(records.LEGACY_RESULT)
+        return tuple(planned.steps) if planned is not None and not planned.blocked and done is None else ()
+
     def remembered_spec(self) -> str | None:
         data = json.loads(records.read(self.run_dir, records.SESSION) or "{}")
         found = data.get("spec_file")
