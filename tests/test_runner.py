@@ -23,8 +23,8 @@ from iamrunbook.core.params import PARAMETERS
 from iamrunbook.core.plan import Plan
 from iamrunbook.runs import manifest, outcome
 
-NOTEBOOKS = Path(runner.__file__).resolve().parent.parent / "notebooks"
-EXAMPLE = Path(runner.__file__).resolve().parent.parent / "parameters" / "example.yaml"
+NOTEBOOKS = Path(runner.__file__).resolve().parents[2] / "notebooks"  # cli/ -> iamrunbook/ -> the checkout
+EXAMPLE = NOTEBOOKS.parent / "parameters" / "example.yaml"
 
 
 def example_params(**overrides) -> dict:
@@ -260,7 +260,7 @@ def test_a_failed_cell_stops_the_chain_and_keeps_the_notebook(aws, legacy_accoun
     failure = result.failure
     assert failure.notebook == "03_import_and_apply" and failure.ename == "SpecError"
     assert "'GoneRole' does not exist" in failure.evalue
-    assert failure.first_line == "plan = apply.plan(rb, spec, inventory)  # written to plan.json"
+    assert failure.first_line == "plan = apply.record_plan(rb, spec, inventory)  # written to plan.json"
     assert [(n.name, n.status) for n in result.notebooks] == [
         ("03_import_and_apply", "failed"),
         ("04_verify", "not run"),
