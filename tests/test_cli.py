@@ -14,7 +14,7 @@ import yaml
 from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
 from iamrunbook.cli import cli
 
-EXAMPLE = Path(cli.__file__).resolve().parent.parent / "parameters" / "example.yaml"
+EXAMPLE = Path(cli.__file__).resolve().parents[2] / "parameters" / "example.yaml"  # cli/ -> iamrunbook/ -> the checkout
 
 
 def params_file(tmp_path: Path, **overrides) -> str:
