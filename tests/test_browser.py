@@ -9,6 +9,7 @@ tmp folder, for people to look at.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from iamrunbook.core.spec import load_spec
 from iamrunbook.flows.session import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
+from iamrunbook.runs import audit
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_import_and_apply.ipynb"
@@ -64,9 +66,10 @@ GEOMETRY_JS = """(editor) => {
     return {
       text: name.textContent, title: name.title, clipped: name.scrollWidth > name.clientWidth,
       name: span(name), roles, description: span(row.querySelector('.iamrb-description input')),
+      remove: span(row.querySelector('.iamrb-remove')),
     };
   });
-  return {head, rows};
+  return {head, rows, edge: span(editor)};
 }"""
 
 
@@ -207,11 +210,15 @@ def test_tick_apply_confirm_in_a_real_browser(voila, iam, aws):
         expect(editor.locator(".iamrb-preview")).to_contain_text('user_roles["bob@example.com/admin"]')
         assert aws.calls == []
 
-        # Save: the spec (from the iam_users parameter) goes to iam_users.yaml in the run folder.
+        # Save: the spec (from the iam_users parameter) goes where the operator types, never the run folder.
+        save_as = editor.locator(".iamrb-save-as input")
+        expect(save_as).to_have_value(str(ROOT / "parameters" / "iam_users.yaml"))  # the lasting place offered
+        team = voila["run_dir"].parent / "team.yaml"
+        save_as.fill(str(team))
         editor.locator("button.iamrb-save").click()
         status = editor.locator(".iamrb-status")
         expect(status).to_contain_text("Saved 3 user(s)")
-        saved = load_spec(iam_users_file=voila["run_dir"] / "iam_users.yaml")
+        saved = load_spec(iam_users_file=team)
         assert saved.users["bob@example.com"].roles == ("admin", "data_engineer")
 
         # Apply shows the summary and waits; nothing changes before Confirm.
@@ -237,7 +244,9 @@ def test_tick_apply_confirm_in_a_real_browser(voila, iam, aws):
     assert attached(iam, "bob@example.com") == {"AssumeAdminRolePolicy", "AssumeDataEngineerRolePolicy"}
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="bob@example.com")["Tags"]}
     assert tags["Roles"] == "admin data_engineer" and tags["ManagedBy"] == "iamrunbook"
-    assert (voila["run_dir"] / "interactive_apply_result.json").is_file()
+    (live,) = voila["run_dir"].parent.glob("*-03_import_and_apply-live")  # the apply is a run in the chain
+    assert json.loads((live / "run.json").read_text(encoding="utf-8"))["kind"] == "interactive"
+    assert audit.verify_local(live) == [] and (live / "apply_result.json").is_file()
     assert (ARTIFACTS / "voila_03_applied.png").stat().st_size > 10_000
 
 
@@ -272,6 +281,7 @@ def test_columns_line_up_at_three_widths(voila, tmp_path):
                 description = head["description"]
                 assert description[0] <= row["description"][0] and row["description"][1] <= description[1], width
                 assert row["title"] == row["text"]  # the whole name as a tooltip, cut or not
+                assert row["remove"][1] <= geometry["edge"][1], (width, row["remove"], geometry["edge"])  # issue 25
             cut = {r["text"] for r in rows if r["clipped"]}
             assert cut <= {LONG_NAME}, width
             if width == WIDTHS[0]:

@@ -73,7 +73,7 @@ def test_permissions_command_prints_the_runner_policy(capsys):
     assert actions(plan_only) < actions(with_apply)
 
 
-def test_keep_running_prints_the_environment_to_paste_and_stops_on_ctrl_c(monkeypatch):
+def test_keep_running_prints_the_environment_to_paste_and_stops_on_ctrl_c(monkeypatch, tmp_path):
     from iamrunbook.sandbox import EmbeddedAws, demo
 
     def interrupt(seconds):
@@ -82,11 +82,11 @@ def test_keep_running_prints_the_environment_to_paste_and_stops_on_ctrl_c(monkey
     monkeypatch.setattr(demo.time, "sleep", interrupt)
     lines: list[str] = []
     with EmbeddedAws(load_aws_managed_policies=False) as aws:
-        demo._serve_until_interrupted(aws, lines.append)
+        demo._serve_until_interrupted(aws, tmp_path, lines.append)
         endpoint = aws.endpoint
     assert f"  export AWS_ENDPOINT_URL={endpoint}" in lines
     assert any(line.startswith("  export AWS_ACCESS_KEY_ID=") for line in lines)
-    assert "  jupyter lab notebooks/\nPress Ctrl-C to stop." in lines
+    assert any(" -m jupyter lab /" in line for line in lines) and "Press Ctrl-C to stop." in lines
     assert lines[-1] == "stopped"
 
 

@@ -31,7 +31,9 @@ from iamrunbook.sandbox.wire import service_model as _service_model
 ROOT = Path(__file__).resolve().parents[1]
 #: the default parameters leave these out: grant_via user (no role groups, no expired grants' groups to delete),
 #: revoke_role_sessions off
-OFF_BY_DEFAULT = {"iam:CreateGroup", "iam:AddUserToGroup", "iam:AttachGroupPolicy", "iam:DeleteGroup", "iam:PutRolePolicy"}
+OFF_BY_DEFAULT = {
+    "iam:CreateGroup", "iam:AddUserToGroup", "iam:AttachGroupPolicy", "iam:DeleteGroup", "iam:PutRolePolicy",
+}
 EXAMPLE = ROOT / "parameters" / "example.yaml"
 SERVICES = ("iam", "sts", "cloudtrail", "accessanalyzer")
 PREFIX = {"accessanalyzer": "access-analyzer"}  # the IAM action prefix, where it differs from boto3's name

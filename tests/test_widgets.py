@@ -369,19 +369,25 @@ def test_apply_is_refused_before_confirm_when_a_safety_check_fails(editor, aws, 
 
 
 def test_for_runbook_records_interactive_runs(aws, legacy_account, monkeypatch, tmp_path, iam):
-    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    session = tmp_path / "session"
+    monkeypatch.setenv(RUN_DIR_ENV, str(session))
     rb = start({"iam_users": load_spec(iam_users_file=EXAMPLE).to_mapping()})
     ed = RoleMatrixEditor.for_runbook(rb, rb.spec(), rb.inventory())
     assert ed.source_path is None and ed.max_deletions == 3  # the spec is in no file yet
-    assert ed.save_as.value == str(tmp_path / "iam_users.yaml")  # where Save offers to put it
+    # Save offers a lasting place, beside the parameters files, never the run folder (issue 25)
+    assert ed.save_as.value == str(Path(__file__).resolve().parents[1] / "parameters" / "iam_users.yaml")
+    ed.save_as.value = str(session / "iam_users.yaml")
+    assert ed.save() is None and "inside the run folder" in ed.status_text and ed.source_path is None
+    ed.save_as.value = str(tmp_path / "iam_users.yaml")
     ed.descriptions[BOB].value = "Bob - Data Lead"
     assert ed.save() == tmp_path / "iam_users.yaml" and ed.source_path == tmp_path / "iam_users.yaml"
     assert load_spec(iam_users_file=tmp_path / "iam_users.yaml").to_mapping() == ed.mapping
     ed.apply_button.click()
     ed.confirm_button.click()
-    record = json.loads((tmp_path / "interactive_apply_result.json").read_text(encoding="utf-8"))
+    (live,) = tmp_path.glob("*-03_import_and_apply-live")  # a run of its own in the chain (issue 25)
+    record = json.loads((live / "apply_result.json").read_text(encoding="utf-8"))
     assert record["ok"] is True and len(record["changes"]) == 12
-    assert json.loads((tmp_path / "interactive_plan.json").read_text(encoding="utf-8"))["summary"]["import"] == 1
+    assert json.loads((live / "plan.json").read_text(encoding="utf-8"))["summary"]["import"] == 1
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=BOB)["Tags"]}
     assert tags["Description"] == "Bob - Data Lead"
 
@@ -409,7 +415,8 @@ def test_an_applied_edit_is_saved_first_so_the_next_scheduled_run_keeps_it(aws, 
     ed.apply_button.click()
     ed.confirm_button.click()
     assert ed.result is not None and ed.result.ok
-    record = json.loads((tmp_path / "live" / "interactive_apply_result.json").read_text(encoding="utf-8"))
+    (live,) = tmp_path.glob("*-03_import_and_apply-live")
+    record = json.loads((live / "apply_result.json").read_text(encoding="utf-8"))
     assert {"ok", "error", "summary", "changes"} <= set(record) and record["ok"] is True
     assert record["spec_file"] == str(team)
     assert record["spec_sha256"] == hashlib.sha256(team.read_bytes()).hexdigest()
@@ -541,6 +548,7 @@ def outputs_text(cell) -> str:
 def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):
     clicks = (
         "editor = rb.pending\n"
+        f"editor.save_as.value = {str(tmp_path / 'team.yaml')!r}\n"
         "editor.checkboxes[('bob@example.com', 'admin')].value = True\n"
         "editor.save_button.click()\n"
         "editor.apply_button.click()\n"
@@ -552,7 +560,8 @@ def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, i
     assert "Nothing has changed yet" in outputs_text(nb.cells[-1])
     assert "Applied: 13 change(s) done." in outputs_text(nb.cells[-1])
     assert attached(iam, BOB) == {"AssumeAdminRolePolicy", "AssumeDataEngineerRolePolicy"}
-    assert json.loads((tmp_path / "run" / "interactive_apply_result.json").read_text(encoding="utf-8"))["ok"]
+    (live,) = tmp_path.glob("*-03_import_and_apply-live")
+    assert json.loads((live / "apply_result.json").read_text(encoding="utf-8"))["ok"]
 
 
 def test_live_notebook_02_migrates_after_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):

@@ -164,6 +164,7 @@ TERRAFORM = Record("terraform/*")
 INTERACTIVE_PLAN = Record("interactive_plan.json", "iamrunbook.core.plan:Plan")
 INTERACTIVE_RESULT = Record("interactive_apply_result.json", f"{_SHAPES}:Outcome")
 INTERACTIVE_SPEC = Record("iam_users.yaml")
+SPEC_FILE = Record("spec/*")  # a live change's run folder: the spec file it kept (runs/live.py)
 # 04_verify
 VERIFICATION = Record("verification.json", f"{_SHAPES}:VerificationRecord")
 # 05_offboard_user
@@ -205,8 +206,27 @@ def _checked(record: Record | str, name: str | None) -> tuple[Record, str]:
     return record, name
 
 
+#: A spreadsheet runs a cell that starts with one of these as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, with a leading `'`; anything else as it is.
+    IAM names and tag values may legally start with `=+-@`, so account data can be such a cell."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def neutral_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as the CSV side file holds it: every text cell and header through `neutral_cell`. Only CSV:
+    the JSON side files keep the raw values."""
+    out = frame.map(neutral_cell)
+    out.columns = [neutral_cell(c) for c in frame.columns]
+    return out
+
+
 def write(run_dir: str | Path, record: Record | str, content: Any, *, name: str | None = None) -> Path:
-    """Write one record atomically: a shape (to_json), a DataFrame (CSV), text, bytes or JSON-able data."""
+    """Write one record atomically: a shape (to_json), a DataFrame (CSV, formulas neutralised: the one CSV
+    writer of the package), text, bytes or JSON-able data."""
     record, name = _checked(record, name)
     path = Path(run_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +234,8 @@ def write(run_dir: str | Path, record: Record | str, content: Any, *, name: str 
     if isinstance(content, pd.DataFrame):
         if record.columns and tuple(content.columns) != record.columns:
             raise RunbookError(f"{name}: columns {list(content.columns)} are not the record's {list(record.columns)}")
-        content.to_csv(tmp, index=False)
+        # CRLF rows (RFC 4180): a carriage return inside a cell is then quoted, not read as a row break
+        neutral_csv(content).to_csv(tmp, index=False, lineterminator="\r\n")
     elif isinstance(content, bytes):
         tmp.write_bytes(content)
     else:

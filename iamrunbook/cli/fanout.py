@@ -439,7 +439,8 @@ def shared_folder(into: str | Path) -> Path:
 def write_summary(parent: Path, results: Sequence[AccountResult], about: dict) -> None:
     data = {**about, "accounts": [asdict(r) for r in results]}
     (parent / SUMMARY_JSON).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    pd.DataFrame([r.row() for r in results], columns=list(SUMMARY_COLUMNS)).to_csv(parent / SUMMARY_CSV, index=False)
+    rows = pd.DataFrame([r.row() for r in results], columns=list(SUMMARY_COLUMNS))
+    records.write(parent, records.ACCOUNTS_SUMMARY_CSV, rows)  # the package's one CSV writer
 
 
 def read_summary(parent: Path) -> tuple[dict, list[AccountResult]]:

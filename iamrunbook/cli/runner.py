@@ -16,14 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ from iamrunbook.core.spec import grant_settings, load_spec, load_yaml
 from iamrunbook.flows.precheck import precheck
 from iamrunbook.flows.session import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
 from iamrunbook.runs import manifest, planfile
-from iamrunbook.runs.manifest import new_run_dir, utc_iso
+from iamrunbook.runs.manifest import new_run_dir, utc_iso, versions
 from iamrunbook.runs.outcome import SUCCEEDED, Assessment, assess, decide_exit
 
 READ_ACTIONS: tuple[str, ...] = ()  # the notebooks call AWS; the runner itself never does
@@ -285,16 +283,6 @@ def export_html(notebook: Path) -> Path:
 
 
 # --- what the run left: pending changes, problems no apply fixes, the manifest ------------------------
-def versions() -> dict[str, str]:
-    found = {"python": sys.version.split()[0]}
-    for dist in ("iamrunbook", "boto3", "papermill"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "not installed"
-    return found
-
-
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path

@@ -234,7 +234,7 @@ def _removal_steps(policy: dict, holders: tuple[Holder, ...], migrating: set[str
     arn = policy["Arn"]
     name = name_from_arn(arn)
     covered = [h for h in holders if h.kind == "user" and h.name.lower() in migrating]
-    first = f"detach {name}: the steps above put the user's new grants in place first"
+    first = f"detach {name}: the earlier steps of this migration put the user's new grants in place first"
     steps = [_legacy_detach(h, arn, first) for h in covered]
     other = f"detach {name} from an entity the spec does not cover (legacy_detach_unmanaged)"
     steps += [_legacy_detach(h, arn, other) for h in holders if h not in covered]

@@ -121,6 +121,9 @@ def record_outcome(rb, record: records.Record, result: ApplyResult, *, rows_key:
     rb.write(record, outcome)
 
 
+STEP = "03_import_and_apply"
+
+
 def apply_confirmed(rb, plan: Plan, inventory=None) -> ApplyResult | None:
     """03's apply step: the headless/live decision (rb.carry_out), the safety checks, the calls, the record.
     In a live session the role matrix editor shows instead (it plans from `inventory` as you type)."""
@@ -144,7 +147,7 @@ def apply_confirmed(rb, plan: Plan, inventory=None) -> ApplyResult | None:
 
     if rb.params["reviewed_plan"] and not rb.headless:  # a live session applying a reviewed plan: no editing
         planfile.show(rb, plan)
-        return rb.carry_out("Apply the reviewed plan", go, ready=not plan.is_empty)
+        return rb.carry_out("Apply the reviewed plan", go, ready=not plan.is_empty, step=STEP)
     return rb.carry_out(plan.summary_line(), go, ready=not plan.is_empty, live=editor)
 
 
@@ -154,7 +157,8 @@ def record_plan(rb, spec, inventory) -> Plan:
     from iamrunbook.core.plan import make_plan
 
     migration = rb.read(records.LEGACY_PLAN)
-    if not rb.apply and migration is not None and migration.steps and not migration.blocked:
+    migrated = rb.read(records.LEGACY_RESULT)  # a live session may have confirmed 02 already: nothing to simulate
+    if not rb.apply and migration is not None and migration.steps and not migration.blocked and not migrated:
         from iamrunbook.core.simulate import Simulation
 
         print(f"planned on the account as 02 will leave it ({migration.summary_line()})")

@@ -10,6 +10,7 @@ plans from what was applied instead of undoing it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from iamrunbook.aws.executor import ApplyError, ApplyResult
 from iamrunbook.aws.sweep import read_inventory
+from iamrunbook.base import records
 from iamrunbook.base.errors import RunbookError, SafetyError, SpecError
 from iamrunbook.base.log import logger
 from iamrunbook.core.inventory import Inventory
@@ -29,7 +31,9 @@ from iamrunbook.core.plan import Plan, make_plan
 from iamrunbook.core.spec import GrantSettings, Spec, iam_name_problem, load_spec
 from iamrunbook.core.specfile import save_spec, spec_format
 from iamrunbook.core.temporary import with_grant, without_grant
+from iamrunbook.core.verify import unfixable_problems
 from iamrunbook.flows.apply import apply_plan, prove_safe
+from iamrunbook.runs.manifest import project_root
 
 READ_ACTIONS = ("iam:GetAccountAuthorizationDetails", "sts:GetCallerIdentity")  # the fresh read before Apply
 WRITE_ACTIONS: tuple[str, ...] = ()  # apply.apply_plan makes the changes and declares them
@@ -41,6 +45,23 @@ _AWS_ERRORS = (RunbookError, ClientError, BotoCoreError)  # shown to the operato
 
 
 # --- the account: the one place this module reads it, checks a plan and changes it ------------------
+
+
+#: the run-folder files that mark a folder as a record (every notebook writes identity.json first)
+RUN_MARKERS = (records.RUN_MANIFEST.name, records.SESSION.name, records.IDENTITY.name)
+SPEC_FILE_NAME = "iam_users.yaml"
+
+
+def run_folder_of(path: Path) -> Path | None:
+    """The run folder `path` would sit in, or None: a spec saved there would be lost with the record."""
+    return next((f for f in Path(path).resolve().parents if any((f / m).exists() for m in RUN_MARKERS)), None)
+
+
+def lasting_spec_path(start: str | Path | None) -> Path | None:
+    """Where to offer to save a spec given as the `iam_users` parameter: the project's `parameters/`, beside
+    the parameters files, when there is one; else nothing (the operator types a path)."""
+    root = project_root(Path(start or Path.cwd()))
+    return root / "parameters" / SPEC_FILE_NAME if root is not None and (root / "parameters").is_dir() else None
 
 
 def read_account(iam: Any, sts: Any) -> Inventory:
@@ -181,9 +202,15 @@ class SpecDraft(TwoStep):
         #: apply even though a user granted an MFA-required role has no MFA device (the parameter)
         self.allow_without_mfa_device = False
         self.on_apply = on_apply
+        #: runs with the path after every write of the spec (a live session remembers it for its other notebooks)
+        self.on_save: Callable[[Path], Any] | None = None
         self.spec: Spec | None = None
         self.plan: Plan | None = None
         self.errors: list[str] = []
+        #: what 04 would report that no apply fixes, when `check_access` (a live session's editor); the legacy
+        #: migration's steps (`migration`, 02's plan in the session) are simulated first, as 04 does
+        self.unfixable: list[str] = []
+        self.check_access, self.migration = False, ()
         self.apply_error: ApplyError | None = None
         self.saved_to: Path | None = None
         self.saved_sha256: str | None = None
@@ -210,8 +237,9 @@ class SpecDraft(TwoStep):
         return [p for p in self.errors if p.startswith(f"{user}: ")]
 
     def spec_problems(self) -> list[str]:
-        """The problems that belong to no user row (a role missing from the account, say)."""
-        return [p for p in self.errors if not any(p.startswith(f"{u}: ") for u in self._users)]
+        """The problems that belong to no user row (a role missing from the account, say), then what 04 would
+        report that no apply fixes (access by a path the runbook does not own), each once."""
+        return [p for p in self.errors if not any(p.startswith(f"{u}: ") for u in self._users)] + self.unfixable
 
     @property
     def preview_text(self) -> str:
@@ -279,12 +307,18 @@ class SpecDraft(TwoStep):
 
     def refresh(self) -> None:
         """Revalidate and replan from the inventory already read: no AWS call. Each problem is listed once."""
-        self.spec, self.plan, self.errors = None, None, []
+        self.spec, self.plan, self.errors, self.unfixable = None, None, [], []
         try:
             self.spec = load_spec(self._users, roles=self.roles, settings=self.settings)
             self.plan = make_plan(self.spec, self.inventory)
         except SpecError as exc:
             self.errors = _unique(exc.problems)
+            return
+        if not self.check_access:
+            return
+        with contextlib.suppress(RunbookError):  # a plan the simulator refuses is refused at Apply, with its reason
+            found = unfixable_problems(self.spec, self.inventory, self.migration)
+            self.unfixable = _unique(f"no apply fixes: {p.line()}" for p in found)
 
     # --- save ----------------------------------------------------------------------------------------
 
@@ -296,6 +330,8 @@ class SpecDraft(TwoStep):
     def _write(self, path: Path) -> Path:
         saved = save_spec(path, self._users, self.roles)
         self.saved_to, self.saved_sha256 = saved, hashlib.sha256(saved.read_bytes()).hexdigest()
+        if self.on_save is not None:
+            self.on_save(saved)
         return saved
 
     def save(self, path: str | Path | None = None) -> Path | None:
@@ -306,6 +342,11 @@ class SpecDraft(TwoStep):
         target = self.resolve(path) if path else self.source_path
         if target is None:
             self.say("Not saved: this spec came from the iam_users parameter; give a file to save it to.", ERROR)
+            return None
+        record = run_folder_of(target)
+        if record is not None:
+            self.say(f"Not saved: {target} is inside the run folder {record}, a record that is never edited. Save the "
+                     "spec where it lasts, e.g. beside your parameters file, and point iam_users_file there.", ERROR)
             return None
         try:
             saved = self._write(target)

@@ -7,6 +7,7 @@ as Terraform's core defines `Hook` and its views implement it. Headless runs nee
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -19,3 +20,7 @@ class Frontend(Protocol):
 
     def sign_review(self, rb: Any, draft: Any) -> Any:
         """06's keep/remove choices over a `ReviewDraft`, whose Save signs the review; returns the view."""
+
+    def save_notebook(self, folder: Path, name: str) -> tuple[str | None, str]:
+        """This live notebook into the run folder `folder` as `<name>.ipynb`: the file name written (None
+        when it could not be) and a note saying which version it is, or why not."""

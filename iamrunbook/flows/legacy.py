@@ -125,7 +125,7 @@ def migrate(rb, m: Migration, mplan: MigrationPlan, backup_path: Path | None) ->
 
     prompt = f"{mplan.summary_line()} Backup: {backup_path}. Confirm to migrate now, or cancel."
     ready = not (mplan.nothing_to_migrate or mplan.blocked)
-    return rb.carry_out(f"Migrate away from {m.name}", go, prompt=prompt, ready=ready)
+    return rb.carry_out(f"Migrate away from {m.name}", go, prompt=prompt, ready=ready, step="02_delete_legacy_policy")
 
 
 def check_after(rb, m: Migration, mplan: MigrationPlan) -> None:

@@ -301,4 +301,4 @@ def offboard(rb, o: Offboarding) -> pd.DataFrame:
         return steps_table(done)
 
     o.write(rb, [], False)  # the record says "not applied" until the steps have run
-    return rb.carry_out(f"Offboard {o.user}", go)
+    return rb.carry_out(f"Offboard {o.user}", go, step="05_offboard_user")

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 from iamrunbook.base import records
+from iamrunbook.base.display import styled
 from iamrunbook.base.names import is_aws_managed, name_from_arn, version_number
 from iamrunbook.core.access import ASSUME_ROLE, VERDICTS, Grant, statement_covers
 from iamrunbook.core.inventory import Inventory, decode_document, default_document
@@ -108,12 +109,12 @@ _DELTA_COLOURS = {
 
 def styled_matrix(matrix: pd.DataFrame):
     """The matrix as a heatmap for notebooks: green yes, amber conditional, grey no."""
-    return matrix.style.map(lambda v: _MATRIX_COLOURS.get(v, ""))
+    return styled(matrix).map(lambda v: _MATRIX_COLOURS.get(v, ""))
 
 
 def styled_delta(delta: pd.DataFrame):
     """Removed access in red, widened (condition dropped) in amber, added in green: whole rows."""
-    return delta.style.apply(lambda row: [_DELTA_COLOURS.get(row["change"], "")] * len(row), axis=1)
+    return styled(delta).apply(lambda row: [_DELTA_COLOURS.get(row["change"], "")] * len(row), axis=1)
 
 
 # --- the legacy policy ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pandas as pd
 
 from iamrunbook.aws.cloudtrail import assume_role_sweep
 from iamrunbook.base import records
+from iamrunbook.base.display import styled
 from iamrunbook.base.errors import SpecError
 from iamrunbook.core import review as rv
 from iamrunbook.core.access import effective_access
@@ -41,9 +42,12 @@ def decisions(rb) -> dict[str, Decision]:
         problems.append("reviewer: required with review_decisions_file: who signs these decisions")
     if problems:
         raise SpecError(problems)
-    print(f"{len(found)} decision(s) from {path}, by {reviewer}" if path else
-          "No review_decisions_file: this run proposes; a reviewer signs with reviewer + review_decisions_file, "
-          "or in a live session below.")  # fmt: skip
+    if path:
+        print(f"{len(found)} decision(s) from {path}, by {reviewer}")
+    elif rb.headless:
+        print("No review_decisions_file: this run proposes; a reviewer signs with reviewer + review_decisions_file.")
+    else:
+        print("Decide keep or remove for each recommendation at the end of this notebook, type your name and Save.")
     return found
 
 
@@ -170,11 +174,12 @@ def heatmap(review: Review):
     """The heat-map: green used lately, through amber to red for a role not assumed in the period."""
     days = heatmap_frame(review)
     text = days.apply(lambda col: col.map(lambda d: "" if pd.isna(d) else ("none" if d < 0 else f"{int(d)} d")))
-    styler = text.style.apply(lambda _: days.apply(lambda col: col.map(lambda d: _colour(d, review.review_days))),
-                              axis=None)  # fmt: skip
     period = f"the {review.review_days} days" if review.use.complete else "the (incomplete) CloudTrail history"
-    return styler.set_caption(f"Days since each user last assumed each role; 'none': access, but no AssumeRole in "
-                              f"{period}; grey: no access")  # fmt: skip
+    caption = (f"Days since each user last assumed each role; 'none': access, but no AssumeRole in {period}; "
+               "grey: no access")
+    return styled(text, caption).apply(
+        lambda _: days.apply(lambda col: col.map(lambda d: _colour(d, review.review_days))), axis=None
+    )
 
 
 # --- the live sign-off: a model over SpecDraft, and its view ------------------------------------------------
@@ -197,6 +202,13 @@ class ReviewDraft:
     def choose(self, index: int, choice: str | None) -> None:
         self.choices[index] = choice
         self._sync()
+        self.recheck()
+
+    def recheck(self) -> None:
+        """A "Not saved" message lists what is still missing, or goes once nothing is (it never goes stale)."""
+        if self.message.startswith("Not saved"):
+            problems = self.problems()
+            self.message = "Not saved:\n" + "\n".join(f"- {p}" for p in problems) if problems else ""
 
     def decisions(self) -> dict[str, Decision]:
         """user -> Decision for every user whose recommendations are all decided (and the file's others)."""
@@ -240,6 +252,7 @@ class ReviewDraft:
             self.message = "Not saved:\n" + "\n".join(f"- {p}" for p in problems)
             return None
         signed = self.review.sign(rb, self.decisions(), self.reviewer)
+        rb.record_live("06_access_review", ok=True, approved_by=signed.reviewer)  # a live signature is a run
         self.message = (f"Signed by {signed.reviewer}: {len(signed.decisions)} decision(s), "
                         f"{records.REVIEWED_YAML.name} written. Nothing was changed in the account: run the chain "
                         f"with iam_users_file pointing at it to carry the removals out.")  # fmt: skip

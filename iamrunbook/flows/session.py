@@ -12,9 +12,12 @@ explicit click. The flows never import the UI: they ask `rb.frontend` (flows/fro
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.params import from_namespace, validate_params
 from iamrunbook.core.spec import Spec, grant_settings, load_spec
 from iamrunbook.flows.frontend import Frontend
+from iamrunbook.runs import live as live_runs
 from iamrunbook.runs import manifest
 
 READ_ACTIONS = ("sts:GetCallerIdentity",)
@@ -92,13 +96,38 @@ class Runbook:
         return bool(self.params["apply"])
 
     def spec(self) -> Spec:
-        """The validated spec; relative iam_users_file paths are relative to where the run started."""
+        """The validated spec; relative iam_users_file paths are relative to where the run started. A live
+        session without `iam_users_file` uses the spec file it saved (03's editor), so every notebook of
+        the session reads one spec, not a notebook's default `iam_users`."""
         if self._spec is None:
             p = self.params
             settings = grant_settings(p, p["roles"])
-            self._spec = load_spec(p["iam_users"], p["iam_users_file"], p["roles"], self.start_dir, settings,
+            users, path = p["iam_users"], p["iam_users_file"]
+            remembered = None if self.headless or path else self.remembered_spec()
+            if remembered is not None:
+                users, path = None, remembered
+                print(f"spec: {remembered}, saved earlier in this session (set iam_users_file to use another)")
+            self._spec = load_spec(users, path, p["roles"], self.start_dir, settings,
                                    max_temporary_days=p["max_temporary_days"])  # fmt: skip
         return self._spec
+
+    def remember_spec(self, path: Path) -> None:
+        """The spec file this live session saved, in its session.json: the session's other notebooks use it."""
+        if self.headless:
+            return
+        data = json.loads(records.read(self.run_dir, records.SESSION) or "{}")
+        records.write(self.run_dir, records.SESSION, {**data, "spec_file": str(Path(path).resolve())})
+        self._spec = None
+
+    def pending_migration(self) -> tuple:
+        """02's steps planned in this run folder and not yet carried out: what 04 simulates before it judges."""
+        planned, done = self.read(records.LEGACY_PLAN), self.read(records.LEGACY_RESULT)
+        return tuple(planned.steps) if planned is not None and not planned.blocked and done is None else ()
+
+    def remembered_spec(self) -> str | None:
+        data = json.loads(records.read(self.run_dir, records.SESSION) or "{}")
+        found = data.get("spec_file")
+        return found if found and Path(found).is_file() else None
 
     def inventory(self, *, with_credential_report: bool = False) -> Inventory:
         """One sweep; the credential report too when asked, or when MFA-required roles need to know who
@@ -128,13 +157,15 @@ class Runbook:
         prompt: str | None = None,
         ready: bool = True,
         live: Callable[[], Any] | None = None,
+        step: str | None = None,
     ) -> Any:
         """Run `action` the way this session decides: headless by `apply`, live only after Confirm.
 
         `ready` false (nothing to do, or refused: the plan above says why) shows no button in a live
         session; headless, `action` still runs with `apply`, so a refusal fails the run as it should.
         `live` replaces the Confirm button with a view of its own (03's role matrix editor, which has
-        its own two-step confirm). Returns what `action` returned when it ran now, else None.
+        its own two-step confirm). Returns what `action` returned when it ran now, else None. `step` (the
+        notebook's name) makes a live Confirm leave a run in the chain, as a headless apply does (runs/live.py).
         """
         if self.headless:
             if self.apply:
@@ -150,8 +181,64 @@ class Runbook:
         if not ready:
             print("Nothing to confirm here: see the plan above.")
             return None
-        self.pending = self.frontend.confirm(title, action, prompt=prompt)
+        self.pending = self.frontend.confirm(title, self._recorded(step, action) if step else action, prompt=prompt)
         return None
+
+    def _recorded(self, step: str, action: Callable[[], Any]) -> Callable[[], Any]:
+        """`action`, then its run folder in the chain, whether it finished or failed."""
+
+        def run() -> Any:
+            started, ok = datetime.now(timezone.utc), False
+            try:
+                result = action()
+                ok = True
+                show_live(result)
+                return result
+            finally:
+                self.record_live(step, ok=ok, started=started)
+
+        return run
+
+    def record_live(self, step: str, *, ok: bool, started: datetime | None = None, approved_by: str | None = None,
+                    spec_file: Path | None = None, files: Mapping[records.Record, Any] | None = None) -> Path | None:
+        """A live change as a run folder in the chain (runs/live.py): the records `step` writes, the spec
+        file, who confirmed (the operator at this session, unless `approved_by` says), and the notebook when
+        the front end can save it. Headless runs are recorded by the runner: None."""
+        if self.headless:
+            return None
+        spec = spec_file or (Path(self.spec().source) if self.spec().source else None)
+        identity = records.Identity(self.caller_arn, self.account_id)
+        change = live_runs.LiveChange(step, ok, approved_by or operator(), identity, self.params,
+                                      started or datetime.now(timezone.utc), spec, dict(files or {}))  # fmt: skip
+        folder = live_runs.prepare(self.run_dir, change)
+        saver = getattr(self.frontend, "save_notebook", None)
+        notebook, note = saver(folder, step) if saver else (None, "no front end could save the notebook")
+        live_runs.finish(folder, change, self.run_dir.name, notebook, note)
+        print(f"Recorded in the chain as run {folder} (iamrunbook audit list {folder.parent}).")
+        if notebook is None:
+            print(f"The notebook itself is not in that run: {note}. Save it (File > Save Notebook), then keep "
+                  f"a copy beside the run: jupyter nbconvert --to html <this notebook> --output-dir {folder}-notebook")
+        return folder
+
+
+def show_live(result: Any) -> None:
+    """What a confirmed step did, under its button (the cell's own output was written before the click)."""
+    from IPython.display import display
+
+    from iamrunbook.base.display import table
+    from iamrunbook.flows.reports import results_frame
+
+    frame = results_frame(result.rows()) if hasattr(result, "rows") else result
+    if frame is not None and hasattr(frame, "empty"):
+        display(table(frame, "No step was needed."))
+
+
+def operator() -> str:
+    """Who clicked: the login of the user this live session runs as (the AWS caller is recorded apart)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def check_account(identity: Mapping[str, str], expected_account_id: str | None) -> None:

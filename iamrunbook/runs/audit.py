@@ -147,7 +147,7 @@ def listing(target: Path, within: str = "") -> list[dict]:
                 "exit_code": data.get("exit_code"),
                 "plan": _summary(data.get("plan_summary")),
                 "approved_plan": reviewed.get("run_id"),
-                "approved_by": reviewed.get("approved_by"),
+                "approved_by": data.get("approved_by") or reviewed.get("approved_by"),
                 "reviewer": data.get("reviewer"),
             }
         )

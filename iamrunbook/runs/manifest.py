@@ -14,9 +14,11 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 from iamrunbook.base import records
@@ -50,15 +52,25 @@ def new_run_dir(out: str | Path, label: str) -> Path:
     raise RuntimeError(f"could not create a new run folder under {base}")
 
 
+#: what marks a project's root folder, looked for from the notebook's folder upwards
+PROJECT_MARKERS = ("pyproject.toml", ".git")
+
+
 def runs_root(cwd: Path) -> Path:
-    """Where interactive sessions keep their run folders: IAMRUNBOOK_RUNS, else the project's `runs/`
-    (the folder above `notebooks/` in a checkout), the same place the CLI and the demo write by default."""
+    """Where interactive sessions keep their run folders, wherever the notebook sits: IAMRUNBOOK_RUNS, else
+    `runs/` in the project root (the nearest folder up from `cwd` with a pyproject.toml or .git, as the CLI's
+    default `runs` from the checkout), else beside a `notebooks/` folder, else in `cwd`."""
     override = os.environ.get(RUNS_ENV)
     if override:
         return Path(override).resolve()
     cwd = cwd.resolve()
-    project = cwd.parent if cwd.name == "notebooks" else cwd
-    return project / "runs"
+    return (project_root(cwd) or (cwd.parent if cwd.name == "notebooks" else cwd)) / "runs"
+
+
+def project_root(cwd: Path) -> Path | None:
+    """The nearest folder from `cwd` upwards with a pyproject.toml or .git, or None."""
+    cwd = cwd.resolve()
+    return next((p for p in (cwd, *cwd.parents) if any((p / m).exists() for m in PROJECT_MARKERS)), None)
 
 
 def _session_key() -> str:
@@ -80,9 +92,21 @@ def session_run_dir(cwd: Path) -> Path:
             if json.loads(marker.read_text(encoding="utf-8")).get("session") == key:
                 return marker.parent
     folder = new_run_dir(root, "interactive")
+    print(f"live run folders go to {root} ({RUNS_ENV} if set, else the project root)")
     started = utc_iso(datetime.now(timezone.utc))
     records.write(folder, records.SESSION, {"session": key, "kind": "interactive", "started": started})
     return folder
+
+
+def versions() -> dict[str, str]:
+    """The versions run.json records: Python and the packages that decide what a run does."""
+    found = {"python": sys.version.split()[0]}
+    for dist in ("iamrunbook", "boto3", "papermill"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
 
 
 # --- hashes -----------------------------------------------------------------------------------------
@@ -125,6 +149,9 @@ class RunManifest(Shape):
     pending: list[str]
     exit_code: int
     artifacts: dict[str, str] = field(default_factory=dict)
+    #: a change confirmed in a live session (runs/live.py): who confirmed it; the session, the spec file kept
+    approved_by: str | None = None
+    live: dict | None = None
     problems: list[str] = field(default_factory=list)
     previous_run: dict | None = None
     reviewed_plan: dict | None = None

@@ -43,7 +43,7 @@ def _migration(run_dir: Path, apply: bool, found: dict[str, list[str]]) -> None:
     if mplan is None or mplan.nothing_to_migrate:
         return
     if mplan.blocked:
-        found["problems"].append(f"legacy migration refused: {mplan.problems()[0].splitlines()[0]}")
+        found["problems"].append("legacy migration refused: " + " ".join(" ".join(mplan.problems()).split()))
         found["details"] += [f"legacy migration refused ({records.LEGACY_PLAN.name}):"]
         problem_lines = [p for text in mplan.problems() for p in text.splitlines()]
         found["details"] += _shown(problem_lines, str(run_dir / records.LEGACY_PLAN.name))
@@ -72,8 +72,11 @@ def assess(run_dir: Path, apply: bool = False) -> Assessment:
         from iamrunbook.core.verify import problem_line
 
         found["pending"].append(f"verification: {len(verification.problems)} problem(s)")
-        lines = [problem_line(p) for p in verification.problems]
-        found["details"] += [found["pending"][-1] + ":", *_shown(lines, str(run_dir / records.VERIFICATION.name))]
+        planned = {c.address for c in plan.changes} if plan is not None and not apply else set()
+        lines = [problem_line(p) for p in verification.problems if p.get("subject") not in planned]
+        said = f" ({len(verification.problems) - len(lines)} of them the plan's changes above)" if planned else ""
+        found["details"] += [found["pending"][-1] + said + (":" if lines else ""),
+                             *_shown(lines, str(run_dir / records.VERIFICATION.name))]  # each thing said once
         found["problems"] += [f"no apply fixes: {problem_line(p)}" for p in verification.unfixable]
     offboard = records.read(run_dir, records.OFFBOARD)
     if offboard is not None and offboard.exists and not offboard.applied:

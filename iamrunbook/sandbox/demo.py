@@ -159,7 +159,7 @@ def run_demo(
         intact = _command(main, echo, "audit", "verify", str(out))
         echo(f"demo finished in {time.monotonic() - started:.0f} s; the audit record is in {out.resolve()}")
         if keep_running:
-            _serve_until_interrupted(aws, echo)
+            _serve_until_interrupted(aws, out, echo)
         return 0 if drift == EXIT_OK and intact == EXIT_OK else 1
 
 
@@ -193,11 +193,20 @@ def write_env(path: str | Path, aws: EmbeddedAws, accounts: Path, out: Path) -> 
     return target
 
 
-def _serve_until_interrupted(aws: EmbeddedAws, echo: Callable[[str], None]) -> None:
+def open_notebooks_lines(env: dict[str, str], out: Path) -> list[str]:
+    """Shell lines that open the shipped notebooks against the embedded AWS from any folder: absolute paths,
+    this Python's Jupyter, and the live runs in the demo's out folder (one chain with the demo's runs)."""
+    exports = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    exports.append(f"export IAMRUNBOOK_RUNS={shlex.quote(str(Path(out).resolve()))}")
+    notebooks = shlex.quote(str(shipped_dir("notebooks").resolve()))
+    return [*exports, f"{shlex.quote(sys.executable)} -m jupyter lab {notebooks}"]
+
+
+def _serve_until_interrupted(aws: EmbeddedAws, out: Path, echo: Callable[[str], None]) -> None:
     echo("\nThe embedded AWS is still running. To open the notebooks against the same account, paste:")
-    for name, value in aws.env().items():
-        echo(f"  export {name}={value}")
-    echo("  jupyter lab notebooks/\nPress Ctrl-C to stop.")
+    for line in open_notebooks_lines(aws.env(), out):
+        echo(f"  {line}")
+    echo("Press Ctrl-C to stop.")
     sys.stdout.flush()
     try:
         while True:
@@ -212,7 +221,7 @@ def _serve_fixture(aws: EmbeddedAws, accounts: Path, out: Path, env_file, starte
     echo(f"Serving after {time.monotonic() - started:.1f} s; the settings are in {written}:")
     echo(written.read_text(encoding="utf-8").rstrip())
     try:
-        _serve_until_interrupted(aws, echo)
+        _serve_until_interrupted(aws, out, echo)
     finally:
         with suppress(FileNotFoundError):
             written.unlink()
@@ -304,5 +313,5 @@ def run_accounts_demo(
         intact = _command(main, echo, "audit", "verify", str(out))
         echo(f"demo finished in {time.monotonic() - started:.0f} s; the audit record is in {out.resolve()}")
         if keep_running:
-            _serve_until_interrupted(aws, echo)
+            _serve_until_interrupted(aws, out, echo)
         return 0 if all(ended) and intact == EXIT_OK else 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import boto3
 
@@ -33,6 +33,7 @@ WRITE_ACTIONS = (
     "iam:EnableMFADevice",
     "iam:CreateAccessKey",
     "iam:PutUserPolicy",
+    "iam:CreatePolicyVersion",
 )
 
 #: Role key in the spec -> role name in the account.
@@ -178,3 +179,26 @@ def seed_demo_history(aws, iam, *, account_id: str | None = None) -> None:
     set_credential_history(aws, HAND_MADE_USER, password_last_used_days_ago=5, password_changed_days_ago=300,
                            account_id=account_id)  # fmt: skip
     seed_assume_role_history(aws, DEMO_ASSUME_ROLE_HISTORY, account_id=account_id)
+
+
+def seed_hostile_account(iam, markup: str, formulas: Sequence[str], *, account_id: str | None = None) -> dict:
+    """The legacy account with attacker-chosen text wherever the embedded AWS lets it through: `markup` in
+    the legacy policy's condition key and value, in an inline policy's Sid, resource and condition, in a role's
+    description and trust principal, and (without spaces, as paths allow) in a user's path; `formulas` as user
+    names and tag values. Whoever can edit one policy in an account can plant these (issue 25).
+
+    Returns the legacy dict plus "formula_users" and "hostile_role"."""
+    made = seed_legacy_account(iam, account_id=account_id)
+    condition = {"StringEquals": {f"aws:PrincipalTag/{markup}": markup}}
+    legacy = [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": sorted(made["roles"].values()),
+               "Condition": condition}]  # fmt: skip
+    iam.create_policy_version(PolicyArn=made["policy_arn"], PolicyDocument=_document(legacy), SetAsDefault=True)
+    for name in formulas:
+        iam.create_user(UserName=name, Tags=[{"Key": "Description", "Value": name}, {"Key": "Team", "Value": name}])
+    inline = [{"Sid": markup, "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{markup}",
+               "Condition": condition}]  # fmt: skip
+    iam.put_user_policy(UserName=formulas[0], PolicyName="hostile-inline", PolicyDocument=_document(inline))
+    iam.create_user(UserName="pathed", Path="/" + markup.replace(" ", "/") + "/")
+    trust = [{"Effect": "Allow", "Principal": {"AWS": markup}, "Action": "sts:AssumeRole"}]
+    iam.create_role(RoleName="hostile-role", Description=markup, AssumeRolePolicyDocument=_document(trust))
+    return {**made, "formula_users": list(formulas), "hostile_role": "hostile-role"}

@@ -23,7 +23,7 @@ class ReviewWidget(w.VBox):
         for index, toggle in enumerate(self.toggles):
             toggle.observe(lambda change, i=index: self._choose(i, change["new"]), names="value")
         self.reviewer = w.Text(value=model.reviewer, description="Reviewer")
-        self.reviewer.observe(lambda change: setattr(model, "reviewer", change["new"]), names="value")
+        self.reviewer.observe(lambda change: self._name(change["new"]), names="value")
         self.save_button = w.Button(description="Save", button_style="primary", tooltip="sign the review")
         self.save_button.on_click(lambda _: self.save())
         self.message, self.preview = w.HTML(), w.HTML()
@@ -32,6 +32,11 @@ class ReviewWidget(w.VBox):
                 for r, t in zip(model.review.recommendations, self.toggles, strict=True)]  # fmt: skip
         empty = [w.HTML("<p>Nothing to decide: every grant is in use. Save signs the review as it is.</p>")]
         super().__init__([*(rows or empty), self.reviewer, self.save_button, self.message, self.preview])
+        self.render()
+
+    def _name(self, reviewer: str) -> None:
+        self.model.reviewer = reviewer
+        self.model.recheck()
         self.render()
 
     def _choose(self, index: int, choice: str | None) -> None:

@@ -7,12 +7,14 @@ ask the front end: `apply` decides there.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from IPython.display import display
 
 from iamrunbook.flows import session
 from iamrunbook.flows.review import ReviewDraft
+from iamrunbook.ui import notebook
 from iamrunbook.ui.review import ReviewWidget
 from iamrunbook.ui.widgets import RoleMatrixEditor, confirm_button
 
@@ -28,6 +30,9 @@ class Widgets:
 
     def sign_review(self, rb: Any, draft: ReviewDraft) -> Any:
         return _shown(ReviewWidget(draft, rb))
+
+    def save_notebook(self, folder: Path, name: str) -> tuple[str | None, str]:
+        return notebook.save_notebook(folder, name)
 
 
 def _shown(view: Any) -> Any:

@@ -21,15 +21,14 @@ from typing import Any
 import ipywidgets as w
 
 from iamrunbook.aws.executor import ApplyResult
+from iamrunbook.base import records
 from iamrunbook.base.names import DEFAULT_ROLES
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import Plan
 from iamrunbook.core.spec import Spec
 from iamrunbook.core.specfile import save_spec  # noqa: F401 - re-exported: notebooks and tests import it from here
-from iamrunbook.flows.editor import ERROR, PENDING, SpecDraft, TwoStep
+from iamrunbook.flows.editor import ERROR, PENDING, SpecDraft, TwoStep, lasting_spec_path
 from iamrunbook.flows.session import START_DIR_ENV
-
-INTERACTIVE_SPEC_FILE = "iam_users.yaml"
 
 _ERROR_STYLE = "color:#b00020"
 _CELL = "padding:2px 8px;text-align:left"
@@ -128,7 +127,8 @@ class ConfirmButton(w.VBox):
         self.step = step if step is not None else TwoStep(action, prompt)
         self.after = after
         self.running: list[w.Button] = []
-        self.button = w.Button(description=description, button_style="danger", icon="exclamation-triangle")
+        self.button = w.Button(description=description, button_style="danger", icon="exclamation-triangle",
+                               layout=w.Layout(width="auto", max_width="100%"))  # the whole label, never cut
         self.confirm = w.Button(description=confirm_label, button_style="danger")
         self.cancel = w.Button(description="Cancel")
         self.message = w.HTML()
@@ -198,7 +198,7 @@ def confirm_button(description: str, action: Callable[[], Any], *, prompt: str |
 
 def _columns(role_count: int) -> str:
     """The one grid template of the header and every row: user, a column per role, description, remove."""
-    return f"minmax(11rem, 18rem) repeat({role_count}, minmax(7rem, 10rem)) minmax(14rem, 1fr) 6.5rem"
+    return f"minmax(11rem, 18rem) repeat({role_count}, minmax(7rem, 10rem)) minmax(10rem, 1fr) 6.5rem"
 
 
 def _cell() -> w.Layout:
@@ -267,23 +267,20 @@ class RoleMatrixEditor(w.VBox):
     @classmethod
     def for_runbook(cls, rb: Any, spec: Spec, inventory: Inventory) -> RoleMatrixEditor:
         """Wired to a notebook's Runbook: its clients and max_deletions. Save goes to the spec's file (a spec
-        from the iam_users parameter is offered `iam_users.yaml` in the run folder), and every interactive
-        apply is recorded in the run folder with the spec file it saved first."""
-        editor = cls(
-            spec,
-            inventory,
-            iam=rb.iam,
-            sts=rb.sts,
-            max_deletions=rb.params["max_deletions"],
-            save_as=None if spec.source else Path(rb.run_dir) / INTERACTIVE_SPEC_FILE,
-            base_dir=os.environ.get(START_DIR_ENV),
-        )
+        from the iam_users parameter is offered the project's parameters/, never a run folder); every
+        apply is a run folder of its own in the chain, with the spec file it saved first (runs/live.py); what
+        no apply fixes shows under the rows, as 04 would report it."""
+        start = os.environ.get(START_DIR_ENV)
+        editor = cls(spec, inventory, iam=rb.iam, sts=rb.sts, max_deletions=rb.params["max_deletions"],
+                     save_as=None if spec.source else lasting_spec_path(start), base_dir=start)
 
-        def record(plan: Plan, result: ApplyResult) -> None:
-            rb.write("interactive_plan.json", plan.to_json())
-            rb.write("interactive_apply_result.json", editor.draft.apply_record(plan, result))
+        def record(plan: Plan, result: ApplyResult) -> None:  # a run in the chain, as a headless apply is
+            rb.record_live("03_import_and_apply", ok=result.ok, spec_file=editor.draft.saved_to,
+                           files={records.PLAN: plan, records.APPLY_RESULT: editor.draft.apply_record(plan, result)})
 
-        editor.draft.on_apply = record
+        editor.draft.on_apply, editor.draft.on_save = record, rb.remember_spec
+        editor.draft.check_access, editor.draft.migration = True, rb.pending_migration()
+        editor._edit(editor.draft.refresh)
         editor.draft.allow_without_mfa_device = bool(rb.params.get("allow_without_mfa_device"))
         return editor
 
