@@ -29,6 +29,8 @@ from iamrunbook.flows import apply, legacy
 from iamrunbook.flows.session import HEADLESS_ENV, open_runbook
 from iamrunbook.runs import outcome
 
+pytestmark = pytest.mark.e2e  # minutes, not seconds: README's fast loop leaves the whole property out
+
 CHAIN = ["02_delete_legacy_policy", "03_import_and_apply"]  # 01 and 04 only read
 
 
@@ -134,7 +136,6 @@ def test_apply_on_a_random_account_never_opens_a_window(case, embedded_aws, aws,
     never_opens_a_window(aws, case, tmp_path_factory.mktemp("in-process"), in_process)
 
 
-@pytest.mark.e2e
 @pytest.mark.timeout(600)
 @settings(max_examples=2)
 @given(case=moto_cases())
