@@ -82,3 +82,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _state["tmp"] is not None:
         shutil.rmtree(_state["tmp"], ignore_errors=True)
         _state["tmp"] = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every cell nbval runs is end to end (a kernel per notebook): README's fast loop leaves them out."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.e2e)

@@ -7,6 +7,8 @@ Declared means: by a runbook module (`permissions.MODULES`, what the runner poli
 send, to build account states the runbook must cope with or to exercise the server itself). Anything else
 fails the session at its end, listing each action and the tests that sent it.
 
+Under pytest-xdist every worker sends the actions its servers answered to the controller, which judges them all.
+
 How calls are seen: EmbeddedAws keeps its call log until `reset()`/`clear_calls()`, so those two are
 wrapped to read the log first, and every started server's remaining log is read at the session's end.
 That covers the shared server, the demo's own and any a test starts. Only actions botocore knows are
@@ -165,7 +167,24 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         _current["test"] = "<outside any test>"
 
 
+#: Under pytest-xdist each worker hands what its servers answered to the controller, which judges the union.
+WORKER_OUTPUT = "aws_actions_seen"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """On the xdist controller: a worker's actions, merged."""
+    for action, tests in getattr(node, "workeroutput", {}).get(WORKER_OUTPUT, {}).items():
+        _seen[action].update(tests)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its exit status is not the session's, the controller judges
+        for server in _servers:
+            _harvest(server)
+        workeroutput[WORKER_OUTPUT] = {action: sorted(tests) for action, tests in _seen.items()}
+        return
     missing = undeclared()
     redundant = sorted(TEST_SETUP_ACTIONS & declared())
     if not (missing or redundant):

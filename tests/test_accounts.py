@@ -198,6 +198,7 @@ def test_each_problem_of_the_file_is_named(tmp_path, data, expected):
         assert part in text
 
 
+@pytest.mark.e2e
 def test_every_problem_at_once_before_any_call(aws, tmp_path, capsys):
     write_params(tmp_path, {"prod": {"ann": {"description": "Ann", "roles": ["admin"]}}})
     (tmp_path / "params" / "dev.yaml").write_text("iam_users: {bob: {roles: [janitor]}}\naws_profile: dev\n")
@@ -298,6 +299,7 @@ def test_from_organization_pages_and_leaves_out_the_callers_own_account(aws, org
 
 
 # ----------------------------------------------------------------------------- the fan-out, 01 and 04 alone
+@pytest.mark.e2e
 def test_accounts_run_in_parallel_each_in_its_own_account(aws, members, project, capsys):
     out = project.parent / "runs"
 
@@ -353,6 +355,7 @@ def test_accounts_run_in_parallel_each_in_its_own_account(aws, members, project,
     assert [sorted(summary(p)) for p in parents(out)] == [["alpha", "beta", "gamma"], ["alpha", "beta"], ["alpha"]]
 
 
+@pytest.mark.e2e
 def test_credentials_that_land_in_another_account_are_refused_before_any_change(aws, members, tmp_path):
     """The role of beta, given for alpha: the kernel sees beta's account and refuses (expected_account_id)."""
     write_params(tmp_path, {"alpha": {**SPECS["alpha"], **DRIFT}})
@@ -430,6 +433,7 @@ def seeded_project(aws, organization, folder: Path) -> Path:
     return write_accounts(folder, {"defaults": {"parameters_file": "params/{name}.yaml"}, "accounts": listed})
 
 
+@pytest.mark.e2e
 def test_three_accounts_converge_each_to_its_own_spec(aws, organization, tmp_path):
     path = seeded_project(aws, organization, tmp_path)
     out = tmp_path / "runs"
@@ -462,6 +466,7 @@ def test_three_accounts_converge_each_to_its_own_spec(aws, organization, tmp_pat
     assert audit.verify_local(out) == []
 
 
+@pytest.mark.e2e
 def test_demo_accounts_plans_fixes_applies_and_finds_no_drift(tmp_path, monkeypatch):
     """`iamrunbook demo --accounts` end to end (the plan-only first run needs the simulator)."""
     from iamrunbook.cli import main

@@ -17,6 +17,8 @@ from iamrunbook.cli import cli
 from iamrunbook.runs import archive
 from iamrunbook.sandbox import seed
 
+pytestmark = pytest.mark.e2e  # every test here runs notebooks in kernels
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
 LOCKED, PLAIN = "audit-locked", "audit-plain"

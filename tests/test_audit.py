@@ -13,6 +13,8 @@ from aws_env import pointed_at
 from iamrunbook.cli import cli
 from iamrunbook.runs import audit, manifest
 
+pytestmark = pytest.mark.e2e  # every test here runs notebooks in kernels
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
 

@@ -27,6 +27,8 @@ from iamrunbook.core.spec import load_spec
 from iamrunbook.flows.session import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
 from iamrunbook.runs import audit
 
+pytestmark = pytest.mark.e2e  # every test here runs notebooks in kernels
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_import_and_apply.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"

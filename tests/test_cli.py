@@ -31,6 +31,7 @@ def run_folders(out: Path) -> list[Path]:
 
 
 # --- refused before any kernel -----------------------------------------------------------------------
+@pytest.mark.e2e
 def test_unknown_parameter_is_refused_before_any_aws_call(aws, tmp_path, capsys):
     out = tmp_path / "runs"
     code = cli.main(["run", "-f", str(EXAMPLE), "-p", "colour", "blue", "--out", str(out)])
@@ -40,6 +41,7 @@ def test_unknown_parameter_is_refused_before_any_aws_call(aws, tmp_path, capsys)
     assert aws.calls == [] and run_folders(out) == []
 
 
+@pytest.mark.e2e
 def test_wrong_type_is_refused_with_the_expected_type(aws, tmp_path, capsys):
     out = tmp_path / "runs"
     path = params_file(tmp_path, apply="yes please")
@@ -51,6 +53,7 @@ def test_wrong_type_is_refused_with_the_expected_type(aws, tmp_path, capsys):
     assert aws.calls == [] and run_folders(out) == []
 
 
+@pytest.mark.e2e
 def test_a_number_given_for_a_text_parameter_gets_a_hint(aws, tmp_path, capsys):
     code = cli.main(["run", "-f", str(EXAMPLE), "-p", "expected_account_id", "123456789012", "--out", str(tmp_path)])
     assert code == 1
@@ -60,6 +63,7 @@ def test_a_number_given_for_a_text_parameter_gets_a_hint(aws, tmp_path, capsys):
     assert aws.calls == []
 
 
+@pytest.mark.e2e
 def test_missing_parameters_file_and_unknown_notebook(aws, tmp_path, capsys):
     assert cli.main(["run", "-f", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)]) == 1
     assert "nope.yaml does not exist" in capsys.readouterr().err
@@ -68,6 +72,7 @@ def test_missing_parameters_file_and_unknown_notebook(aws, tmp_path, capsys):
     assert aws.calls == [] and run_folders(tmp_path) == []
 
 
+@pytest.mark.e2e
 def test_parameters_file_is_required():
     with pytest.raises(SystemExit) as exc:
         cli.main(["run"])
@@ -75,6 +80,7 @@ def test_parameters_file_is_required():
 
 
 # --- refused inside a notebook -----------------------------------------------------------------------
+@pytest.mark.e2e
 def test_wrong_account_is_refused_with_zero_mutating_calls(aws, legacy_account, tmp_path, capsys):
     aws.clear_calls()
     path = params_file(tmp_path, expected_account_id="999999999999")
@@ -91,6 +97,7 @@ def test_wrong_account_is_refused_with_zero_mutating_calls(aws, legacy_account, 
     assert record["parameters"]["expected_account_id"] == "999999999999" and record["parameters"]["apply"] is True
 
 
+@pytest.mark.e2e
 def test_too_many_deletions_is_refused_before_any_change(aws, iam, tmp_path, capsys):
     from iamrunbook.sandbox import seed
 
@@ -108,6 +115,7 @@ def test_too_many_deletions_is_refused_before_any_change(aws, iam, tmp_path, cap
     assert "SafetyError: refused before any change:" in err and "max_deletions=1" in err
 
 
+@pytest.mark.e2e
 def test_invalid_spec_is_refused_before_any_notebook(aws, legacy_account, tmp_path, capsys):
     path = params_file(tmp_path, iam_users={"carol": {"description": "Carol (contractor)", "roles": ["admin"]}})
     aws.clear_calls()
@@ -123,6 +131,7 @@ def test_invalid_spec_is_refused_before_any_notebook(aws, legacy_account, tmp_pa
 MISSING_ROLE = {"admin": "AdminRole", "data_engineer": "DataEngineerRole", "infrastructure_admin": "GoneRole"}
 
 
+@pytest.mark.e2e
 def test_a_failed_cell_says_which_and_why(aws, legacy_account, tmp_path, capsys):
     path = params_file(tmp_path, roles=MISSING_ROLE)
     code = cli.main(["run", "03_import_and_apply", "-f", path, "--out", str(tmp_path / "runs")])
@@ -166,6 +175,7 @@ def test_offboard_plan_is_pending_then_apply_removes_the_user(aws, legacy_accoun
     assert credentials["access_keys"][0]["access_key_id"].count("*") > 0
 
 
+@pytest.mark.e2e
 def test_offboard_without_a_user_has_nothing_to_do(aws, legacy_account, tmp_path, capsys):
     aws.clear_calls()
     assert cli.main(["run", "05_offboard_user", "-f", str(EXAMPLE), "--apply", "--out", str(tmp_path)]) == 0
@@ -203,6 +213,7 @@ def test_offboard_of_a_user_already_gone_succeeds(aws, legacy_account, tmp_path,
 
 
 # --- the rest of the command -------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_demo_subcommand_calls_run_demo(monkeypatch, tmp_path):
     seen = {}
 
@@ -215,6 +226,7 @@ def test_demo_subcommand_calls_run_demo(monkeypatch, tmp_path):
     assert seen == {"out": str(tmp_path), "keep_running": True}
 
 
+@pytest.mark.e2e
 def test_python_m_iamrunbook_shows_the_run_usage():
     done = subprocess.run(
         [sys.executable, "-m", "iamrunbook", "run", "--help"], capture_output=True, text=True, check=False

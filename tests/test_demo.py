@@ -7,12 +7,14 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from examples import EXAMPLE_ADDRESSES
 
 from iamrunbook.cli.cli import main
 from iamrunbook.sandbox.demo import run_demo
 
 
+@pytest.mark.e2e
 def test_demo_runs_the_whole_runbook_and_then_finds_no_drift(tmp_path, monkeypatch, capsys):
     """Seed; a plan-only run; that reviewed plan applied with --plan and --approved-by; a drift check that
     finds nothing; `audit verify` of the three runs."""

@@ -89,6 +89,7 @@ def test_phases_are_runs_of_one_phase_and_a_change_without_one_stands_alone():
     assert executor.phases(changes) == [[0, 1], [2], [3], [4], [5], [6]]
 
 
+@pytest.mark.e2e
 def test_cli_parallelism_sets_the_parameter_and_is_checked(capsys):
     assert cli.main(["run", "-f", EXAMPLE, "--parallelism", "0"]) != 0
     assert "apply_parallelism: must be 1 or more" in capsys.readouterr().err

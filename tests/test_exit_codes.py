@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from iamrunbook.cli import cli
 from iamrunbook.sandbox import seed
+
+pytestmark = pytest.mark.e2e  # every test here runs notebooks in kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"

@@ -268,6 +268,7 @@ def _cli_reference(aws, iam, tmp_path: Path) -> dict:
     return _REFERENCE["cli"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("action", "notebook", "step"),
     [

@@ -175,6 +175,7 @@ def actions(calls) -> set[str]:
     return {f"{c.service}:{c.action}" for c in calls}
 
 
+@pytest.mark.e2e
 def test_a_whole_runbook_needs_only_the_declared_actions(aws, iam, tmp_path):
     made = seed_everything(iam)
     out = str(tmp_path / "runs")

@@ -38,6 +38,7 @@ def apply_reviewed(out: Path, planned: Path, *notebooks: str, params: str = str(
     return cli.main([*argv, "--out", str(out)])
 
 
+@pytest.mark.e2e
 def test_a_reviewed_chain_applies_exactly_the_reviewed_plan(aws, legacy_account, tmp_path, capsys):
     out = tmp_path / "runs"
     planned = plan_only(out)
@@ -69,6 +70,7 @@ def refused(capsys, out: Path, planned: Path, aws, *notebooks: str, params: str 
     return capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_a_user_added_by_hand_after_the_review_is_refused(aws, legacy_account, iam, tmp_path, capsys):
     out = tmp_path / "runs"
     planned = plan_only(out, "03_import_and_apply")
@@ -78,6 +80,7 @@ def test_a_user_added_by_hand_after_the_review_is_refused(aws, legacy_account, i
     assert 'no longer planned: + aws_iam_user.users["bob@example.com"]: create user' in err
 
 
+@pytest.mark.e2e
 def test_an_attachment_removed_and_a_document_edited_are_named(aws, legacy_account, iam, tmp_path, capsys):
     out = tmp_path / "runs"
     seed.seed_roles(iam, {"extra": "ExtraRole"})
@@ -94,6 +97,7 @@ def test_an_attachment_removed_and_a_document_edited_are_named(aws, legacy_accou
     assert 'added since the review: ~ aws_iam_policy.assume_role["admin"]: document differs' in err
 
 
+@pytest.mark.e2e
 def test_a_spec_edit_after_the_review_is_refused(aws, legacy_account, tmp_path, capsys):
     out = tmp_path / "runs"
     planned = plan_only(out, "03_import_and_apply")
@@ -106,6 +110,7 @@ def test_a_spec_edit_after_the_review_is_refused(aws, legacy_account, tmp_path, 
     assert 'altered: aws_iam_user.users["bob@example.com"] (create_user): tags' in err
 
 
+@pytest.mark.e2e
 def test_other_notebooks_than_the_reviewed_run_are_refused(aws, legacy_account, tmp_path, capsys):
     out = tmp_path / "runs"
     planned = plan_only(out, "03_import_and_apply")
@@ -125,6 +130,7 @@ def test_another_account_or_roles_map_is_a_difference():
     assert planfile.plan_diff("03", saved, saved) == []
 
 
+@pytest.mark.e2e
 def test_an_expired_or_edited_plan_and_missing_flags_are_refused(aws, legacy_account, tmp_path, capsys):
     out = tmp_path / "runs"
     planned = plan_only(out, "03_import_and_apply")

@@ -52,6 +52,7 @@ def audit_record(tmp_path_factory, embedded_aws):
     return applied.run_dir, gone.run_dir
 
 
+@pytest.mark.e2e
 def test_every_file_a_run_leaves_is_declared(audit_record):
     for run_dir in audit_record:
         files = [p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()]
@@ -65,6 +66,7 @@ def _text(path: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", body))
 
 
+@pytest.mark.e2e
 def test_the_html_record_shows_every_address_whole(audit_record):
     run_dir = audit_record[0]
     text = _text(run_dir / "03_import_and_apply.html")
@@ -78,6 +80,7 @@ def test_the_html_record_shows_every_address_whole(audit_record):
     assert "..." not in text04.replace("... and", "") and "…" not in text04
 
 
+@pytest.mark.e2e
 def test_the_html_record_loads_nothing_and_shows_progress_quietly(audit_record):
     for run_dir in audit_record:
         for page in run_dir.glob("*.html"):
@@ -88,6 +91,7 @@ def test_the_html_record_loads_nothing_and_shows_progress_quietly(audit_record):
     assert re.search(r"inventory pages: 1 page, \d+\.\d s", text)
 
 
+@pytest.mark.e2e
 def test_kernels_shut_down_without_noise(aws, legacy_account, tmp_path, capfd):
     from iamrunbook.cli import cli
 

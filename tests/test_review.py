@@ -370,6 +370,7 @@ def _decisions(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.e2e
 def test_review_signed_then_applied_by_the_chain_then_shown_done(aws, iam, account, tmp_path):
     out = tmp_path / "runs"
     decisions = str(_decisions(tmp_path))
@@ -415,6 +416,7 @@ def test_an_undone_removal_shows_as_not_done(aws, account, session, tmp_path):
                                                          "not done: the user still exists"]  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_invalid_decisions_refuse_the_run_before_anything_is_read(aws, account, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("carol: keep\nalice@example.com: remove admin\n", encoding="utf-8")

@@ -115,6 +115,7 @@ def test_gather_params_lists_every_problem(tmp_path):
     assert "parameter max_deletions: expected int" in text
 
 
+@pytest.mark.e2e
 def test_run_checks_parameters_before_making_a_folder(tmp_path):
     with pytest.raises(SpecError, match="unknown parameter 'colour'"):
         runner.run(["04_verify"], {"colour": "blue"}, out=tmp_path / "runs")
@@ -175,6 +176,7 @@ def test_pending_changes_and_exit_codes(tmp_path):
         assert runner.decide_exit(ok, apply, assessment.pending, assessment.problems) == exit_codes.EXIT_ERROR
 
 
+@pytest.mark.e2e
 def test_an_interrupted_run_still_writes_its_record(tmp_path, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -196,6 +198,7 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.e2e
 def test_plan_only_on_the_legacy_account_is_drift(aws, legacy_account, tmp_path):
     aws.clear_calls()
     result = runner.run(params=example_params(), out=tmp_path / "runs", params_file=EXAMPLE)
@@ -230,6 +233,7 @@ def test_plan_only_on_the_legacy_account_is_drift(aws, legacy_account, tmp_path)
         assert _sha(folder / name) == digest, name
 
 
+@pytest.mark.e2e
 def test_apply_converges_and_the_next_plan_is_clean(aws, legacy_account, tmp_path):
     applied = runner.run(params=example_params(apply=True), out=tmp_path)
     assert applied.exit_code == exit_codes.EXIT_OK, applied.failure
@@ -250,6 +254,7 @@ def test_apply_converges_and_the_next_plan_is_clean(aws, legacy_account, tmp_pat
     assert again.run_dir != applied.run_dir
 
 
+@pytest.mark.e2e
 def test_a_failed_cell_stops_the_chain_and_keeps_the_notebook(aws, legacy_account, tmp_path):
     params = example_params(
         roles={"admin": "AdminRole", "data_engineer": "DataEngineerRole", "infrastructure_admin": "GoneRole"}

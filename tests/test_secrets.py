@@ -129,6 +129,7 @@ def test_the_scan_finds_what_it_looks_for(tmp_path):
     assert len(found) == 2 and all("d.csv" in f for f in found)
 
 
+@pytest.mark.e2e
 def test_the_demo_leaks_no_secret(tmp_path, monkeypatch, capsys, logs, env_secrets):
     password = marker("Demo-Pw")
     monkeypatch.setattr(seed, "new_password", lambda length=24: password)
@@ -170,6 +171,7 @@ def test_the_demo_leaks_no_secret(tmp_path, monkeypatch, capsys, logs, env_secre
     assert "your-username" in texts["demo echo"] and servers[0].calls  # the scan read real content
 
 
+@pytest.mark.e2e
 def test_every_notebook_leaks_no_secret(aws, iam, tmp_path, monkeypatch, capsys, logs, env_secrets):
     passwords = {"owner password": marker("Owner-Pw"), "leaver password": marker("Leaver-Pw")}
     monkeypatch.setattr(seed, "new_password", lambda length=24: passwords["owner password"])
@@ -242,6 +244,7 @@ def test_recent_events_show_access_key_resources_masked(aws, iam, session):
     assert "keyholder" in table["resources"].iloc[0]
 
 
+@pytest.mark.e2e
 def test_a_fan_out_leaks_no_assumed_credentials(aws, organization, tmp_path, capsys, logs, env_secrets):
     """`run --accounts --apply` across the seeded Organization: the temporary credentials each member's role
     handed out (read from the embedded STS's own state, as AWS issued them) and the caller's own planted ones

@@ -392,6 +392,7 @@ def test_for_runbook_records_interactive_runs(aws, legacy_account, monkeypatch, 
     assert tags["Description"] == "Bob - Data Lead"
 
 
+@pytest.mark.e2e
 def test_an_applied_edit_is_saved_first_so_the_next_scheduled_run_keeps_it(aws, iam, sts, monkeypatch, tmp_path):
     """Issue 17: an edit applied from the iam_users parameter and saved nowhere was deleted by the next
     scheduled run. Apply is refused until the spec is in a file; Confirm saves it there first."""
@@ -519,6 +520,7 @@ def carol(iam):
     return "carol"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("notebook", "shown"),
     [
@@ -545,6 +547,7 @@ def outputs_text(cell) -> str:
     return "".join(out.get("text", "") for out in cell.outputs)
 
 
+@pytest.mark.e2e
 def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):
     clicks = (
         "editor = rb.pending\n"
@@ -564,6 +567,7 @@ def test_live_notebook_03_applies_after_apply_and_confirm(aws, legacy_account, i
     assert json.loads((live / "apply_result.json").read_text(encoding="utf-8"))["ok"]
 
 
+@pytest.mark.e2e
 def test_live_notebook_02_migrates_after_confirm(aws, legacy_account, iam, monkeypatch, tmp_path):
     clicks = "rb.pending.button.click()\nrb.pending.confirm.click()\nprint(rb.pending.status_text)"
     nb = run_live("02_delete_legacy_policy", tmp_path, monkeypatch, clicks)
@@ -579,6 +583,7 @@ def test_live_notebook_02_migrates_after_confirm(aws, legacy_account, iam, monke
     assert json.loads((tmp_path / "run" / "legacy_migration_result.json").read_text(encoding="utf-8"))["ok"]
 
 
+@pytest.mark.e2e
 def test_live_notebook_05_offboards_after_confirm(aws, legacy_account, carol, iam, monkeypatch, tmp_path):
     clicks = "rb.pending.button.click()\nrb.pending.confirm.click()\nprint(rb.pending.status_text)"
     nb = run_live("05_offboard_user", tmp_path, monkeypatch, clicks)
