@@ -35,6 +35,7 @@ OFF_BY_DEFAULT = {
     "iam:CreateGroup", "iam:AddUserToGroup", "iam:AttachGroupPolicy", "iam:DeleteGroup", "iam:PutRolePolicy",
 }
 EXAMPLE = ROOT / "parameters" / "example.yaml"
+TAG_ON_CREATE = {"create_policy": "iam:TagPolicy", "create_role": "iam:TagRole"}  # client method -> tag action
 SERVICES = ("iam", "sts", "cloudtrail", "accessanalyzer")
 PREFIX = {"accessanalyzer": "access-analyzer"}  # the IAM action prefix, where it differs from boto3's name
 #: modules that declare actions but are not the runbook: seed builds demo accounts, the runner calls no AWS,
@@ -78,6 +79,9 @@ def called(name: str) -> set[str]:
         client = boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
         mapping = client.meta.method_to_api_mapping
         found |= {f"{PREFIX.get(service, service)}:{mapping[m]}" for m in methods if m in mapping}
+    # AWS also checks the tag action when a create request carries tags
+    tagged = {method for method in TAG_ON_CREATE if re.search(rf"\.{method}\((?:[^()]|\([^()]*\))*Tags=", source)}
+    found |= {TAG_ON_CREATE[method] for method in tagged}
     return found
 
 

@@ -217,7 +217,7 @@ _REMOVALS = (
     *("DeleteServiceSpecificCredential", "DeleteSigningCertificate", "DeleteUser", "DeleteUserPolicy"),
     "UpdateAccessKey",
 )
-_POLICY_WRITES = ("CreatePolicy", "CreatePolicyVersion", "DeletePolicy", "DeletePolicyVersion")
+_POLICY_WRITES = ("CreatePolicy", "CreatePolicyVersion", "DeletePolicy", "DeletePolicyVersion", "TagPolicy")
 #: legacy_backup.restore_legacy's own actions: the migration's rollback, run by hand with an operator's
 #: credentials. The runner never gets them: with them it could attach the legacy policy to itself (or any
 #: role) and rewrite it. (Its CreatePolicy and Attach*Policy of the legacy policy are refused too.)

@@ -30,7 +30,7 @@ _DETACH = ("iam:DetachUserPolicy", "iam:DetachGroupPolicy", "iam:DetachRolePolic
 
 #: kind -> Kind; the order of this table is the tie-breaker of the safe order.
 KINDS: dict[str, Kind] = {
-    "create_policy": Kind("+", "add", "grant", ("iam:CreatePolicy",)),
+    "create_policy": Kind("+", "add", "grant", ("iam:CreatePolicy", "iam:TagPolicy")),  # created with its tags
     "prune_policy_version": Kind("~", "change", "grant", ("iam:DeletePolicyVersion",)),
     "update_policy": Kind("~", "change", "grant", ("iam:CreatePolicyVersion",)),
     "create_group": Kind("+", "add", "grant", ("iam:CreateGroup",)),

@@ -126,13 +126,18 @@ def request_of(backend: Any, caller: Caller, service: str, action: str, params: 
         context["aws:username"] = caller.user_name
     if service == "iam":
         resource, extra = _iam_request(backend, caller, action, params)
-        # AWS's example "create new users only with specific tags" allows iam:CreateUser with iam:TagUser
-        actions = [f"iam:{action}", *(["iam:TagUser"] if action == "CreateUser" and params.get("Tags") else [])]
+        # tagging on create needs the create action and the tag action (iam:CreateUser with iam:TagUser, ...)
+        tag_action = _TAG_ON_CREATE.get(action) if params.get("Tags") else None
+        actions = [f"iam:{action}", *([tag_action] if tag_action else [])]
     elif service == "s3":
         actions, resource, extra = _s3_request(caller, action, params)
     else:
         actions, resource, extra = [f"{service}:{action}"], "*", {}
     return actions, resource, {**context, **extra}
+
+
+#: the tag action AWS also checks when a create request carries tags
+_TAG_ON_CREATE = {"CreateUser": "iam:TagUser", "CreatePolicy": "iam:TagPolicy", "CreateRole": "iam:TagRole"}
 
 
 def authorization_refusal(caller: Caller, service: str, action: str | None, params: Any,
