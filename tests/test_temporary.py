@@ -287,3 +287,21 @@ def test_an_expired_temporary_path_reads_no_expired_and_a_valid_one_yes_until():
     assert sorted(access_paths(both).query("role_key == 'admin'").verdict) == [
         "no (expired 2026-12-01 09:30 UTC)", "no (expired 2026-12-08 18:00 UTC)"]
     assert access_paths(both).query("role_key == 'data_engineer'").verdict.tolist() == ["yes"]  # permanent: untouched
+
+
+def test_01_writes_the_expired_path_to_its_access_paths_record(aws, monkeypatch, tmp_path):
+    import pandas as pd
+
+    from iamrunbook.base import records
+    from iamrunbook.flows import gather
+    from iamrunbook.flows.session import RUN_DIR_ENV, start
+
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path / "run"))
+    rb = start({})
+    past = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(days=1)
+    arn = policy_arn(ACCOUNT, temporary_policy_name("AdminRole", past))
+    inv = account([alice_user(arn)], policies=[*map(policy, DEFAULT_ROLES), temp_policy(past)])
+    matrix, _ = gather.access(rb, inv)
+    assert matrix.at["alice", "admin"] == "no"
+    written = pd.read_csv(rb.run_dir / records.EFFECTIVE_ACCESS_PATHS.name)
+    assert written.loc[written.role_key == "admin", "verdict"].tolist() == [f"no (expired {past:%Y-%m-%d %H:%M} UTC)"]
