@@ -263,3 +263,45 @@ def test_the_terraform_handoff_holds_the_valid_grant_and_imports_what_exists(tmp
     assert "20261201" not in files[MODULE_FILE].read_text(encoding="utf-8")
     plain = write_terraform(tmp_path / "plain", spec_of({"alice": {"description": "A", "roles": ["admin"]}}), None)
     assert "temporary" not in plain[MODULE_FILE].read_text(encoding="utf-8")  # unchanged without temporary grants
+
+
+def test_an_expired_temporary_path_reads_no_expired_and_a_valid_one_yes_until():
+    from iamrunbook.core.access import expired_paths
+    from iamrunbook.flows.reports import access_matrix, access_paths
+
+    inv = account([alice_user(VALID_ARN, EXPIRED_ARN)],
+                  policies=[*map(policy, DEFAULT_ROLES), temp_policy(VALID), temp_policy(EXPIRED)])  # fmt: skip
+    grants = effective_access(inv.details(), DEFAULT_ROLES, ACCOUNT, now=NOW)
+    expired = expired_paths(inv.details(), DEFAULT_ROLES, ACCOUNT, now=NOW)
+    assert [(g.user, g.role_key, g.verdict, g.policy_arn) for g in expired] == [("alice", "admin", "no", EXPIRED_ARN)]
+    frame = access_paths(grants + expired)
+    admin = frame[frame.role_key == "admin"].set_index("path")["verdict"].to_dict()
+    path = "attached policy {}".format
+    assert admin == {path(temporary_policy_name("AdminRole", EXPIRED)): "no (expired 2026-12-01 09:30 UTC)",
+                     path(temporary_policy_name("AdminRole", VALID)): "yes, until 2026-12-08 18:00 UTC"}  # fmt: skip
+    assert access_matrix(grants + expired, inv.users, DEFAULT_ROLES).at["alice", "admin"] == "yes"  # the valid path
+    later = VALID + timedelta(minutes=1)  # both past: the cell is no, each path says when it ended
+    both = effective_access(inv.details(), DEFAULT_ROLES, ACCOUNT, now=later)
+    both += expired_paths(inv.details(), DEFAULT_ROLES, ACCOUNT, now=later)
+    assert access_matrix(both, inv.users, DEFAULT_ROLES).at["alice", "admin"] == "no"
+    assert sorted(access_paths(both).query("role_key == 'admin'").verdict) == [
+        "no (expired 2026-12-01 09:30 UTC)", "no (expired 2026-12-08 18:00 UTC)"]
+    assert access_paths(both).query("role_key == 'data_engineer'").verdict.tolist() == ["yes"]  # permanent: untouched
+
+
+def test_01_writes_the_expired_path_to_its_access_paths_record(aws, monkeypatch, tmp_path):
+    import pandas as pd
+
+    from iamrunbook.base import records
+    from iamrunbook.flows import gather
+    from iamrunbook.flows.session import RUN_DIR_ENV, start
+
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path / "run"))
+    rb = start({})
+    past = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(days=1)
+    arn = policy_arn(ACCOUNT, temporary_policy_name("AdminRole", past))
+    inv = account([alice_user(arn)], policies=[*map(policy, DEFAULT_ROLES), temp_policy(past)])
+    matrix, _ = gather.access(rb, inv)
+    assert matrix.at["alice", "admin"] == "no"
+    written = pd.read_csv(rb.run_dir / records.EFFECTIVE_ACCESS_PATHS.name)
+    assert written.loc[written.role_key == "admin", "verdict"].tolist() == [f"no (expired {past:%Y-%m-%d %H:%M} UTC)"]

@@ -50,7 +50,7 @@ class Grant:
     user: str
     role_key: str
     role_name: str
-    verdict: str  # "yes" | "conditional"
+    verdict: str  # "yes" | "conditional"; "no" only for an expired temporary path (`expired_paths`)
     path: str
     policy_arn: str | None
     conditions: tuple[str, ...] = ()
@@ -59,10 +59,12 @@ class Grant:
 
     @property
     def shown(self) -> str:
-        """The verdict as people read it: "yes, until 2026-12-31 18:00 UTC" for a temporary path."""
+        """The verdict as people read it: "yes, until 2026-12-31 18:00 UTC" for a temporary path, "no (expired
+        2026-12-31 18:00 UTC)" once AWS denies it."""
         if self.until is None:
             return self.verdict
-        return f"{self.verdict}, until {self.until[:10]} {self.until[11:16]} UTC"
+        when = f"{self.until[:10]} {self.until[11:16]} UTC"
+        return f"no (expired {when})" if self.verdict == "no" else f"{self.verdict}, until {when}"
 
 
 # --- policy language -----------------------------------------------------------------------------
@@ -359,6 +361,40 @@ def _user_grants(
     return grants
 
 
+def _lookups(details: Mapping) -> tuple[dict, dict, dict]:
+    """A sweep's policy documents by ARN, groups by name and roles by name."""
+    documents = {p["Arn"]: default_document(p) for p in details.get("Policies", [])}
+    return (documents, {g["GroupName"]: g for g in details.get("GroupDetailList", [])},
+            {r["RoleName"]: r for r in details.get("RoleDetailList", [])})  # fmt: skip
+
+
+def _expired_grants(user: dict, key: str, role: dict, sources, now: datetime) -> list[Grant]:
+    """The paths whose every Allow for `role` is a temporary grant past its until: AWS denies them now, and
+    01 shows them as such rather than dropping them."""
+    found = []
+    for src in sources:
+        allows = _identity_matches(src, "Allow", role["Arn"])
+        ends = [statement_until(s) for s in allows]
+        if allows and None not in ends and not any(in_time(s, now) for s in allows):
+            found.append(Grant(user["UserName"], key, role["RoleName"], "no", src.path, src.policy_arn, (), max(ends)))
+    return found
+
+
+def expired_paths(
+    details: Mapping, roles: Mapping[str, str], account_id: str, now: datetime | None = None
+) -> list[Grant]:
+    """Every expired temporary path ("no (expired ...)" in `Grant.shown`): not access, so kept apart from
+    `effective_access`, whose every Grant is a way in."""
+    now = now or datetime.now(timezone.utc)
+    documents, groups, present = _lookups(details)
+    found = []
+    for user in sorted(details.get("UserDetailList", []), key=lambda u: u["UserName"]):
+        sources = _sources(user, groups, documents, account_id)
+        found += [g for key, name in roles.items() if name in present
+                  for g in _expired_grants(user, key, present[name], sources, now)]  # fmt: skip
+    return found
+
+
 def effective_access(
     details: Mapping,
     roles: Mapping[str, str],
@@ -371,9 +407,7 @@ def effective_access(
     `users` (names, any case) limits the answer to those users: the simulator re-evaluates only the
     users a step can affect. None evaluates everyone. `now`: the time of the run (default: the clock)."""
     now = now or datetime.now(timezone.utc)
-    documents = {p["Arn"]: default_document(p) for p in details.get("Policies", [])}
-    groups = {g["GroupName"]: g for g in details.get("GroupDetailList", [])}
-    present = {r["RoleName"]: r for r in details.get("RoleDetailList", [])}
+    documents, groups, present = _lookups(details)
     for key, name in roles.items():
         if name not in present:
             logger.info("role %s (%s) is not in the account: nobody can assume it", name, key)

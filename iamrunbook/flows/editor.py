@@ -14,7 +14,7 @@ import contextlib
 import copy
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from iamrunbook.base.errors import RunbookError, SafetyError, SpecError
 from iamrunbook.base.log import logger
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import Plan, make_plan
-from iamrunbook.core.spec import GrantSettings, Spec, iam_name_problem, load_spec
+from iamrunbook.core.spec import GrantSettings, Spec, iam_name_problem, load_spec, validate_users
 from iamrunbook.core.specfile import save_spec, spec_format
-from iamrunbook.core.temporary import with_grant, without_grant
+from iamrunbook.core.temporary import DEFAULT_MAX_TEMPORARY_DAYS, with_grant, without_grant
 from iamrunbook.core.verify import unfixable_problems
 from iamrunbook.flows.apply import apply_plan, prove_safe
 from iamrunbook.runs.manifest import project_root
@@ -189,8 +189,10 @@ class SpecDraft(TwoStep):
         sts: Any = None,
         max_deletions: int = 3,
         on_apply: Callable[[Plan, ApplyResult], Any] | None = None,
+        max_temporary_days: int = DEFAULT_MAX_TEMPORARY_DAYS,
     ):
         super().__init__(once=False)
+        self.max_temporary_days = max_temporary_days  # the session's parameter: temporary grants are checked by it
         self.roles = dict(roles)
         self.settings = settings or GrantSettings()
         self._users = {name: _entry(value) for name, value in users.items()}
@@ -264,6 +266,20 @@ class SpecDraft(TwoStep):
         self._users = with_grant(self._users, user, key, until, reason)
         self._edited()
 
+    def grant_checked(self, user: str, key: str, until: datetime, reason: str) -> list[str]:
+        """`grant_temporary` only if it adds no problem to the spec; else the new problems, and nothing changed."""
+        try:
+            candidate = with_grant(self._users, user, key, until, reason)
+        except ValueError as exc:
+            return [str(exc)]
+        now = datetime.now(timezone.utc)
+        before = set(validate_users(self._users, self.roles, now, self.max_temporary_days))
+        added = [p for p in validate_users(candidate, self.roles, now, self.max_temporary_days) if p not in before]
+        if not added:
+            self._users = candidate
+            self._edited()
+        return added
+
     def revoke_temporary(self, user: str, key: str) -> None:
         self._users = without_grant(self._users, user, key)
         self._edited()
@@ -309,7 +325,8 @@ class SpecDraft(TwoStep):
         """Revalidate and replan from the inventory already read: no AWS call. Each problem is listed once."""
         self.spec, self.plan, self.errors, self.unfixable = None, None, [], []
         try:
-            self.spec = load_spec(self._users, roles=self.roles, settings=self.settings)
+            self.spec = load_spec(self._users, roles=self.roles, settings=self.settings,
+                                  max_temporary_days=self.max_temporary_days)  # fmt: skip
             self.plan = make_plan(self.spec, self.inventory)
         except SpecError as exc:
             self.errors = _unique(exc.problems)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from iamrunbook.base import records
 from iamrunbook.base.display import table
-from iamrunbook.core.access import MFA_ONLY, Grant, effective_access
+from iamrunbook.core.access import MFA_ONLY, Grant, effective_access, expired_paths
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.flows import reports
 
@@ -49,6 +49,7 @@ def access(rb, inv: Inventory) -> tuple[pd.DataFrame, list[Grant]]:
     grants = effective_access(inv.details(), rb.params["roles"], inv.account_id)
     matrix = reports.access_matrix(grants, inv.users, rb.params["roles"])
     rb.write(records.EFFECTIVE_ACCESS, matrix.reset_index())
+    grants += expired_paths(inv.details(), rb.params["roles"], inv.account_id)  # shown "no (expired ...)"
     rb.write(records.EFFECTIVE_ACCESS_PATHS, reports.access_paths(grants))
     return matrix, grants
 

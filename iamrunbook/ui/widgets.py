@@ -29,6 +29,7 @@ from iamrunbook.core.spec import Spec
 from iamrunbook.core.specfile import save_spec  # noqa: F401 - re-exported: notebooks and tests import it from here
 from iamrunbook.flows.editor import ERROR, PENDING, SpecDraft, TwoStep, lasting_spec_path
 from iamrunbook.flows.session import START_DIR_ENV
+from iamrunbook.ui.temporary import TemporaryGrants
 
 _ERROR_STYLE = "color:#b00020"
 _CELL = "padding:2px 8px;text-align:left"
@@ -280,6 +281,7 @@ class RoleMatrixEditor(w.VBox):
 
         editor.draft.on_apply, editor.draft.on_save = record, rb.remember_spec
         editor.draft.check_access, editor.draft.migration = True, rb.pending_migration()
+        editor.draft.max_temporary_days = rb.params["max_temporary_days"]  # checked as the session's spec is
         editor._edit(editor.draft.refresh)
         editor.draft.allow_without_mfa_device = bool(rb.params.get("allow_without_mfa_device"))
         return editor
@@ -337,6 +339,7 @@ class RoleMatrixEditor(w.VBox):
         box = self.apply_box
         self.apply_button, self.confirm_button, self.cancel_button = box.button, box.confirm, box.cancel
         self.status, self.output = box.message, box.output
+        self.temporary = TemporaryGrants(self.draft, after=self.render)
 
     def _layout(self) -> list[w.Widget]:
         return [
@@ -346,6 +349,7 @@ class RoleMatrixEditor(w.VBox):
             self.rows,
             w.HBox([self.new_user, self.add_button, self.add_problem]),
             self.errors_html,
+            self.temporary,
             w.HTML("<h4 style='margin:6px 0 2px'>Plan preview</h4>"),
             self.preview,
             w.HBox([self.save_as, self.save_button]),
@@ -479,6 +483,7 @@ class RoleMatrixEditor(w.VBox):
         self.preview.value = _NO_PLAN if draft.plan is None else _plan_html(draft.plan)
         self.save_button.disabled = draft.spec is None or not self.save_as.value.strip()
         self._check_new_user()
+        self.temporary.show()
         self.apply_box.show_step()
         self.result_html.value = (
             "" if draft.result is None else _table_html(draft.result.rows(), ["address", "kind", "status"])
