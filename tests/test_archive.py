@@ -110,12 +110,14 @@ def test_the_archive_needs_only_the_declared_s3_actions(aws, s3, tmp_path):
     cli.main(["audit", "verify", f"s3://{LOCKED}/iam/{newest(tmp_path / 'runs').name}"])
     made = {c.action for c in aws.calls if c.service == "s3"}
     assert made and made <= set(archive.ARCHIVE_OPERATIONS)
-    policy = json.loads(archive_policy())
-    s3_actions = next(s["Action"] for s in policy["Statement"] if s["Sid"].startswith("IamrunbookS3"))
-    assert set(s3_actions) == {a for op in made for a in archive.ARCHIVE_OPERATIONS[op]} | {"s3:PutObjectRetention"}
+    policy = json.loads(archive_policy(f"s3://{LOCKED}/iam"))
+    s3_actions = {a for s in policy["Statement"] for a in s["Action"] if a.startswith("s3:")}
+    assert s3_actions == {a for op in made for a in archive.ARCHIVE_OPERATIONS[op]} | {"s3:PutObjectRetention"}
+    s3_resources = [r for s in policy["Statement"] if s["Action"][0].startswith("s3:") for r in s["Resource"]]
+    assert s3_resources and all(f":::{LOCKED}" in r for r in s3_resources)  # that bucket only
 
 
-def archive_policy() -> str:
-    from iamrunbook.cli.permissions import runner_policy_json
+def archive_policy(uri: str) -> str:
+    from iamrunbook.cli.permissions import runner_policy_json, scope_for
 
-    return runner_policy_json(archive=True)
+    return runner_policy_json(scope=scope_for(archive=uri))

@@ -58,8 +58,7 @@ def test_pending_changes_are_exit_2_and_listed_like_terraform(aws, iam, tmp_path
     )
     assert '- aws_iam_user_policy_attachment.user_roles["bob@example.com/admin"]: role no longer granted' in printed
     assert "Plan: 0 to import, 1 to add, 0 to change, 1 to destroy." in printed
-    assert ('aws_iam_user_policy_attachment.user_roles["bob@example.com/admin"]: detach '
-            "(role no longer granted by the spec)") in printed  # fmt: skip
+    assert printed.count('user_roles["bob@example.com/admin"]') == 1  # each pending change said once
     assert "bob@example.com can assume AdminRole via attached policy AssumeAdminRolePolicy" in printed
 
 

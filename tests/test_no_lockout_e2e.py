@@ -57,8 +57,14 @@ def strangers(aws, spec) -> dict:
     details = sweep(aws.client("iam", internal=True), ENTITY_FILTER)  # customer-managed policies are entities here
     spec_names = {u.lower() for u in spec.users}
     own = {f"Assume{role}Policy" for role in spec.roles.values()} | {"AssumeRolesPolicy"}
+    temporary = tuple(f"Assume{role}PolicyUntil" for role in spec.roles.values())  # a temporary grant's policy
+
+    def is_own(arn: str) -> bool:
+        name = arn.rsplit("/", 1)[-1]
+        return name in own or name.startswith(temporary)
+
     def theirs(arns) -> list[str]:  # the runbook's own policies on a stranger are drift it removes
-        return sorted(a for a in arns if a.rsplit("/", 1)[-1] not in own)
+        return sorted(a for a in arns if not is_own(a))
 
     users = {
         u["UserName"]: (theirs(p["PolicyArn"] for p in u.get("AttachedManagedPolicies", [])),
@@ -67,7 +73,7 @@ def strangers(aws, spec) -> dict:
         if u["UserName"].lower() not in spec_names and not any(t["Key"] == "ManagedBy" for t in u.get("Tags", []))
     }  # fmt: skip
     # Customer-managed policies only: no account can change an AWS-managed one (the users say who holds which).
-    policies = {p["Arn"]: p["DefaultVersionId"] for p in details["Policies"] if p["Arn"].rsplit("/", 1)[-1] not in own}
+    policies = {p["Arn"]: p["DefaultVersionId"] for p in details["Policies"] if not is_own(p["Arn"])}
     return {"users": users, "policies": policies}
 
 

@@ -106,4 +106,7 @@ def test_new_passwords_are_random_and_complex():
 def test_seed_declares_the_actions_it_calls(aws, iam):
     seed.seed_demo_account(iam)
     called = {f"{call.service}:{call.action}" for call in aws.calls}
+    aws.reset()
+    seed.seed_hostile_account(iam, "<b>x</b>", ["=1+2"])  # the only seeding that writes a new policy version
+    called |= {f"{call.service}:{call.action}" for call in aws.calls}
     assert called == set(seed.READ_ACTIONS) | set(seed.WRITE_ACTIONS)
