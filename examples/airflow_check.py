@@ -256,7 +256,8 @@ def steps(binary: str, work: Path, env: dict, flow: dict) -> None:
     log, out, db = work / "airflow.log", Path(env["IAMRUNBOOK_OUT"]), work / "airflow" / "airflow.db"
     ids = names(env)
     python = Path(binary).with_name("python")
-    alone = subprocess.run([str(python), "-c", "import iamrunbook"], env=flow, capture_output=True, text=True)
+    alone = subprocess.run([str(python), "-c", "import iamrunbook"], env=flow, capture_output=True, text=True,
+                           cwd=work)  # not the checkout, which `python -c` would put on sys.path  # fmt: skip
     assert "ModuleNotFoundError" in alone.stderr, "Airflow's own environment must not have iamrunbook"
     setup = subprocess.Popen([sys.executable, "-m", "iamrunbook", "run", "--accounts", env["IAMRUNBOOK_ACCOUNTS"],
                               "--account", "data", "--apply", "--out", str(work / "setup")], env=env,
