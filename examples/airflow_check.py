@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 def steps(binary: str, work: Path, env: dict, flow: dict) -> None:
     log, out, db = work / "airflow.log", Path(env["IAMRUNBOOK_OUT"]), work / "airflow" / "airflow.db"
     ids = names(env)
-    python = Path(binary).with_name("python")
+    python = Path(binary).absolute().with_name("python")  # absolute, not resolved: the venv's own python
     alone = subprocess.run([str(python), "-c", "import iamrunbook"], env=flow, capture_output=True, text=True,
                            cwd=work)  # not the checkout, which `python -c` would put on sys.path  # fmt: skip
     assert "ModuleNotFoundError" in alone.stderr, "Airflow's own environment must not have iamrunbook"
