@@ -379,6 +379,7 @@ def test_credentials_that_land_in_another_account_are_refused_before_any_change(
     assert (record["account_id"], record["parameters"]["expected_account_id"]) == (members["beta"], members["alpha"])
 
 
+@pytest.mark.e2e
 def test_reviewed_plans_are_checked_per_account(aws, members, project):
     """Plan alpha and beta; beta changes after the review: beta is refused, alpha applies its reviewed plan,
     gamma (no reviewed run) is refused without even being entered."""
@@ -491,6 +492,7 @@ def load_dag_module():
     return module
 
 
+@pytest.mark.e2e
 def test_the_airflow_dags_tasks_share_one_folder_one_chain_one_summary(aws, members, project, tmp_path, capsys,
                                                                         monkeypatch):  # fmt: skip
     """Each mapped task's command, run as the task runs it (one account, --into the DAG run's folder), then the
@@ -562,6 +564,7 @@ def test_the_apply_dag_needs_a_reviewed_plan_in_its_conf(tmp_path):
             dag.reviewed(conf, tmp_path)
 
 
+@pytest.mark.e2e
 def test_throttled_or_unreachable_aws_exits_75_for_a_retry(aws, members, project, tmp_path, monkeypatch, capsys):
     """75 only for what may pass by itself (a throttled AssumeRole, an AWS that does not answer); a refused role
     stays 1 (gamma's trust names another account)."""

@@ -116,6 +116,7 @@ def test_the_import_needs_its_action_only_when_asked(capsys):
     assert printed == permissions.runner_policy(scope=permissions.scope_for(security_hub_import=True))["Statement"]
 
 
+@pytest.mark.e2e
 def test_06_with_security_hub_import_sends_every_finding(aws, session, legacy_account, tmp_path, capsys):
     clients.client(session, "securityhub").enable_security_hub()
     out = tmp_path / "runs"

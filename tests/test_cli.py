@@ -147,6 +147,7 @@ def test_a_failed_cell_says_which_and_why(aws, legacy_account, tmp_path, capsys)
 
 
 # --- offboarding -------------------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_offboard_plan_is_pending_then_apply_removes_the_user(aws, legacy_account, iam, tmp_path, capsys):
     iam.create_user(UserName="dave")
     iam.create_access_key(UserName="dave")

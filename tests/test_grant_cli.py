@@ -59,6 +59,7 @@ def test_bad_input_changes_nothing(aws, tmp_path, capsys, args, message, kind):
     assert aws.calls == [] and run_folders(out) == []
 
 
+@pytest.mark.e2e
 def test_grant_then_revoke_keep_the_tfvars_comments_and_order(aws, iam, tmp_path, capsys):
     seed.seed_roles(iam)
     aws.clear_calls()
@@ -80,6 +81,7 @@ def test_grant_then_revoke_keep_the_tfvars_comments_and_order(aws, iam, tmp_path
     assert spec.read_text(encoding="utf-8") == TFVARS  # back as it was written
 
 
+@pytest.mark.e2e
 def test_grant_apply_makes_it_and_revoke_apply_removes_it(aws, iam, sts, tmp_path, capsys):
     seed.seed_roles(iam)
     params = yaml_params(tmp_path)

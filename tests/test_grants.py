@@ -55,6 +55,7 @@ def direct(inv, user: str) -> set[str]:
     return {p["PolicyArn"].rsplit("/", 1)[-1] for p in inv.users[user].get("AttachedManagedPolicies", [])}
 
 
+@pytest.mark.e2e
 def test_grant_via_group_on_the_legacy_account_through_the_chain(aws, iam, sts, legacy_account, tmp_path):
     """02 migrates the legacy policy's holders into their role groups, 03 grants the rest the same way."""
     from iamrunbook.cli import cli

@@ -17,6 +17,8 @@ from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
 from iamrunbook.cli import runner
 from iamrunbook.sandbox import seed
 
+pytestmark = pytest.mark.e2e  # notebooks in kernels, a Jupyter server or Chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "parameters" / "example.yaml"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -18,6 +18,8 @@ import pytest
 
 from iamrunbook.ui import notebook
 
+pytestmark = pytest.mark.e2e  # notebooks in kernels, a Jupyter server or Chromium
+
 START_SECONDS = 60
 
 

@@ -358,6 +358,7 @@ def as_runner(runner, service: str):
     return runner["aws"].client(service, credentials=runner["key"])
 
 
+@pytest.mark.e2e
 def test_the_whole_chain_runs_as_the_runner_holding_only_the_printed_policy(runner, monkeypatch, tmp_path):
     from test_permissions import EXAMPLE
 
@@ -499,6 +500,7 @@ def test_offboarding_an_untagged_user_plans_the_tag_as_its_own_first_step():
     assert [row["action"] for row in Offboarding("leaver", record).planned(False)] == ["DeleteUser"]
 
 
+@pytest.mark.e2e
 def test_group_mode_applies_as_the_runner_holding_the_group_mode_policy(runner, monkeypatch, tmp_path):
     """grant_via group under enforcement: the role groups are created, users added, Assume*Policy attached to
     the groups, through the WriteRoleGroups and GrantRolesToRoleGroups statements only."""
