@@ -72,6 +72,9 @@ def test_the_notebook_of_this_kernel_is_saved_into_the_run_folder(jupyter, tmp_p
     assert name == "03_import_and_apply.ipynb" and "as last saved" in note
     saved = nbformat.read(folder / name, as_version=4)
     assert [c.source for c in saved.cells] == ["rb = start(globals())"]
+    assert "no HTML copy" not in note  # and its HTML copy beside it, as a headless run leaves
+    copy = (folder / "03_import_and_apply.html").read_text(encoding="utf-8")
+    assert copy.startswith("<!DOCTYPE html>") and "globals" in copy  # the cell, syntax-highlighted
 
     monkeypatch.setattr(notebook, "kernel_id", lambda: "not-a-kernel-of-this-server")
     assert notebook.save_notebook(tmp_path / "other", "x") == (

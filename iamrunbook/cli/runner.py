@@ -35,6 +35,7 @@ from iamrunbook.flows.session import HEADLESS_ENV, RUN_DIR_ENV, START_DIR_ENV
 from iamrunbook.runs import manifest, planfile
 from iamrunbook.runs.manifest import new_run_dir, utc_iso, versions
 from iamrunbook.runs.outcome import SUCCEEDED, Assessment, assess, decide_exit
+from iamrunbook.runs.record_html import export_html
 
 READ_ACTIONS: tuple[str, ...] = ()  # the notebooks call AWS; the runner itself never does
 WRITE_ACTIONS: tuple[str, ...] = ()
@@ -266,20 +267,6 @@ def execute_notebook(
         html.name if html else None,
         failure,
     )
-
-
-RECORD_TEMPLATE = Path(__file__).resolve().parent / "html" / "record.html.j2"
-
-
-def export_html(notebook: Path) -> Path:
-    """An HTML copy for readers without Jupyter: self-contained and offline (html/record.html.j2)."""
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="lab", template_file=str(RECORD_TEMPLATE))
-    body, _ = exporter.from_filename(str(notebook))
-    path = notebook.with_suffix(".html")
-    path.write_text(body, encoding="utf-8")
-    return path
 
 
 # --- what the run left: pending changes, problems no apply fixes, the manifest ------------------------

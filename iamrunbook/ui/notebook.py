@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from iamrunbook.base import records
+from iamrunbook.runs.record_html import export_html
 
 TIMEOUT_SECONDS = 5
 
@@ -70,4 +71,9 @@ def save_notebook(folder: Path, name: str) -> tuple[str | None, str]:
         return None, f"the Jupyter server did not return {path}: {exc}"
     target = f"{name}.ipynb"
     records.write(folder, records.NOTEBOOKS, json.dumps(model["content"], indent=1), name=target)
-    return target, f"{path} as last saved at {model.get('last_modified')}; outputs after that save are not in it"
+    note = f"{path} as last saved at {model.get('last_modified')}; outputs after that save are not in it"
+    try:
+        export_html(Path(folder) / target)
+    except Exception as exc:  # noqa: BLE001 - the notebook is kept; the record says why it has no HTML copy
+        return target, f"{note}; no HTML copy: {type(exc).__name__}: {exc}"
+    return target, note
