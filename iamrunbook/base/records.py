@@ -161,6 +161,8 @@ LEGACY_RESULT = Record("legacy_migration_result.json", f"{_SHAPES}:Outcome")
 PLAN = Record("plan.json", "iamrunbook.core.plan:Plan")
 APPLY_RESULT = Record("apply_result.json", f"{_SHAPES}:Outcome")
 TERRAFORM = Record("terraform/*")
+# written by live sessions before live changes became runs of their own (runs/live.py): kept declared, so
+# those older records still read and verify
 INTERACTIVE_PLAN = Record("interactive_plan.json", "iamrunbook.core.plan:Plan")
 INTERACTIVE_RESULT = Record("interactive_apply_result.json", f"{_SHAPES}:Outcome")
 INTERACTIVE_SPEC = Record("iam_users.yaml")
