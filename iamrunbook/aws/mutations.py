@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from iamrunbook.aws.clients import exists_ok, gone_ok, retry_not_found
 from iamrunbook.aws.deletion import delete_user as full_cleanup
-from iamrunbook.core.changes import KINDS, Change, Handlers
+from iamrunbook.core.changes import CENTER_KINDS, KINDS, RETIRE_KINDS, Change, Handlers
 
 #: kind -> the AWS calls that make it; the executor dispatches through this
 AWS = Handlers("AWS")
 
 READ_ACTIONS: tuple[str, ...] = ()
-WRITE_ACTIONS = tuple(sorted({action for kind in KINDS.values() for action in kind.actions}))
+#: the user and group modes' calls; Identity Center's and 07's are declared by aws/center_mutations.py
+WRITE_ACTIONS = tuple(sorted({action for name, kind in KINDS.items() if name not in (*CENTER_KINDS, *RETIRE_KINDS)
+                              for action in kind.actions}))  # fmt: skip
 
 
 def _tags(change: Change) -> list[dict]:

@@ -45,7 +45,31 @@ KINDS: dict[str, Kind] = {
     "delete_group": Kind("-", "destroy", "delete", ("iam:DeleteGroup",)),
     "delete_policy_version": Kind("-", "destroy", "delete", ("iam:DeletePolicyVersion",)),
     "delete_policy": Kind("-", "destroy", "delete", ("iam:DeletePolicy",)),
+    # grant_via: identity_center (core/identity_center_plan.py): names, not ids, in every change
+    "ic_create_user": Kind("+", "add", "grant", ("identitystore:CreateUser",)),
+    "ic_create_group": Kind("+", "add", "grant", ("identitystore:CreateGroup",)),
+    "ic_create_permission_set": Kind("+", "add", "grant", ("sso:CreatePermissionSet", "sso:TagResource")),
+    "ic_update_permission_set": Kind("~", "change", "grant", ("sso:UpdatePermissionSet",)),
+    "ic_attach_policy_reference": Kind("+", "add", "grant",
+                                       ("sso:AttachCustomerManagedPolicyReferenceToPermissionSet",)),  # fmt: skip
+    "ic_provision": Kind("~", "change", "grant",
+                         ("sso:ProvisionPermissionSet", "sso:DescribePermissionSetProvisioningStatus")),  # fmt: skip
+    "ic_add_member": Kind("+", "add", "grant", ("identitystore:CreateGroupMembership",)),
+    "ic_assign": Kind("+", "add", "grant",
+                      ("sso:CreateAccountAssignment", "sso:DescribeAccountAssignmentCreationStatus")),  # fmt: skip
+    "ic_unassign": Kind("-", "destroy", "revoke",
+                        ("sso:DeleteAccountAssignment", "sso:DescribeAccountAssignmentDeletionStatus")),  # fmt: skip
+    "ic_detach_policy_reference": Kind("-", "destroy", "revoke",
+                                       ("sso:DetachCustomerManagedPolicyReferenceFromPermissionSet",)),  # fmt: skip
+    "ic_remove_member": Kind("-", "destroy", "revoke", ("identitystore:DeleteGroupMembership",)),
+    # 07's phase 2: retiring an IAM user whose Identity Center path works
+    "deactivate_access_keys": Kind("-", "destroy", "revoke", ("iam:ListAccessKeys", "iam:UpdateAccessKey")),
+    "delete_login_profile": Kind("-", "destroy", "revoke", ("iam:DeleteLoginProfile",)),
 }
+
+#: The Identity Center kinds, and 07's retiring of an IAM user: only plans of grant_via: identity_center hold them
+CENTER_KINDS = tuple(kind for kind in KINDS if kind.startswith("ic_"))
+RETIRE_KINDS = ("deactivate_access_keys", "delete_login_profile")
 
 
 class Handlers:
@@ -107,6 +131,9 @@ class Change:
     document: str | None = None
     description: str | None = None
     version_id: str | None = None
+    #: Identity Center changes: the target account, and USER | GROUP for an assignment's principal
+    account: str | None = None
+    principal_type: str | None = None
     #: the phase of the safe order this change runs in (order.py); changes of one phase may run together
     phase: int | None = None
 
