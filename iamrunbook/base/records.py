@@ -168,6 +168,14 @@ INTERACTIVE_RESULT = Record("interactive_apply_result.json", f"{_SHAPES}:Outcome
 INTERACTIVE_SPEC = Record("iam_users.yaml")
 SPEC_FILE = Record("spec/*")  # a live change's run folder: the spec file it kept (runs/live.py)
 # 04_verify
+# 07_migrate_to_identity_center (and 03 under grant_via: identity_center): phase 1 grants, phase 2 retires
+CENTER_PLAN = Record("identity_center_plan.json", "iamrunbook.core.identity_center_plan:CenterPlan")
+CENTER_RESULT = Record("identity_center_result.json", f"{_SHAPES}:Outcome")
+CENTER_USERS = Record("identity_center_users.csv", columns=("user", "identity_center_user", "iam_user", "roles",
+                                                          "last_sign_in", "status"))  # fmt: skip
+RETIRE_PLAN = Record("retire_plan.json", "iamrunbook.core.identity_center_plan:RetirePlan")
+RETIRE_RESULT = Record("retire_result.json", f"{_SHAPES}:Outcome")
+
 VERIFICATION = Record("verification.json", f"{_SHAPES}:VerificationRecord")
 # 05_offboard_user
 OFFBOARD_CREDENTIALS = Record("offboard_*_credentials.json")

@@ -46,6 +46,8 @@ PARAMETERS: dict[str, tuple[Any, tuple[type, ...], str]] = {
                         "home_region, session_duration (None: found with ListInstances)"),
     "identity_center_accounts": (None, (list, _NONE), "grant_via: identity_center: target account ids "
                                  "(None: the caller's account)"),
+    "retire_iam_users": ({}, (dict,), "07_migrate_to_identity_center: user -> reason, retired without a sign-in"),
+    "retire_grace_days": (7, (int,), "07_migrate_to_identity_center: days between disabling and deleting an IAM user"),
     "max_temporary_days": (30, (int,), "a temporary grant's until may be at most this many days from now"),
 }
 
@@ -69,7 +71,7 @@ def check_params(params: Mapping[str, Any]) -> list[str]:
             problems.append(f"parameter {name}: expected {_type_names(types)}, got {type(value).__name__} {value!r}")
     if isinstance(params.get("max_deletions"), int) and params["max_deletions"] < 0:
         problems.append("parameter max_deletions: must be 0 or more")
-    for name, low in (("apply_parallelism", 1), ("review_days", 1), ("max_temporary_days", 1)):
+    for name, low in (("apply_parallelism", 1), ("review_days", 1), ("max_temporary_days", 1), ("retire_grace_days", 0)):
         value = params.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value < low:
             problems.append(f"parameter {name}: must be {low} or more")
