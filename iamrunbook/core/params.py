@@ -71,7 +71,8 @@ def check_params(params: Mapping[str, Any]) -> list[str]:
             problems.append(f"parameter {name}: expected {_type_names(types)}, got {type(value).__name__} {value!r}")
     if isinstance(params.get("max_deletions"), int) and params["max_deletions"] < 0:
         problems.append("parameter max_deletions: must be 0 or more")
-    for name, low in (("apply_parallelism", 1), ("review_days", 1), ("max_temporary_days", 1), ("retire_grace_days", 0)):
+    lows = (("apply_parallelism", 1), ("review_days", 1), ("max_temporary_days", 1), ("retire_grace_days", 0))
+    for name, low in lows:
         value = params.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value < low:
             problems.append(f"parameter {name}: must be {low} or more")

@@ -47,6 +47,10 @@ def credentials(rb, inv: Inventory):
 def access(rb, inv: Inventory) -> tuple[pd.DataFrame, list[Grant]]:
     """Who can assume each configured role, by any path: the matrix and every path behind it."""
     grants = effective_access(inv.details(), rb.params["roles"], inv.account_id)
+    if rb.params["grant_via"] == "identity_center":  # and via Identity Center: user -> group -> permission set
+        from iamrunbook.flows.center import grants as center_paths
+
+        grants += center_paths(rb, inv)
     matrix = reports.access_matrix(grants, inv.users, rb.params["roles"])
     rb.write(records.EFFECTIVE_ACCESS, matrix.reset_index())
     grants += expired_paths(inv.details(), rb.params["roles"], inv.account_id)  # shown "no (expired ...)"
@@ -97,6 +101,12 @@ def role_trust(rb, inv: Inventory) -> pd.DataFrame:
                      "max_session_hours": _session_hours(rb, name) if role else None})  # fmt: skip
     frame = pd.DataFrame(rows, columns=records.ROLE_TRUST.columns)
     rb.write(records.ROLE_TRUST, frame)
+    if rb.params["grant_via"] == "identity_center":  # whether each trust admits the permission set's role
+        from IPython.display import display
+
+        from iamrunbook.flows.center import trust_frame
+
+        display(table(trust_frame(rb, rb.spec(), inv), "No roles configured."))
     return frame
 
 

@@ -20,7 +20,12 @@ WRITE_ACTIONS: tuple[str, ...] = ()
 def run(rb) -> Verification:
     """04's check, from a fresh read, written to verification.json. After an apply any problem fails it."""
     spec, inventory = rb.spec(), rb.inventory()
-    verification = verify(spec, inventory, also_pending=migration_steps(rb, spec, inventory))
+    if spec.settings.identity_center is not None:  # grant_via: identity_center: the instance too
+        from iamrunbook.flows.center import verification as center_verification
+
+        verification = center_verification(rb, spec, inventory)
+    else:
+        verification = verify(spec, inventory, also_pending=migration_steps(rb, spec, inventory))
     rb.write(records.VERIFICATION, verification.record())
     if rb.apply and not verification.ok:
         raise RunbookError(

@@ -1,0 +1,198 @@
+"""`grant_via: identity_center`: 07's two phases, and 03 and 04 in this mode.
+
+Phase 1 grants each spec user their Identity Center path (core/identity_center_plan.py) and never touches an
+IAM user; the simulator proves, after every step, that nobody loses a role they hold now. Phase 2, in a later
+run, retires the IAM user of each spec user who has signed in through Identity Center since phase 1 (or whom
+`retire_iam_users` names with a reason): keys deactivated and password removed first, the user deleted with
+05's full cleanup after `retire_grace_days`. Both are plans first, applied only with `apply` (headless) or a
+Confirm (live), and both leave their plan and outcome in the run folder, in the chain like every run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from iamrunbook.aws import clients as aws
+from iamrunbook.aws.center_mutations import CenterTarget, run_center
+from iamrunbook.aws.center_sweep import read_center_state
+from iamrunbook.aws.cloudtrail import center_sign_ins
+from iamrunbook.aws.executor import ApplyError, ApplyResult, execute
+from iamrunbook.base import records
+from iamrunbook.base.errors import SpecError
+from iamrunbook.core.identity_center import IdentityCenterSettings, permission_set_name
+from iamrunbook.core.identity_center_access import center_grants
+from iamrunbook.core.identity_center_plan import CenterPlan, RetirePlan, make_center_plan, plan_retire
+from iamrunbook.core.identity_center_simulate import ensure_center_safe
+from iamrunbook.core.identity_center_state import CenterState
+from iamrunbook.core.identity_center_trust import trust_admits_reserved_role
+from iamrunbook.core.identity_center_verify import verify_center
+from iamrunbook.core.inventory import Inventory, decode_document
+from iamrunbook.core.spec import Spec
+from iamrunbook.core.verify import Verification
+from iamrunbook.flows.apply import check_safety, record_outcome
+from iamrunbook.runs import planfile
+
+READ_ACTIONS: tuple[str, ...] = ()  # aws/center_sweep.py, aws/center_mutations.py and aws/cloudtrail.py declare
+WRITE_ACTIONS: tuple[str, ...] = ()
+STEP = "07_migrate_to_identity_center"
+NO_PASSWORD = (
+    "Users the runbook creates in the identity store have no password: they can sign in only once the instance "
+    "sends email one-time passwords (Settings > Authentication > Send email OTP) or an administrator resets "
+    "their password. Until then they cannot sign in, and phase 2 keeps their IAM users."
+)
+
+
+def settings(rb) -> IdentityCenterSettings:
+    """The mode's settings; refuses a run of another mode."""
+    found = rb.spec().settings.identity_center
+    if found is None:
+        raise SpecError(f"{STEP} needs grant_via: identity_center (it is {rb.spec().settings.grant_via!r})")
+    return found
+
+
+def targets(rb) -> tuple[str, ...]:
+    return settings(rb).accounts or (rb.account_id,)
+
+
+def read_state(rb) -> CenterState:
+    """The instance as it is now (ListInstances finds it when the parameters do not say)."""
+    return read_center_state(rb.session, settings(rb), rb.account_id, accounts=targets(rb))
+
+
+# --- phase 1: grant --------------------------------------------------------------------------------
+def record_plan(rb, spec: Spec, inventory: Inventory, state: CenterState) -> CenterPlan:
+    """Phase 1's plan (and 03's in this mode), proven step by step, written to identity_center_plan.json."""
+    plan = make_center_plan(spec, inventory, state, accounts=targets(rb))
+    rb.write(records.CENTER_PLAN, plan)
+    return plan
+
+
+def _target(rb, state: CenterState) -> CenterTarget:
+    region = state.home_region
+    sso = rb.session.client("sso-admin", region_name=region, config=aws.CLIENT_CONFIG)
+    store = rb.session.client("identitystore", region_name=region, config=aws.CLIENT_CONFIG)
+    iam = aws.apply_client(rb.session, rb.params["apply_parallelism"])
+    return CenterTarget(iam, sso, store, state.instance_arn, state.identity_store_id)
+
+
+def _execute(rb, plan, inventory: Inventory, state: CenterState, record: records.Record) -> ApplyResult:
+    """The checks owed before the first call, then the calls (executor: phase by phase, bounded), then the
+    outcome record, whether it finished or failed."""
+    check_safety(plan, rb.params["max_deletions"], simulated=True)
+    ensure_center_safe(inventory, state, plan.changes, rb.spec(), plan.caller_arn)
+    try:
+        result = execute(_target(rb, state), plan.changes, ApplyResult(), desc="identity center", progress=True,
+                         parallelism=rb.params["apply_parallelism"], run=run_center)  # fmt: skip
+    except ApplyError as exc:
+        record_outcome(rb, record, exc.result)
+        raise
+    record_outcome(rb, record, result, summary=plan.summary())
+    return result
+
+
+def grant(rb, plan: CenterPlan, inventory: Inventory, state: CenterState, step: str = STEP) -> ApplyResult | None:
+    """Phase 1 applied: headless with `apply`, live after Confirm; the outcome in identity_center_result.json."""
+
+    def go() -> ApplyResult:
+        chosen = planfile.bind(rb, step, plan)
+        return _execute(rb, chosen, inventory, state, records.CENTER_RESULT)
+
+    return rb.carry_out(f"Identity Center: {plan.summary_line()}", go, ready=not plan.is_empty, step=step)
+
+
+# --- phase 2: retire -------------------------------------------------------------------------------
+def phase_one_time(state: CenterState) -> datetime | None:
+    """When phase 1 made the runbook's permission sets: sign-ins before it prove nothing about its path."""
+    made = [ps.created for ps in state.permission_sets.values() if ps.is_managed and ps.created]
+    return datetime.fromisoformat(min(made).replace("Z", "+00:00")) if made else None
+
+
+def sign_ins(rb, state: CenterState) -> dict[str, str]:
+    """UserName -> the last finished Identity Center sign-in since phase 1 (CloudTrail, home region)."""
+    since = phase_one_time(state)
+    if since is None:
+        return {}
+    users = {name: user["UserId"] for name, user in state.users.items() if user.get("UserId")}
+    return center_sign_ins(rb.session, state.home_region, since, users)
+
+
+def record_retire_plan(rb, spec: Spec, inventory: Inventory, state: CenterState, signed_in: dict[str, str], *,
+                       after: CenterPlan) -> RetirePlan:  # fmt: skip
+    """Phase 2's plan: who is retired now, who is deleted after the grace period, and why the others are kept.
+    While phase 1 (`after`) still has changes, phase 2 waits for a later run: it retires nobody."""
+    p = rb.params
+    signed_in = {} if not after.is_empty else signed_in
+    retire_list = {} if not after.is_empty else p["retire_iam_users"]
+    plan = plan_retire(spec, inventory, state, signed_in, retire_iam_users=retire_list,
+                       grace_days=p["retire_grace_days"], now=datetime.now(timezone.utc), caller_arn=rb.caller_arn,
+                       accounts=targets(rb))  # fmt: skip
+    if not after.is_empty:
+        print(f"Phase 1 has {len(after.changes)} change(s) to make first: phase 2 runs in a later run, once people "
+              "have signed in through Identity Center.")  # fmt: skip
+    rb.write(records.RETIRE_PLAN, plan)
+    return plan
+
+
+def retire(rb, plan: RetirePlan, inventory: Inventory, state: CenterState) -> ApplyResult | None:
+    """Phase 2 applied, like phase 1; the outcome in retire_result.json."""
+
+    def go() -> ApplyResult:
+        return _execute(rb, plan, inventory, state, records.RETIRE_RESULT)
+
+    return rb.carry_out(f"Retire IAM users: {plan.summary_line()}", go, ready=not plan.is_empty, step=STEP)
+
+
+# --- 04 -----------------------------------------------------------------------------------------------
+def verification(rb, spec: Spec, inventory: Inventory) -> Verification:
+    """04 in this mode: the mode's plan must be empty and every path the spec's (core/identity_center_verify.py)."""
+    state = read_state(rb)
+    return verify_center(spec, inventory, state, targets(rb), center_addresses(spec, inventory, state))
+
+
+def grants(rb, inventory: Inventory) -> list:
+    """01's paths through Identity Center, next to the IAM ones."""
+    return center_grants(read_state(rb), inventory, rb.params["roles"], rb.account_id)
+
+
+# --- reports -------------------------------------------------------------------------------------------
+def trust_frame(rb, spec: Spec, inventory: Inventory) -> pd.DataFrame:
+    """Each role: whether its trust admits the permission set's reserved role, and why (01 and 07)."""
+    region = settings(rb).home_region or rb.params["aws_region"]
+    rows = []
+    for key, role in spec.roles.items():
+        trust = (inventory.roles.get(role) or {}).get("AssumeRolePolicyDocument")
+        verdict = trust_admits_reserved_role(decode_document(trust) if trust else {}, rb.account_id,
+                                             permission_set_name(role), region, inventory.partition)  # fmt: skip
+        rows.append({"role_key": key, "role": role, "permission_set": permission_set_name(role),
+                     "admits_identity_center": "yes" if verdict.admits else "no",
+                     "why": verdict.why if trust else "the role does not exist"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def kept_frame(plan: RetirePlan) -> pd.DataFrame:
+    """Phase 2's kept users and why, one row each."""
+    rows = [{"user": user, "kept because": why} for user, why in plan.kept]
+    return pd.DataFrame(rows, columns=["user", "kept because"])
+
+
+def users_frame(rb, spec: Spec, inventory: Inventory, state: CenterState, signed_in: dict[str, str]) -> pd.DataFrame:
+    """Each spec user: their Identity Center user, their IAM user, the roles Identity Center gives them, and
+    their last sign-in; written to identity_center_users.csv."""
+    grants = center_grants(state, inventory, spec.roles, rb.account_id)
+    held = {}
+    for g in grants:
+        held.setdefault(g.user, set()).add(g.role_key)
+    rows = []
+    for name in spec.users:
+        iam_user = inventory.user_named(name)
+        retired = (Inventory.tags(iam_user or {}) or {}).get("iamrunbook:retired-at")
+        status = ("retired " + retired[:10]) if retired else ("signed in" if name in signed_in else "not signed in yet")
+        rows.append({"user": name, "identity_center_user": "yes" if name in state.users else "no",
+                     "iam_user": (iam_user or {}).get("UserName", "none"),
+                     "roles": ", ".join(sorted(held.get(name, ()))) or "none",
+                     "last_sign_in": signed_in.get(name, "none since phase 1"), "status": status})  # fmt: skip
+    frame = pd.DataFrame(rows, columns=list(records.CENTER_USERS.columns))
+    rb.write(records.CENTER_USERS, frame)
+    return frame
