@@ -128,6 +128,11 @@ def apply_confirmed(rb, plan: Plan, inventory=None) -> ApplyResult | None:
     """03's apply step: the headless/live decision (rb.carry_out), the safety checks, the calls, the record.
     In a live session the role matrix editor shows instead (it plans from `inventory` as you type)."""
 
+    if rb.spec().settings.identity_center is not None:  # the mode's plan; a Confirm, not the IAM editor, live
+        from iamrunbook.flows import center
+
+        return center.grant(rb, plan, inventory, center.read_state(rb), step=STEP)
+
     def go() -> ApplyResult:
         p = rb.params
         chosen = planfile.bind(rb, "03_import_and_apply", plan)  # the reviewed plan itself, when given
@@ -156,6 +161,10 @@ def record_plan(rb, spec, inventory) -> Plan:
     migration will leave it (simulated), so that a reviewed chain applies without a spurious difference."""
     from iamrunbook.core.plan import make_plan
 
+    if spec.settings.identity_center is not None:  # grant_via: identity_center plans the instance (flows/center.py)
+        from iamrunbook.flows import center
+
+        return center.record_plan(rb, spec, inventory, center.read_state(rb))
     migration = rb.read(records.LEGACY_PLAN)
     migrated = rb.read(records.LEGACY_RESULT)  # a live session may have confirmed 02 already: nothing to simulate
     if not rb.apply and migration is not None and migration.steps and not migration.blocked and not migrated:
@@ -175,5 +184,10 @@ def handoff(rb, spec, inventory, result: ApplyResult | None):
     from iamrunbook.core.terraform import write_terraform
 
     after = rb.inventory() if result is not None else inventory
-    files = write_terraform(rb.run_dir / "terraform", spec, after)
+    if spec.settings.identity_center is not None:
+        from iamrunbook.flows import center
+
+        files = write_terraform(rb.run_dir / "terraform", spec, after, center=center.read_state(rb))
+    else:
+        files = write_terraform(rb.run_dir / "terraform", spec, after)
     return pd.DataFrame([{"file": path.relative_to(rb.run_dir).as_posix()} for path in files.values()])

@@ -139,7 +139,8 @@ def retire(rb, plan: RetirePlan, inventory: Inventory, state: CenterState) -> Ap
     """Phase 2 applied, like phase 1; the outcome in retire_result.json."""
 
     def go() -> ApplyResult:
-        return _execute(rb, plan, inventory, state, records.RETIRE_RESULT)
+        chosen = planfile.bind(rb, f"{STEP}/retire", plan)
+        return _execute(rb, chosen, inventory, state, records.RETIRE_RESULT)
 
     return rb.carry_out(f"Retire IAM users: {plan.summary_line()}", go, ready=not plan.is_empty, step=STEP)
 

@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from iamrunbook.base import records
 from iamrunbook.base.progress import HEADLESS_ENV
 from iamrunbook.flows import apply, legacy
 from iamrunbook.flows.offboard import Offboarding
@@ -55,4 +56,21 @@ def precheck(saved: Reviewed, params: dict, notebooks: list[str], start_dir: Pat
             o.take_record(rb)
             o.reach(rb)
             lines += offboard_diff(saved.plans["05_offboard_user"], o.user, o.planned(plain["revoke_role_sessions"]))
+        if "07_migrate_to_identity_center" in saved.plans:
+            lines += _center(rb, saved)
     return lines
+
+
+def _center(rb, saved: Reviewed) -> list[str]:
+    """07's two plans, afresh: phase 1's, then phase 2's (which waits while phase 1 has changes)."""
+    from iamrunbook.flows import center
+
+    spec, inventory = rb.spec(), rb.inventory(with_credential_report=True)
+    state = center.read_state(rb)
+    grant = center.record_plan(rb, spec, inventory, state)
+    lines = plan_diff(center.STEP, saved.plans[center.STEP], grant)
+    retire = center.record_retire_plan(rb, spec, inventory, state, center.sign_ins(rb, state), after=grant)
+    saved_retire = saved.plans.get(f"{center.STEP}/retire")
+    if saved_retire is None:
+        return [*lines, f"{center.STEP}: the reviewed run holds no {records.RETIRE_PLAN.name}"]
+    return lines + plan_diff(f"{center.STEP}/retire", saved_retire, retire)

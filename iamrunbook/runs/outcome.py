@@ -67,6 +67,12 @@ def assess(run_dir: Path, apply: bool = False) -> Assessment:
             *_shown(plan.lines(), str(run_dir / records.PLAN.name)),
             f"    {plan.summary_line()}",
         ]
+    for record, label in ((records.CENTER_PLAN, "Identity Center"), (records.RETIRE_PLAN, "retire IAM users")):
+        center = records.read(run_dir, record)
+        if center is not None and center.changes and not apply:
+            found["pending"].append(f"{label}: {len(center.changes)} change(s) pending")
+            found["details"] += [found["pending"][-1] + ":", *_shown(center.lines(), str(run_dir / record.name)),
+                                 f"    {center.summary_line()}"]  # fmt: skip
     verification = records.read(run_dir, records.VERIFICATION)
     if verification is not None and not verification.ok:
         from iamrunbook.core.verify import problem_line

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,19 @@ WRITE_ACTIONS: tuple[str, ...] = ()
 #: The runner tells kernels the largest age it accepts (seconds); live sessions use the default.
 MAX_AGE_ENV = "IAMRUNBOOK_MAX_PLAN_AGE"
 DEFAULT_MAX_AGE = timedelta(hours=24)
-#: The records that are the plan, per notebook that changes the account.
+#: The records that are the plan, per plan of a notebook that changes the account (`<notebook>/<part>` when a
+#: notebook has two, as 07's phases); alternatives in order, where a mode writes its own (03 in Identity Center).
 PLAN_RECORDS = {
-    "02_delete_legacy_policy": records.LEGACY_PLAN,
-    "03_import_and_apply": records.PLAN,
-    "05_offboard_user": records.OFFBOARD,
+    "02_delete_legacy_policy": (records.LEGACY_PLAN,),
+    "03_import_and_apply": (records.PLAN, records.CENTER_PLAN),
+    "05_offboard_user": (records.OFFBOARD,),
+    "07_migrate_to_identity_center": (records.CENTER_PLAN,),
+    "07_migrate_to_identity_center/retire": (records.RETIRE_PLAN,),
 }
+
+
+def plan_keys(notebook: str) -> list[str]:
+    return [key for key in PLAN_RECORDS if key.split("/")[0] == notebook]
 _IDENTITY = ("kind", "address", "target_kind", "target_name", "policy_arn", "version_id", "user")
 
 
@@ -52,7 +59,9 @@ class Reviewed:
 
     run_dir: Path
     manifest: dict
-    plans: dict[str, Any]  # notebook -> its plan record (Plan, MigrationPlan, OffboardRecord)
+    plans: dict[str, Any]  # plan key (PLAN_RECORDS) -> its plan record (Plan, MigrationPlan, OffboardRecord, ...)
+    #: plan key -> the file it was read from
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -64,7 +73,7 @@ class Reviewed:
 
     def files(self) -> dict[str, str]:
         artifacts = self.manifest.get("artifacts", {})
-        return {PLAN_RECORDS[n].name: artifacts.get(PLAN_RECORDS[n].name) for n in self.plans}
+        return {self.sources[key]: artifacts.get(self.sources[key]) for key in self.plans}
 
     def provenance(self, approved_by: str, max_age: timedelta) -> dict:
         """What run.json records: which plan, its hashes, who approved it, how old it was."""
@@ -102,26 +111,26 @@ def load(path: str | Path, *, max_age: timedelta = DEFAULT_MAX_AGE, now: datetim
         problems.append(
             f"--plan {path}: run {found['id']} ended with exit code {found['exit_code']}; it planned nothing"
         )
-    plans = {}
-    for notebook in (n["name"] for n in found["notebooks"]):
-        record = PLAN_RECORDS.get(notebook)
-        if record is None:
-            continue
-        if not (run_dir / record.name).is_file():
+    plans, sources = {}, {}
+    for key in (k for n in found["notebooks"] for k in plan_keys(n["name"])):
+        present = [r for r in PLAN_RECORDS[key] if (run_dir / r.name).is_file()]
+        record = (present or PLAN_RECORDS[key])[0]
+        if not present:
             problems.append(f"--plan {path}: {record.name} is missing")
         elif manifest.sha256(run_dir / record.name) != found["artifacts"].get(record.name):
             problems.append(f"--plan {path}: {record.name} was modified after the plan was made (sha256 differs)")
         else:
-            plans[notebook] = records.read(run_dir, record)
+            plans[key], sources[key] = records.read(run_dir, record), record.name
     if not plans and not problems:
-        problems.append(f"--plan {path}: run {found['id']} ran none of {', '.join(PLAN_RECORDS)}")
+        notebooks = dict.fromkeys(key.split("/")[0] for key in PLAN_RECORDS)
+        problems.append(f"--plan {path}: run {found['id']} ran none of {', '.join(notebooks)}")
     planned = datetime.fromisoformat(found["finished"])
     age = (now or datetime.now(timezone.utc)) - planned
     if age > max_age:
         problems.append(f"--plan {path}: the plan is {_hours(age)} old, older than --max-plan-age {_hours(max_age)}")
     if problems:
         raise SpecError(problems)
-    return Reviewed(run_dir, found, plans)
+    return Reviewed(run_dir, found, plans, sources)
 
 
 def _hours(delta: timedelta) -> str:
