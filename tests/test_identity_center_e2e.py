@@ -1,0 +1,107 @@
+"""07 end to end on the embedded AWS, from the demo account: phase 1 through `iamrunbook run --apply` (papermill,
+a kernel, exit codes), sign-ins seeded for alice and bob and none for your-username, phase 2 (disable), the grace
+period passed, phase 2 again (delete), then 04 in identity_center mode exits 0. After every run the people of
+the spec still hold every role the spec grants them, by one path or the other.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iamrunbook.base.exit_codes import EXIT_OK
+from iamrunbook.base.shipped import shipped_dir
+from iamrunbook.cli import cli
+from iamrunbook.flows import apply, legacy
+from iamrunbook.flows.session import HEADLESS_ENV, open_runbook
+from iamrunbook.sandbox.identity_center import sign_in
+from iamrunbook.sandbox.seed import seed_demo_account
+
+pytestmark = pytest.mark.e2e
+
+STEP = "07_migrate_to_identity_center"
+RETIRED = "iamrunbook:retired-at"
+
+
+@pytest.fixture
+def demo(aws, iam, tmp_path, monkeypatch):
+    """The demo account after the demo's chain: the legacy policy migrated, the example spec applied (user mode)."""
+    monkeypatch.setenv(HEADLESS_ENV, "1")
+    seed_demo_account(iam)
+    params = yaml.safe_load((shipped_dir("parameters") / "example.yaml").read_text(encoding="utf-8"))
+    params = {**params, "apply": True}
+    legacy.run(open_runbook(params, tmp_path / "setup-02"))
+    rb = open_runbook(params, tmp_path / "setup-03")
+    inventory = rb.inventory()
+    apply.apply_confirmed(rb, apply.record_plan(rb, rb.spec(), inventory), inventory)
+    return params
+
+
+def run(tmp_path: Path, params: dict, *notebooks: str, apply_it: bool = True) -> tuple[int, Path]:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "apply"}), encoding="utf-8")
+    out = tmp_path / "runs"
+    before = set(out.iterdir()) if out.is_dir() else set()
+    code = cli.main(["run", *notebooks, "-f", str(path), "--out", str(out), *(["--apply"] if apply_it else [])])
+    (folder,) = set(out.iterdir()) - before
+    return code, folder
+
+
+def users(iam) -> dict[str, dict]:
+    found = {}
+    for page in iam.get_paginator("list_users").paginate():
+        for user in page["Users"]:
+            tags = iam.list_user_tags(UserName=user["UserName"])["Tags"]
+            found[user["UserName"]] = {t["Key"]: t["Value"] for t in tags}
+    return found
+
+
+def store_ids(aws) -> dict[str, str]:
+    sso, store = aws.client("sso-admin"), aws.client("identitystore")
+    store_id = sso.list_instances()["Instances"][0]["IdentityStoreId"]
+    return {u["UserName"]: u["UserId"] for u in store.list_users(IdentityStoreId=store_id)["Users"]}
+
+
+def backdate(iam, user: str, days: int) -> None:
+    """The grace period passed: the retirement happened `days` ago (the tag is the runbook's own memory)."""
+    when = (datetime.now(timezone.utc) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    iam.tag_user(UserName=user, Tags=[{"Key": RETIRED, "Value": when}])
+
+
+def test_migration_retires_who_signed_in_and_keeps_the_rest(aws, iam, demo, tmp_path):
+    params = {**demo, "grant_via": "identity_center"}
+    alice, bob, owner = "alice@example.com", "bob@example.com", "your-username"
+
+    code, phase1 = run(tmp_path, params, STEP)
+    assert code == EXIT_OK, (phase1 / "run.json").read_text()
+    result = json.loads((phase1 / "identity_center_result.json").read_text())
+    assert result["ok"] and result["changes"], "phase 1 made the Identity Center paths"
+    assert set(users(iam)) >= {alice, bob, owner}, "phase 1 never touches an IAM user"
+    ids = store_ids(aws)
+    assert set(ids) == {alice, bob, owner}
+
+    code, plan_only = run(tmp_path, params, STEP, apply_it=False)
+    assert code == EXIT_OK  # phase 1 is done and nobody has signed in yet: phase 2 has nothing to do
+    assert "not signed in" in (plan_only / "identity_center_users.csv").read_text()
+
+    for name in (alice, bob):
+        sign_in(aws, name, ids[name])
+    code, phase2 = run(tmp_path, params, STEP)
+    assert code == EXIT_OK, (phase2 / "run.json").read_text()
+    now = users(iam)
+    assert RETIRED in now[alice] and RETIRED in now[bob] and RETIRED not in now[owner]
+    assert all(k["Status"] == "Inactive" for k in iam.list_access_keys(UserName=alice)["AccessKeyMetadata"])
+    assert any(k["Status"] == "Active" for k in iam.list_access_keys(UserName=owner)["AccessKeyMetadata"])
+
+    for name in (alice, bob):
+        backdate(iam, name, params.get("retire_grace_days", 7) + 1)
+    code, deleted = run(tmp_path, params, STEP)
+    assert code == EXIT_OK, (deleted / "run.json").read_text()
+    assert alice not in users(iam) and bob not in users(iam) and owner in users(iam)
+
+    code, verified = run(tmp_path, params, "04_verify", apply_it=False)
+    assert code == EXIT_OK, (verified / "verification.json").read_text()
