@@ -83,6 +83,8 @@ class Review:
     def table(self, rb) -> pd.DataFrame:
         frame = rv.table_frame(self.rows(), self.recommendations)
         rb.write(records.ACCESS_REVIEW_TABLE, frame)
+        if self.spec.settings.identity_center is not None:  # mid-migration: the Identity Center side too
+            center_users(rb, self.spec, self.inventory)
         return frame
 
     def recommendations_frame(self) -> pd.DataFrame:
@@ -150,6 +152,19 @@ class Review:
 
 
 # --- the heat-map ---------------------------------------------------------------------------------------
+def center_users(rb, spec, inventory) -> None:
+    """Each spec user's Identity Center user and last sign-in next to their IAM user (identity_center_users.csv)."""
+    from IPython.display import display
+
+    from iamrunbook.base.display import table
+    from iamrunbook.flows import center
+
+    state = center.read_state(rb)
+    frame = center.users_frame(rb, spec, inventory, state, center.sign_ins(rb, state))
+    print("Identity Center (grant_via: identity_center): each spec user's identity-store user and last sign-in")
+    display(table(frame, "No spec users."))
+
+
 def heatmap_frame(review: Review) -> pd.DataFrame:
     """users x role keys: days since the last AssumeRole; -1 where the user has access but no use was seen;
     None where they have neither access nor use."""
