@@ -151,45 +151,26 @@ def identity_center_settings(params: Mapping[str, Any]) -> IdentityCenterSetting
 
 
 # --- Terraform addresses: the plan's changes and the Terraform handoff name each resource the same way ---------
-def _address(resource: str, key: str) -> str:
-    return f'{resource}["{key}"]'
+#: what -> the Terraform resource holding the runbook's own one; its key is `ic_address`'s parts joined by "/"
+RESOURCES = {
+    "user": "aws_identitystore_user.this",  # key: UserName
+    "group": "aws_identitystore_group.role",  # key: role key
+    "membership": "aws_identitystore_group_membership.this",  # key: role key/UserName
+    "permission_set": "aws_ssoadmin_permission_set.role",  # key: role key
+    "policy_reference": "aws_ssoadmin_customer_managed_policy_attachment.role",  # key: role key
+    "assignment": "aws_ssoadmin_account_assignment.role",  # key: role key/account id
+}
+#: drift on the runbook's permission sets (to be removed): another reference, another principal assigned
+OTHER = {"policy_reference": "aws_ssoadmin_customer_managed_policy_attachment.other",
+         "assignment": "aws_ssoadmin_account_assignment.other"}  # fmt: skip
 
 
-def ic_user_address(user: str) -> str:
-    """`aws_identitystore_user.this["alice@example.com"]`"""
-    return _address("aws_identitystore_user.this", user)
-
-
-def ic_group_address(role_key: str) -> str:
-    """`aws_identitystore_group.role["admin"]`"""
-    return _address("aws_identitystore_group.role", role_key)
-
-
-def ic_membership_address(role_key: str, user: str) -> str:
-    """`aws_identitystore_group_membership.this["admin/alice"]`"""
-    return _address("aws_identitystore_group_membership.this", f"{role_key}/{user}")
-
-
-def ic_permission_set_address(role_key: str) -> str:
-    """`aws_ssoadmin_permission_set.role["admin"]`"""
-    return _address("aws_ssoadmin_permission_set.role", role_key)
-
-
-def ic_policy_reference_address(role_key: str, policy: str | None = None, path: str = "/") -> str:
-    """The permission set's reference to its own Assume<Role>Policy: `aws_ssoadmin_customer_managed_policy_
-    attachment.role["admin"]`; any other reference on it (drift, to detach): `...other["admin/<path><name>"]`."""
-    if policy is None:
-        return _address("aws_ssoadmin_customer_managed_policy_attachment.role", role_key)
-    return _address("aws_ssoadmin_customer_managed_policy_attachment.other", f"{role_key}/{path}{policy}")
-
-
-def ic_assignment_address(role_key: str, account: str, principal_type: str = "GROUP",
-                          principal: str | None = None) -> str:  # fmt: skip
-    """The role's group assigned to its permission set in one account: `aws_ssoadmin_account_assignment.role[
-    "admin/123456789012"]`; any other principal assigned to it (drift): `...other["admin/123456789012/USER/bob"]`."""
-    if principal is None:
-        return _address("aws_ssoadmin_account_assignment.role", f"{role_key}/{account}")
-    return _address("aws_ssoadmin_account_assignment.other", f"{role_key}/{account}/{principal_type}/{principal}")
+def ic_address(what: str, *key: str, other: bool = False) -> str:
+    """`aws_identitystore_user.this["alice@example.com"]`, `aws_identitystore_group_membership.this["admin/alice"]`,
+    `aws_ssoadmin_account_assignment.role["admin/123456789012"]`, ... (see RESOURCES); `other`: the drift form,
+    `aws_ssoadmin_account_assignment.other["admin/123456789012/USER/bob"]`."""
+    resource = (OTHER if other else RESOURCES)[what]
+    return f'{resource}["{"/".join(key)}"]'
 
 
 def ic_provision_address(role_key: str, account: str, after_detach: bool = False) -> str:
@@ -197,4 +178,4 @@ def ic_provision_address(role_key: str, account: str, after_detach: bool = False
     permission set's address with the account, `aws_ssoadmin_permission_set.role["admin"].provision[
     "123456789012"]` (`.reprovision[...]` for the one after references are detached)."""
     what = "reprovision" if after_detach else "provision"
-    return f'{ic_permission_set_address(role_key)}.{what}["{account}"]'
+    return f'{ic_address("permission_set", role_key)}.{what}["{account}"]'

@@ -28,21 +28,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from iamrunbook.base.errors import SpecError
 from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, policy_description, policy_name
-from iamrunbook.core.changes import RANK, Change, ChangeSet, changes_json
+from iamrunbook.core.changes import RANK, Change
 from iamrunbook.core.identity_center import (
     MODE,
     IdentityCenterSettings,
-    ic_assignment_address,
-    ic_group_address,
-    ic_membership_address,
-    ic_permission_set_address,
-    ic_policy_reference_address,
+    ic_address,
     ic_provision_address,
-    ic_user_address,
     permission_set_name,
     store_user,
 )
@@ -52,7 +47,7 @@ from iamrunbook.core.identity_center_simulate import check_center
 from iamrunbook.core.identity_center_state import GROUP, POLICY_PATH, Assignment, CenterState
 from iamrunbook.core.identity_center_trust import unassumable_roles
 from iamrunbook.core.inventory import Inventory, decode_document
-from iamrunbook.core.plan import check_roles_exist, policy_arns, policy_changes
+from iamrunbook.core.plan import Plan, check_roles_exist, policy_arns, policy_changes
 from iamrunbook.core.simulate import LockoutError
 from iamrunbook.core.spec import Spec
 
@@ -80,33 +75,23 @@ _PHASE_OF = {"create_policy": POLICY, "prune_policy_version": POLICY, "update_po
 
 
 @dataclass(frozen=True)
-class CenterPlan(ChangeSet):
-    """The changes that grant the spec through Identity Center, in their phases; apply consumes it."""
+class CenterPlan(Plan):
+    """The changes that grant the spec through Identity Center, in their phases; apply consumes it. A Plan
+    (account, caller, roles, changes) with the instance and the target accounts."""
 
-    changes: tuple[Change, ...]
-    account_id: str
-    caller_arn: str
-    roles: dict = field(default_factory=dict)
     instance_arn: str = ""
     accounts: tuple[str, ...] = ()
     empty_line = "No changes. Identity Center matches the spec."
-    without_mfa: tuple[str, ...] = ()  # flows.apply.check_safety reads it; MFA is the instance's setting here
-
-    def deletions(self) -> list[Change]:
-        return [c for c in self.changes if c.kind == "delete_user"]
 
     def to_json(self) -> str:
-        data = {"account_id": self.account_id, "caller_arn": self.caller_arn, "roles": dict(self.roles),
-                "instance_arn": self.instance_arn, "accounts": list(self.accounts), "summary": self.summary(),
-                "changes": changes_json(self.changes)}  # fmt: skip
+        data = json.loads(super().to_json()) | {"instance_arn": self.instance_arn, "accounts": list(self.accounts)}
         return json.dumps(data, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> CenterPlan:
         data = json.loads(text)
-        changes = tuple(Change.from_dict(raw) for raw in data["changes"])
-        return cls(changes, data["account_id"], data["caller_arn"], dict(data.get("roles", {})),
-                   data.get("instance_arn", ""), tuple(data.get("accounts", ())))  # fmt: skip
+        return replace(super().from_json(text), instance_arn=data.get("instance_arn", ""),
+                       accounts=tuple(data.get("accounts", ())))  # fmt: skip
 
 
 # --- refusals -----------------------------------------------------------------------------------------
@@ -145,7 +130,7 @@ def _user_changes(spec: Spec, state: CenterState) -> Iterator[Change]:
     for user in spec.users.values():
         if user.name not in state.users:
             wanted = store_user(user.name, user.description)
-            yield Change("ic_create_user", ic_user_address(user.name),
+            yield Change("ic_create_user", ic_address("user", user.name),
                          f"create identity-store user {user.name} ({wanted['DisplayName']})", user=user.name,
                          document=json.dumps(wanted))  # fmt: skip
 
@@ -155,16 +140,16 @@ def _group_changes(spec: Spec, state: CenterState, key: str) -> Iterator[Change]
     role, group = spec.roles[key], spec.settings.group_name(key, spec.roles[key])
     common = dict(target_kind="ic_group", target_name=group, role_key=key)
     if group not in state.groups:
-        yield Change("ic_create_group", ic_group_address(key), f"create group {group} for {role}",
+        yield Change("ic_create_group", ic_address("group", key), f"create group {group} for {role}",
                      description=f"Users who may assume {role} (iamrunbook)", **common)  # fmt: skip
     members = state.members(group)
     granted = [u.name for u in spec.users.values() if key in u.roles]
     for user in granted:
         if user not in members:
-            yield Change("ic_add_member", ic_membership_address(key, user), f"add {user} to {group} (grants {role})",
+            yield Change("ic_add_member", ic_address("membership", key, user), f"add {user} to {group} (grants {role})",
                          user=user, **common)  # fmt: skip
     for user in sorted(members - set(granted)):
-        yield Change("ic_remove_member", ic_membership_address(key, user), f"drift: the spec does not grant {user} "
+        yield Change("ic_remove_member", ic_address("membership", key, user), f"drift: the spec does not grant {user} "
                      f"{role}", user=user, **common)  # fmt: skip
 
 
@@ -195,19 +180,19 @@ def _permission_set_changes(spec: Spec, inv: Inventory, state: CenterState, key:
     ps = state.permission_sets.get(ps_name)
     edited = False
     if ps is None:
-        yield Change("ic_create_permission_set", ic_permission_set_address(key), f"create permission set {ps_name} "
+        yield Change("ic_create_permission_set", ic_address("permission_set", key), f"create permission set {ps_name} "
                      f"for {role} (session {duration})", description=policy_description(role),
                      tags=((MANAGED_BY_KEY, MANAGED_BY_VALUE),), document=json.dumps({"SessionDuration": duration}),
                      **common)  # fmt: skip
     elif (ps.session_duration or "PT1H") != duration:
         edited = True
-        yield Change("ic_update_permission_set", ic_permission_set_address(key), f"session duration "
+        yield Change("ic_update_permission_set", ic_address("permission_set", key), f"session duration "
                      f"{ps.session_duration or 'PT1H'} -> {duration}",
                      document=json.dumps({"SessionDuration": duration}), **common)  # fmt: skip
     refs = ps.customer_managed if ps is not None else ()
     if own_ref not in refs:
         edited = edited or ps is not None
-        yield Change("ic_attach_policy_reference", ic_policy_reference_address(key), f"reference {own_ref[0]} at "
+        yield Change("ic_attach_policy_reference", ic_address("policy_reference", key), f"reference {own_ref[0]} at "
                      f"{POLICY_PATH}: the permission set grants what the IAM policy grants", policy_name=own_ref[0],
                      **common)  # fmt: skip
     named = policies_by_name(inv.policies)
@@ -216,7 +201,7 @@ def _permission_set_changes(spec: Spec, inv: Inventory, state: CenterState, key:
         # a reference to a policy the account lacks grants nothing and fails every provisioning: it goes first
         early = (name, path) not in named
         edited = edited or early
-        yield Change("ic_detach_policy_reference", ic_policy_reference_address(key, name, path),
+        yield Change("ic_detach_policy_reference", ic_address("policy_reference", key, f"{path}{name}", other=True),
                      f"drift: {ps_name} references only {own_ref[0]}" + (f" ({path}{name} does not exist)" * early),
                      policy_name=name, document=None if path == POLICY_PATH else json.dumps({"Path": path}),
                      phase=EDIT if early else None, **common)  # fmt: skip
@@ -230,12 +215,12 @@ def _assignment_changes(spec: Spec, state: CenterState, key: str, targets: Seque
     group = spec.settings.group_name(key, role)
     wanted = {Assignment(account, ps_name, GROUP, group) for account in targets}
     for a in sorted(wanted - state.assignments, key=lambda a: a.account):
-        yield Change("ic_assign", ic_assignment_address(key, a.account), f"assign group {group} to {ps_name} in "
+        yield Change("ic_assign", ic_address("assignment", key, a.account), f"assign group {group} to {ps_name} in "
                      f"{a.account}", target_name=ps_name, account=a.account, principal_type=GROUP, user=group,
                      role_key=key)  # fmt: skip
     drift = [a for a in state.assignments if a.permission_set == ps_name and a not in wanted]
     for a in sorted(drift, key=lambda a: (a.account, a.principal_type, a.principal)):
-        yield Change("ic_unassign", ic_assignment_address(key, a.account, a.principal_type, a.principal),
+        yield Change("ic_unassign", ic_address("assignment", key, a.account, a.principal_type, a.principal, other=True),
                      f"drift: {a.principal_type.lower()} {a.principal} assigned to {ps_name} in {a.account}; only "
                      f"group {group} is", target_name=ps_name, account=a.account, principal_type=a.principal_type,
                      user=a.principal, role_key=key)  # fmt: skip
@@ -289,4 +274,4 @@ def make_center_plan(spec: Spec, inventory: Inventory, state: CenterState, *,
     targets = tuple(accounts or settings.accounts or (inventory.account_id,))
     changes = prove(inventory, state, center_changes(spec, inventory, state, targets), spec)
     return CenterPlan(tuple(changes), inventory.account_id, inventory.caller_arn, dict(spec.roles),
-                      state.instance_arn, targets)  # fmt: skip
+                      instance_arn=state.instance_arn, accounts=targets)  # fmt: skip

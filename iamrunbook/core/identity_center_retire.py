@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from iamrunbook.base.errors import SpecError
 from iamrunbook.base.names import caller_user_name, user_address
-from iamrunbook.core.changes import Change, ChangeSet, changes_json
+from iamrunbook.core.changes import Change
 from iamrunbook.core.identity_center_access import center_grants
 from iamrunbook.core.identity_center_simulate import check_center
 from iamrunbook.core.identity_center_state import CenterState
 from iamrunbook.core.inventory import Inventory
+from iamrunbook.core.plan import Plan
 from iamrunbook.core.simulate import LockoutError
 from iamrunbook.core.spec import Spec
 
@@ -39,36 +40,25 @@ OPERATOR = "the identity running this"
 
 
 @dataclass(frozen=True)
-class RetirePlan(ChangeSet):
+class RetirePlan(Plan):
     """Phase 2's changes, and each spec user's IAM user kept, with why."""
 
-    changes: tuple[Change, ...]
-    account_id: str
-    caller_arn: str
-    roles: dict = field(default_factory=dict)
     #: (user, why) for every spec user whose IAM user is kept
     kept: tuple[tuple[str, str], ...] = ()
     accounts: tuple[str, ...] = ()
     noun = "Retire"
     empty_line = "No IAM users to retire."
-    without_mfa: tuple[str, ...] = ()  # flows.apply.check_safety reads it
-
-    def deletions(self) -> list[Change]:
-        return [c for c in self.changes if c.kind == "delete_user"]
 
     def to_json(self) -> str:
-        data = {"account_id": self.account_id, "caller_arn": self.caller_arn, "roles": dict(self.roles),
-                "accounts": list(self.accounts), "summary": self.summary(), "changes": changes_json(self.changes),
-                "kept": [{"user": user, "why": why} for user, why in self.kept]}  # fmt: skip
+        data = json.loads(super().to_json()) | {"accounts": list(self.accounts),
+                                                "kept": [{"user": u, "why": why} for u, why in self.kept]}  # fmt: skip
         return json.dumps(data, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> RetirePlan:
         data = json.loads(text)
-        changes = tuple(Change.from_dict(raw) for raw in data["changes"])
         kept = tuple((row["user"], row["why"]) for row in data.get("kept", ()))
-        return cls(changes, data["account_id"], data["caller_arn"], dict(data.get("roles", {})), kept,
-                   tuple(data.get("accounts", ())))  # fmt: skip
+        return replace(super().from_json(text), kept=kept, accounts=tuple(data.get("accounts", ())))
 
 
 def _stamp(when: datetime) -> str:
@@ -176,5 +166,5 @@ def plan_retire(spec: Spec, inventory: Inventory, state: CenterState, signed_in:
     losses = check_center(inventory, state, changes, spec, caller_arn)
     if losses:
         raise LockoutError(losses)
-    return RetirePlan(tuple(changes), inventory.account_id, caller_arn, dict(spec.roles), tuple(kept),
-                      tuple(accounts or ()))  # fmt: skip
+    return RetirePlan(tuple(changes), inventory.account_id, caller_arn, dict(spec.roles), kept=tuple(kept),
+                      accounts=tuple(accounts or ()))  # fmt: skip

@@ -119,24 +119,20 @@ def _put_set(sim: CenterSimulation, ps) -> None:
     sim.put(permission_sets={**sim.center.permission_sets, ps.name: ps})
 
 
-@IN_MEMORY.register("ic_create_user")
-def _create_user(sim: Simulation, c: Change) -> None:
+@IN_MEMORY.register("ic_create_user", "ic_create_group")
+def _create_store_entity(sim: Simulation, c: Change) -> None:
+    """CreateUser / CreateGroup: a second one of the same name is a ConflictException."""
     s = _sim(sim, c)
-    if c.user in s.center.users:
-        raise _conflict(f"identity-store user {c.user}")
-    user = {**json.loads(c.document or "{}"), "UserName": c.user, "UserId": f"sim-user-{len(s.center.users) + 1}"}
-    s.put(users={**s.center.users, c.user: user})
-
-
-@IN_MEMORY.register("ic_create_group")
-def _create_group(sim: Simulation, c: Change) -> None:
-    s = _sim(sim, c)
-    if c.target_name in s.center.groups:
-        raise _conflict(f"identity-store group {c.target_name}")
-    group = {"DisplayName": c.target_name, "GroupId": f"sim-group-{len(s.center.groups) + 1}"}
-    if c.description:
-        group["Description"] = c.description
-    s.put(groups={**s.center.groups, c.target_name: group})
+    what, table, name = ("user", "users", c.user) if c.kind == "ic_create_user" else ("group", "groups", c.target_name)
+    existing = getattr(s.center, table)
+    if name in existing:
+        raise _conflict(f"identity-store {what} {name}")
+    if what == "user":
+        entity = {**json.loads(c.document or "{}"), "UserName": name}
+    else:
+        entity = {"DisplayName": name, **({"Description": c.description} if c.description else {})}
+    entity[f"{what.title()}Id"] = f"sim-{what}-{len(existing) + 1}"
+    s.put(**{table: {**existing, name: entity}})
 
 
 @IN_MEMORY.register("ic_add_member")
