@@ -386,3 +386,12 @@ def test_phase_two_never_retires_a_user_without_a_working_identity_center_path(c
     assert {k for k in (c.kind for c in plan.changes)} <= {"deactivate_access_keys", "delete_login_profile",
                                                           "tag_user", "delete_user"}  # fmt: skip
     ensure_center_safe(inv, state, plan.changes, spec)
+
+
+def test_one_permission_sets_changes_run_one_at_a_time_and_memberships_at_once():
+    from iamrunbook.core.order import entity
+
+    plan = make_center_plan(center_spec(SPEC), demo(), fresh())
+    admin = {entity(c) for c in plan.changes if c.target_name == OWN_SETS["admin"]}
+    members = [entity(c) for c in plan.changes if c.kind == "ic_add_member"]
+    assert len(admin) == 1 and len(set(members)) == len(members)
