@@ -22,6 +22,9 @@ from iamrunbook.base.names import is_aws_managed, policy_document, policy_name, 
 from iamrunbook.core import migration
 from iamrunbook.core.access import effective_access
 from iamrunbook.core.changes import KINDS, RANK, Change
+from iamrunbook.core.identity_center import store_user
+from iamrunbook.core.identity_center_simulate import CenterSimulation
+from iamrunbook.core.identity_center_state import empty_state
 from iamrunbook.core.inventory import decode_document
 from iamrunbook.core.migration import Holder
 from iamrunbook.core.order import entity
@@ -177,9 +180,22 @@ def test_every_kind_leaves_the_account_as_aws_would():
         Change("delete_group", "g", "r", target_kind="group", target_name="OPS"),
         version("delete_policy_version", LEGACY, "v1"), version("delete_policy_version", LEGACY, "v2"),
         Change("delete_policy", "p", "r", policy_arn=arn_of(LEGACY)),
+        *CENTER_STEPS,
+        Change("deactivate_access_keys", "u", "r", user="BOB"), Change("delete_login_profile", "u", "r", user="bob"),
     ]  # fmt: skip
     assert {c.kind for c in changes} == set(KINDS)
-    after = Simulation(inv, ROLES).run(changes).inventory()
+    sim = CenterSimulation(inv, empty_state(INSTANCE, "d-1234567890", "us-east-1"), ROLES)
+    after = sim.run(changes).inventory()
+    state = sim.state()
+    assert state.users["zoe"]["DisplayName"] == "Zoe" and state.memberships == frozenset()
+    ps = state.permission_sets["AssumeDataEngineerRole"]
+    assert ps.session_duration == "PT2H" and ps.customer_managed == ((NAMES["data_engineer"], "/"),)
+    assert ps.provisioned == {ACCOUNT} and dict(ps.tags) == {"ManagedBy": "iamrunbook"}
+    assert [a.principal for a in state.assignments] == ["DataEngineerRoleUsers"]  # zoe's own one removed
+    assert "AWSReservedSSO_AssumeDataEngineerRole_" in state.reserved_roles[ACCOUNT]["AssumeDataEngineerRole"]
+    bob = next(r for r in after.credential_report if r["user"] == "bob")
+    assert (bob["access_key_1_active"], bob["password_enabled"]) == ("false", "false")
+    assert sim.retired("bob") and not sim.grants(["bob"])  # a retired IAM user's paths no longer count
 
     assert arn_of(LEGACY) not in after.policies and "gone" not in after.users
     assert [v["VersionId"] for v in after.policies[admin]["PolicyVersionList"]] == ["v1", "v3", "v4", "v5", "v6"]
@@ -200,6 +216,29 @@ def test_every_kind_leaves_the_account_as_aws_would():
     assert [r["user"] for r in after.credential_report] == ["bob", "zoe"]  # the offboarded row is gone
     assert held(after) == {"bob": set(), "zoe": {"admin", "data_engineer"}}
     assert make_plan(spec_of({"zoe": ["admin"]}), after).changes  # a plannable Inventory
+
+
+INSTANCE = "arn:aws:sso:::instance/ssoins-1234567890123456"
+_PS = dict(target_kind="permission_set", target_name="AssumeDataEngineerRole", role_key="data_engineer")
+_TO_ZOE = dict(target_name="AssumeDataEngineerRole", account=ACCOUNT, principal_type="USER", user="zoe")
+#: every Identity Center kind once: zoe gets DataEngineerRole through a group and directly, then loses both
+CENTER_STEPS = (
+    Change("ic_create_user", "u", "r", user="zoe", document=json.dumps(store_user("zoe", "Zoe - Data"))),
+    Change("ic_create_group", "g", "r", target_kind="ic_group", target_name="DataEngineerRoleUsers"),
+    Change("ic_create_permission_set", "ps", "r", tags=(("ManagedBy", "iamrunbook"),),
+           document=json.dumps({"SessionDuration": "PT1H"}), **_PS),
+    Change("ic_update_permission_set", "ps", "r", document=json.dumps({"SessionDuration": "PT2H"}), **_PS),
+    Change("ic_attach_policy_reference", "ref", "r", policy_name=NAMES["data_engineer"], **_PS),
+    Change("ic_attach_policy_reference", "ref", "r", policy_name=NAMES["admin"], **_PS),
+    Change("ic_add_member", "m", "r", user="zoe", target_kind="ic_group", target_name="DataEngineerRoleUsers"),
+    Change("ic_assign", "a", "r", target_name="AssumeDataEngineerRole", account=ACCOUNT, principal_type="GROUP",
+           user="DataEngineerRoleUsers"),
+    Change("ic_assign", "a", "r", **_TO_ZOE),
+    Change("ic_unassign", "a", "r", **_TO_ZOE),
+    Change("ic_detach_policy_reference", "ref", "r", policy_name=NAMES["admin"], **_PS),
+    Change("ic_provision", "p", "r", target_name="AssumeDataEngineerRole", account=ACCOUNT),
+    Change("ic_remove_member", "m", "r", user="zoe", target_kind="ic_group", target_name="DataEngineerRoleUsers"),
+)  # fmt: skip
 
 
 def test_the_source_inventory_is_never_changed():

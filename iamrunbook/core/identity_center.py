@@ -148,3 +148,34 @@ def identity_center_settings(params: Mapping[str, Any]) -> IdentityCenterSetting
         session_duration=raw.get("session_duration", DEFAULT_SESSION),
         accounts=tuple(params.get("identity_center_accounts") or ()),
     )
+
+
+# --- Terraform addresses: the plan's changes and the Terraform handoff name each resource the same way ---------
+#: what -> the Terraform resource holding the runbook's own one; its key is `ic_address`'s parts joined by "/"
+RESOURCES = {
+    "user": "aws_identitystore_user.this",  # key: UserName
+    "group": "aws_identitystore_group.role",  # key: role key
+    "membership": "aws_identitystore_group_membership.this",  # key: role key/UserName
+    "permission_set": "aws_ssoadmin_permission_set.role",  # key: role key
+    "policy_reference": "aws_ssoadmin_customer_managed_policy_attachment.role",  # key: role key
+    "assignment": "aws_ssoadmin_account_assignment.role",  # key: role key/account id
+}
+#: drift on the runbook's permission sets (to be removed): another reference, another principal assigned
+OTHER = {"policy_reference": "aws_ssoadmin_customer_managed_policy_attachment.other",
+         "assignment": "aws_ssoadmin_account_assignment.other"}  # fmt: skip
+
+
+def ic_address(what: str, *key: str, other: bool = False) -> str:
+    """`aws_identitystore_user.this["alice@example.com"]`, `aws_identitystore_group_membership.this["admin/alice"]`,
+    `aws_ssoadmin_account_assignment.role["admin/123456789012"]`, ... (see RESOURCES); `other`: the drift form,
+    `aws_ssoadmin_account_assignment.other["admin/123456789012/USER/bob"]`."""
+    resource = (OTHER if other else RESOURCES)[what]
+    return f'{resource}["{"/".join(key)}"]'
+
+
+def ic_provision_address(role_key: str, account: str, after_detach: bool = False) -> str:
+    """ProvisionPermissionSet has no resource of its own (the provider provisions after each change): the
+    permission set's address with the account, `aws_ssoadmin_permission_set.role["admin"].provision[
+    "123456789012"]` (`.reprovision[...]` for the one after references are detached)."""
+    what = "reprovision" if after_detach else "provision"
+    return f'{ic_address("permission_set", role_key)}.{what}["{account}"]'

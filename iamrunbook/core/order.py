@@ -53,7 +53,16 @@ _DOCUMENT = ("prune_policy_version", "update_policy")
 #: links between a user, group or role and a policy or group: GRANT or REVOKE by what they do
 _LINKS = ("attach", "add_to_group", "detach", "remove_from_group")
 _POLICY_KINDS = ("create_policy", *_DOCUMENT, "delete_policy_version", "delete_policy")
-_USER_KINDS = ("create_user", "import_user", "tag_user", "delete_user")
+_USER_KINDS = (
+    *("create_user", "import_user", "tag_user", "delete_user"),
+    *("deactivate_access_keys", "delete_login_profile"),  # 07's retiring
+)
+#: Identity Center: one permission set's edits, provisioning and assignments run one at a time (AWS refuses a
+#: change to a permission set while another is in progress on it)
+_PERMISSION_SET_KINDS = (
+    *("ic_create_permission_set", "ic_update_permission_set", "ic_attach_policy_reference"),
+    *("ic_detach_policy_reference", "ic_provision", "ic_assign", "ic_unassign"),
+)
 
 
 def entity(change: Change) -> Hashable:
@@ -67,6 +76,10 @@ def entity(change: Change) -> Hashable:
         return ("group", (change.target_name or "").lower())
     if change.kind in ("add_to_group", "remove_from_group"):
         return ("member", (change.target_name or "").lower(), (change.user or "").lower())
+    if change.kind in _PERMISSION_SET_KINDS:
+        return ("permission_set", change.target_name)
+    if change.kind in ("ic_create_user", "ic_create_group", "ic_add_member", "ic_remove_member"):
+        return ("identity_store", change.kind.rsplit("_", 1)[-1], change.target_name, change.user)
     target = change.target_name if change.target_kind in ("group", "role") else change.user or change.target_name
     return ("link", change.target_kind or "user", (target or "").lower(), change.policy_arn)
 

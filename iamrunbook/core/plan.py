@@ -130,7 +130,8 @@ def policy_arns(spec: Spec, inv: Inventory) -> dict[str, str]:
     }
 
 
-def _policy_changes(spec: Spec, inv: Inventory, arns: dict[str, str]) -> Iterator[Change]:
+def policy_changes(spec: Spec, inv: Inventory, arns: dict[str, str]) -> Iterator[Change]:
+    """Each role's Assume*Policy created, or its document restored (the oldest version pruned at the limit)."""
     for key, role in spec.roles.items():
         name = policy_name(role)
         wanted = wanted_document(spec, inv, key)
@@ -303,7 +304,7 @@ def plan_changes(spec: Spec, inventory: Inventory) -> list[Change]:
     """Every change the spec asks for, unordered."""
     arns = policy_arns(spec, inventory)
     return [
-        *_policy_changes(spec, inventory, arns),
+        *policy_changes(spec, inventory, arns),
         *_user_changes(spec, inventory, arns),
         *_group_changes(spec, inventory, arns),
         *_drift_and_deletions(spec, inventory, arns),
