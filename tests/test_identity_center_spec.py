@@ -76,12 +76,15 @@ def test_identity_center_settings_outside_the_mode_are_a_mistake():
     assert settings_problems({"grant_via": "user", "identity_center": None}, DEFAULT_ROLES) == []
 
 
-def test_the_mode_is_validated_then_refused_until_it_can_be_planned():
+def test_the_mode_is_validated_every_problem_at_once_then_planned():
     assert "identity_center" in GRANT_VIA
     with pytest.raises(SpecError) as refused:
-        grant_settings(ic_params(identity_center={"session_duration": "PT20H"}), DEFAULT_ROLES)
-    [duration, not_planned] = refused.value.problems
-    assert duration.startswith("identity_center.session_duration:") and "cannot plan it yet" in not_planned
+        grant_settings(ic_params(identity_center={"session_duration": "PT20H"}, identity_center_accounts=["1"]),
+                       DEFAULT_ROLES)  # fmt: skip
+    [duration, accounts] = sorted(refused.value.problems)
+    assert duration.startswith("identity_center.session_duration:") and accounts.startswith("identity_center_accounts")
+    settings = grant_settings(ic_params(), DEFAULT_ROLES)
+    assert settings.grant_via == "identity_center" and settings.identity_center == IdentityCenterSettings()
     assert grant_settings({"grant_via": "group"}, DEFAULT_ROLES).identity_center is None  # other modes unchanged
 
 
@@ -147,10 +150,11 @@ def test_settings_of_the_wrong_shape_are_named():
     ]
 
 
-def test_the_runner_refuses_the_mode_before_any_folder_kernel_or_aws_call(tmp_path):
+def test_the_runner_refuses_a_bad_setting_before_any_folder_kernel_or_aws_call(tmp_path):
     from iamrunbook.cli import runner
 
-    params = ic_params(identity_center={"session_duration": "PT8H"}, identity_center_accounts=["123456789012"])
-    with pytest.raises(SpecError, match="cannot plan it yet"):
+    params = ic_params(identity_center={"session_duration": "PT13H"}, identity_center_accounts=["123456789012"],
+                       iam_users={"alice": {"description": "Alice", "roles": ["admin"]}})  # fmt: skip
+    with pytest.raises(SpecError, match="PT1H to PT12H"):
         runner.run(["03_import_and_apply"], params, out=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()

@@ -49,9 +49,6 @@ class UserSpec:
 
 
 GRANT_VIA = ("user", "group", "identity_center")
-#: Modes validated but not planned yet: every notebook refuses them with this line (issue 31 builds it).
-NOT_PLANNED = {"identity_center": "grant_via: identity_center: validated, but this runbook cannot plan it yet; "
-                                  "use user or group"}
 
 
 @dataclass(frozen=True)
@@ -365,9 +362,8 @@ def settings_problems(params: Mapping[str, Any], roles: Mapping[str, str]) -> li
 def grant_settings(params: Mapping[str, Any], roles: Mapping[str, str]) -> GrantSettings:
     """The GrantSettings the parameters ask for; raises SpecError listing every problem."""
     problems = settings_problems(params, roles)
-    not_planned = NOT_PLANNED.get(params.get("grant_via", "user"))
-    if problems or not_planned:
-        raise SpecError(problems + [not_planned] * bool(not_planned))
+    if problems:
+        raise SpecError(problems)
     mfa = params.get("require_mfa", False)
     keys = frozenset(roles) if mfa is True else frozenset(mfa or ())
     return GrantSettings(

@@ -9,75 +9,18 @@ change is idempotent, so running the runbook again converges.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from iamrunbook.aws import clients as aws
 from iamrunbook.aws.executor import ApplyError, ApplyResult, execute
 from iamrunbook.base import records
-from iamrunbook.base.errors import SafetyError
-from iamrunbook.base.names import caller_role_name, caller_user_name, same_name
-from iamrunbook.core.changes import Change
 from iamrunbook.core.plan import Plan
+from iamrunbook.flows.guard import check_safety, record_outcome, refuse
 from iamrunbook.runs import planfile
+
+__all__ = ["apply_confirmed", "apply_plan", "check_safety", "handoff", "prove_safe", "record_outcome", "record_plan",
+           "refuse"]  # fmt: skip
 
 READ_ACTIONS: tuple[str, ...] = ()
 WRITE_ACTIONS: tuple[str, ...] = ()  # mutations.py declares the calls each change makes
-
-
-def _operator_problems(changes: Iterable[Change], caller_arn: str, *, simulated: bool = False) -> list[str]:
-    """Anything that removes the access of the identity running the plan (its user or its role).
-
-    When the simulator proves the plan (`simulated`), it alone judges the operator's user: a detach from
-    them is safe when they keep the role another way (a role group), which a name check cannot see.
-    """
-    me, my_role = caller_user_name(caller_arn), caller_role_name(caller_arn)
-    me_for_revokes = None if simulated else me
-    problems = []
-    for change in changes:
-        target = change.target_name or change.user
-        if change.kind == "delete_user" and same_name(target, me):
-            problems.append(f"the plan deletes {change.user}, the identity running it; run it as another identity")
-        revokes = change.kind in ("detach", "remove_from_group")
-        if revokes and ((change.target_kind == "user" and same_name(target, me_for_revokes)) or
-                        (change.target_kind == "role" and same_name(target, my_role)) or
-                        (change.kind == "remove_from_group" and same_name(change.user, me_for_revokes))):  # fmt: skip
-            if change.kind == "detach":
-                what = f"detaches {change.policy_name} from {change.target_kind} {change.target_name}"
-            else:
-                what = f"removes {change.user} from group {change.target_name}"
-            problems.append(
-                f"the plan {what}, the identity running it, which would lock you out of that role; grant it "
-                "in the spec or run as another identity"
-            )
-    return problems
-
-
-def refuse(problems: list[str]) -> None:
-    if problems:
-        raise SafetyError("refused before any change:\n" + "\n".join(f"- {p}" for p in problems))
-
-
-def check_safety(
-    plan: Plan, max_deletions: int, *, allow_without_mfa_device: bool = False, simulated: bool = False
-) -> None:
-    """Refuse, before any change, mass deletions, the operator's own lockout and MFA-less MFA grants.
-    `simulated`: the simulator runs next and judges the operator's user step by step."""
-    problems = []
-    deletions = plan.deletions()
-    if len(deletions) > max_deletions:
-        names = ", ".join(c.user for c in deletions)
-        problems.append(
-            f"the plan deletes {len(deletions)} users ({names}), more than max_deletions={max_deletions}; "
-            "raise max_deletions for this run if that is really intended"
-        )
-    problems += _operator_problems(plan.changes, plan.caller_arn, simulated=simulated)
-    if plan.without_mfa and not allow_without_mfa_device and not plan.is_empty:
-        problems.append(
-            "these users are granted a role that requires MFA but have no MFA device, so they would lose it in "
-            f"practice: {', '.join(plan.without_mfa)}; give them a device first, or set "
-            "allow_without_mfa_device: true"
-        )
-    refuse(problems)
 
 
 def prove_safe(
@@ -113,12 +56,6 @@ def apply_plan(
     """
     prove_safe(plan, max_deletions, allow_without_mfa_device=allow_without_mfa_device, inventory=inventory, spec=spec)
     return execute(iam, plan.changes, ApplyResult(), desc="apply", progress=progress, parallelism=parallelism)
-
-
-def record_outcome(rb, record: records.Record, result: ApplyResult, *, rows_key: str = "changes", **extra) -> None:
-    """apply_result.json (or the legacy migration's): ok, the error, and one row per change."""
-    outcome = records.Outcome(ok=result.ok, error=result.error, **{rows_key: result.rows()}, **extra)
-    rb.write(record, outcome)
 
 
 STEP = "03_import_and_apply"

@@ -31,7 +31,7 @@ from iamrunbook.core.identity_center_verify import verify_center
 from iamrunbook.core.inventory import Inventory, decode_document
 from iamrunbook.core.spec import Spec
 from iamrunbook.core.verify import Verification
-from iamrunbook.flows.apply import check_safety, record_outcome
+from iamrunbook.flows.guard import check_safety, record_outcome
 from iamrunbook.runs import planfile
 
 READ_ACTIONS: tuple[str, ...] = ()  # aws/center_sweep.py, aws/center_mutations.py and aws/cloudtrail.py declare

@@ -19,7 +19,7 @@ from iamrunbook.base.log import logger
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.migration import Holder, MigrationPlan, find_legacy, plan_migration, verify_migration
 from iamrunbook.core.spec import Spec
-from iamrunbook.flows.apply import record_outcome, refuse
+from iamrunbook.flows.guard import record_outcome, refuse
 from iamrunbook.runs import planfile
 
 READ_ACTIONS: tuple[str, ...] = ()  # legacy_backup.py reads holders; mutations.py makes the steps
