@@ -257,3 +257,19 @@ def test_the_pacer_keeps_to_its_rate_after_a_burst():
         pacer.wait()
     elapsed = (datetime.now() - started).total_seconds()
     assert 0.08 <= elapsed < 1.0  # 20 past the burst, 5 ms apart
+
+
+def test_a_failed_or_foreign_sign_in_event_is_no_evidence():
+    from iamrunbook.aws.cloudtrail import _signed_in
+
+    when = datetime.now(timezone.utc)
+
+    def event(source="signin.amazonaws.com", **detail):
+        extra = {"additionalEventData": {"UserName": "Alice@Example.com", "userId": "u-alice"}}
+        return {"EventSource": source, "EventTime": when, "CloudTrailEvent": json.dumps({**extra, **detail})}
+
+    by_name, by_id = {"alice@example.com": "alice@example.com"}, {"u-alice": "alice@example.com"}
+    assert _signed_in(event(), by_name, by_id) == ("alice@example.com", when)  # UserName matched without case
+    assert _signed_in(event(errorCode="AccessDenied"), by_name, by_id) is None
+    assert _signed_in(event(serviceEventDetails={"UserAuthentication": "Failure"}), by_name, by_id) is None
+    assert _signed_in(event(source="sso.amazonaws.com"), by_name, by_id) is None
