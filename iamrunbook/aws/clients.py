@@ -7,6 +7,7 @@ they come from a profile or the environment (boto3's default chain).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +52,53 @@ def apply_client(session: boto3.Session, parallelism: int = 1):
     least as large as the pool of workers (botocore's default of 10 would make threads past it reconnect)."""
     config = Config(retries=APPLY_RETRIES, max_pool_connections=max(10, parallelism))
     return session.client("iam", config=config)
+
+
+#: Identity Center (sso-admin and identitystore together) allows about 20 requests a second, not raisable.
+CENTER_RATE = 20.0
+CENTER_BURST = 10
+
+
+class Pacer:
+    """At most `rate` requests a second on average, `burst` at once, across every thread and client it paces.
+
+    A request may start at its slot: slots are `1/rate` apart, and up to `burst` of them may be taken ahead of
+    time. Waiting happens outside the lock, so one thread's wait does not hold up the bookkeeping of others.
+    """
+
+    def __init__(self, rate: float = CENTER_RATE, burst: int = CENTER_BURST) -> None:
+        self.interval, self.burst = 1.0 / rate, max(1, burst)
+        self._next = 0.0  # the earliest time the next request could start if there were no burst
+        self._lock = threading.Lock()
+        self.waited = 0.0
+
+    def wait(self, **_: Any) -> None:
+        """botocore's before-send handler: returns None, so the request goes on as it was."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(self._next, now - (self.burst - 1) * self.interval)
+            self._next = slot + self.interval
+            delay = slot - now
+            self.waited += max(0.0, delay)
+        if delay > 0:
+            time.sleep(delay)
+
+
+PACE_ID = "iamrunbook-pace"
+
+
+def pace(service_client, pacer: Pacer) -> None:
+    """Every request the client sends (retries too) waits for `pacer`; a client already paced keeps its pacer."""
+    service_client.meta.events.register("before-send", pacer.wait, unique_id=PACE_ID)
+
+
+def center_client(session: boto3.Session, service: str, region: str, pacer: Pacer, parallelism: int = 1):
+    """An sso-admin or identitystore client in the Identity Center home region: standard retries (throttling
+    included), a pool as large as the workers, and the instance's request rate."""
+    config = CLIENT_CONFIG.merge(Config(max_pool_connections=max(10, parallelism)))
+    made = session.client(service, region_name=region, config=config)
+    pace(made, pacer)
+    return made
 
 
 def error_code(exc: BaseException) -> str:

@@ -1,5 +1,5 @@
-"""CloudTrail event history, read with LookupEvents: what a user changed lately (05), and when every user
-last assumed each role (06, one sweep for all users).
+"""CloudTrail event history, read with LookupEvents: what a user changed lately (05), when every user
+last assumed each role (06, one sweep for all users), and who signed in through Identity Center (07).
 
 LookupEvents takes one lookup attribute, keeps 90 days and is throttled to about two calls a second, so
 reads are bounded. An endpoint without CloudTrail, or one that refuses, gives a status saying so and an
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -24,7 +25,7 @@ from iamrunbook.base.log import logger
 from iamrunbook.base.progress import progress as show_progress
 from iamrunbook.core.review import HISTORY_DAYS, RoleUse
 
-READ_ACTIONS = ("cloudtrail:LookupEvents",)
+READ_ACTIONS = ("cloudtrail:LookupEvents",)  # 05's events, 06's AssumeRole sweep, 07's sign-ins
 WRITE_ACTIONS: tuple[str, ...] = ()
 
 
@@ -194,3 +195,55 @@ def assume_role_sweep(
     if days > HISTORY_DAYS:
         status += f"; CloudTrail keeps {HISTORY_DAYS} days, so older use of the {days} asked is not seen"
     return RoleUse(last, since, until, pages, events, status=status)
+
+
+# --- 07: Identity Center sign-ins ----------------------------------------------------------------------
+SIGN_IN_EVENT, SIGN_IN_SOURCE = "UserAuthentication", "signin.amazonaws.com"
+
+
+def _signed_in(event: dict, by_name: Mapping[str, str], by_id: Mapping[str, str]) -> tuple[str, datetime] | None:
+    """(UserName, when) of a finished Identity Center sign-in by a user of `store_users`, else None. The user
+    is in additionalEventData (UserName, userId), never in userIdentity.userName; a failed attempt is no use."""
+    try:
+        detail = json.loads(event.get("CloudTrailEvent") or "{}")
+    except ValueError:
+        return None
+    source = event.get("EventSource") or detail.get("eventSource")
+    outcome = (detail.get("serviceEventDetails") or {}).get(SIGN_IN_EVENT, "Success")
+    if source != SIGN_IN_SOURCE or detail.get("errorCode") or detail.get("errorMessage") or outcome != "Success":
+        return None
+    extra = detail.get("additionalEventData") or {}
+    user = by_name.get(str(extra.get("UserName", "")).lower()) or by_id.get(str(extra.get("userId", "")))
+    when = event.get("EventTime")
+    if user is None or not isinstance(when, datetime):
+        return None
+    return user, when.astimezone(timezone.utc)
+
+
+def center_sign_ins(session: boto3.Session, home_region: str, since: datetime,
+                    store_users: Mapping[str, str]) -> dict[str, str]:  # fmt: skip
+    """UserName -> ISO time of the user's last finished Identity Center sign-in since `since`.
+
+    `store_users` maps the identity store's UserName -> UserId. The events are `signin.amazonaws.com`
+    `UserAuthentication` in the Identity Center home region (one paginated sweep, paced like the AssumeRole
+    one). A trail that cannot be read gives no sign-ins (so nobody is retired on its word), with a warning.
+    """
+    since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    by_name = {name.lower(): name for name in store_users}
+    by_id = {user_id: name for name, user_id in store_users.items()}
+    last: dict[str, datetime] = {}
+    try:
+        trail = session.client("cloudtrail", region_name=home_region, config=aws.CLIENT_CONFIG)
+        found = trail.get_paginator("lookup_events").paginate(
+            LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": SIGN_IN_EVENT}],
+            StartTime=since, EndTime=datetime.now(timezone.utc), PaginationConfig={"PageSize": PAGE_SIZE},
+        )  # fmt: skip
+        for page in _paced(found, SECONDS_PER_CALL):
+            for event in page.get("Events", []):
+                seen = _signed_in(event, by_name, by_id)
+                if seen is not None and seen[1] >= since:
+                    last[seen[0]] = max(last.get(seen[0], seen[1]), seen[1])
+    except ENDPOINT_ERRORS as exc:
+        logger.warning("Identity Center sign-ins not read from CloudTrail in %s: %s", home_region, _short_reason(exc))
+        return {}
+    return {user: iso(when) or "" for user, when in sorted(last.items())}
