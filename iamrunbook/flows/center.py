@@ -70,11 +70,12 @@ def record_plan(rb, spec: Spec, inventory: Inventory, state: CenterState) -> Cen
 
 
 def _target(rb, state: CenterState) -> CenterTarget:
-    region = state.home_region
-    sso = rb.session.client("sso-admin", region_name=region, config=aws.CLIENT_CONFIG)
-    store = rb.session.client("identitystore", region_name=region, config=aws.CLIENT_CONFIG)
-    iam = aws.apply_client(rb.session, rb.params["apply_parallelism"])
-    return CenterTarget(iam, sso, store, state.instance_arn, state.identity_store_id)
+    """IAM (policies, retiring) and Identity Center in its home region, paced together to the instance's rate."""
+    workers, pacer = rb.params["apply_parallelism"], aws.Pacer()
+    sso, store = (aws.center_client(rb.session, service, state.home_region, pacer, workers)
+                  for service in ("sso-admin", "identitystore"))  # fmt: skip
+    iam = aws.apply_client(rb.session, workers)
+    return CenterTarget(iam, sso, store, state.instance_arn, state.identity_store_id, pacer)
 
 
 def _execute(rb, plan, inventory: Inventory, state: CenterState, record: records.Record) -> ApplyResult:
@@ -149,7 +150,7 @@ def retire(rb, plan: RetirePlan, inventory: Inventory, state: CenterState) -> Ap
 def verification(rb, spec: Spec, inventory: Inventory) -> Verification:
     """04 in this mode: the mode's plan must be empty and every path the spec's (core/identity_center_verify.py)."""
     state = read_state(rb)
-    return verify_center(spec, inventory, state, targets(rb), center_addresses(spec, inventory, state))
+    return verify_center(spec, inventory, state, targets(rb), ())
 
 
 def grants(rb, inventory: Inventory) -> list:
