@@ -388,10 +388,13 @@ def test_phase_two_never_retires_a_user_without_a_working_identity_center_path(c
     ensure_center_safe(inv, state, plan.changes, spec)
 
 
-def test_one_permission_sets_changes_run_one_at_a_time_and_memberships_at_once():
+def test_one_permission_sets_edits_run_one_at_a_time_its_assignments_and_memberships_at_once():
     from iamrunbook.core.order import entity
 
-    plan = make_center_plan(center_spec(SPEC), demo(), fresh())
-    admin = {entity(c) for c in plan.changes if c.target_name == OWN_SETS["admin"]}
+    plan = make_center_plan(center_spec(SPEC), demo(), fresh(), accounts=("123456789012", "210987654321"))
+    admin = [c for c in plan.changes if c.target_name == OWN_SETS["admin"]]
+    edits = {entity(c) for c in admin if c.kind not in ("ic_assign", "ic_unassign")}
+    assigns = [entity(c) for c in admin if c.kind == "ic_assign"]
     members = [entity(c) for c in plan.changes if c.kind == "ic_add_member"]
-    assert len(admin) == 1 and len(set(members)) == len(members)
+    assert len(edits) == 1 and len(assigns) == 2 and len(set(assigns)) == 2
+    assert len(set(members)) == len(members)

@@ -57,11 +57,12 @@ _USER_KINDS = (
     *("create_user", "import_user", "tag_user", "delete_user"),
     *("deactivate_access_keys", "delete_login_profile"),  # 07's retiring
 )
-#: Identity Center: one permission set's edits, provisioning and assignments run one at a time (AWS refuses a
-#: change to a permission set while another is in progress on it)
+#: Identity Center: one permission set's edits and provisioning run one at a time (AWS refuses a change to a
+#: permission set while another is in progress on it); its assignments, each their own, run at once (up to the
+#: 10 in flight the instance allows; the executor retries the rest), since the phases already keep them apart
 _PERMISSION_SET_KINDS = (
     *("ic_create_permission_set", "ic_update_permission_set", "ic_attach_policy_reference"),
-    *("ic_detach_policy_reference", "ic_provision", "ic_assign", "ic_unassign"),
+    *("ic_detach_policy_reference", "ic_provision"),
 )
 
 
@@ -78,6 +79,8 @@ def entity(change: Change) -> Hashable:
         return ("member", (change.target_name or "").lower(), (change.user or "").lower())
     if change.kind in _PERMISSION_SET_KINDS:
         return ("permission_set", change.target_name)
+    if change.kind in ("ic_assign", "ic_unassign"):
+        return ("assignment", change.target_name, change.account, change.principal_type, change.user)
     if change.kind in ("ic_create_user", "ic_create_group", "ic_add_member", "ic_remove_member"):
         return ("identity_store", change.kind.rsplit("_", 1)[-1], change.target_name, change.user)
     target = change.target_name if change.target_kind in ("group", "role") else change.user or change.target_name
