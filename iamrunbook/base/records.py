@@ -169,6 +169,8 @@ INTERACTIVE_SPEC = Record("iam_users.yaml")
 SPEC_FILE = Record("spec/*")  # a live change's run folder: the spec file it kept (runs/live.py)
 # 04_verify
 # 07_migrate_to_identity_center (and 03 under grant_via: identity_center): phase 1 grants, phase 2 retires
+ROLE_TRUST_CENTER = Record("role_trust_identity_center.csv", columns=("role_key", "role", "permission_set",
+                                                                     "admits_identity_center", "why"))  # fmt: skip
 CENTER_PLAN = Record("identity_center_plan.json", "iamrunbook.core.identity_center_plan:CenterPlan")
 CENTER_RESULT = Record("identity_center_result.json", f"{_SHAPES}:Outcome")
 CENTER_USERS = Record("identity_center_users.csv", columns=("user", "identity_center_user", "iam_user", "roles",

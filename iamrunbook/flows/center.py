@@ -160,7 +160,8 @@ def grants(rb, inventory: Inventory) -> list:
 
 # --- reports -------------------------------------------------------------------------------------------
 def trust_frame(rb, spec: Spec, inventory: Inventory) -> pd.DataFrame:
-    """Each role: whether its trust admits the permission set's reserved role, and why (01 and 07)."""
+    """Each role: whether its trust admits the permission set's reserved role, and why (01 and 07), written to
+    role_trust_identity_center.csv."""
     region = settings(rb).home_region or rb.params["aws_region"]
     rows = []
     for key, role in spec.roles.items():
@@ -170,7 +171,9 @@ def trust_frame(rb, spec: Spec, inventory: Inventory) -> pd.DataFrame:
         rows.append({"role_key": key, "role": role, "permission_set": permission_set_name(role),
                      "admits_identity_center": "yes" if verdict.admits else "no",
                      "why": verdict.why if trust else "the role does not exist"})  # fmt: skip
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=list(records.ROLE_TRUST_CENTER.columns))
+    rb.write(records.ROLE_TRUST_CENTER, frame)
+    return frame
 
 
 def kept_frame(plan: RetirePlan) -> pd.DataFrame:
