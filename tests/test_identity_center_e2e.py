@@ -105,3 +105,45 @@ def test_migration_retires_who_signed_in_and_keeps_the_rest(aws, iam, demo, tmp_
 
     code, verified = run(tmp_path, params, "04_verify", apply_it=False)
     assert code == EXIT_OK, (verified / "verification.json").read_text()
+
+
+def test_a_reviewed_phase_one_applies_exactly_and_a_changed_account_refuses_it(aws, iam, demo, tmp_path):
+    params = {**demo, "grant_via": "identity_center"}
+    code, planned = run(tmp_path, params, STEP, apply_it=False)
+    assert code == 2  # phase 1 pending
+    store = aws.client("identitystore")
+    store_id = aws.client("sso-admin").list_instances()["Instances"][0]["IdentityStoreId"]
+    assert store.list_users(IdentityStoreId=store_id)["Users"] == [], "a plan-only run changes nothing"
+
+    path = tmp_path / "params.yaml"
+    applied = cli.main(["run", STEP, "-f", str(path), "--out", str(tmp_path / "runs"), "--apply",
+                        "--plan", str(planned), "--approved-by", "reviewer"])  # fmt: skip
+    assert applied == EXIT_OK
+    assert {u["UserName"] for u in store.list_users(IdentityStoreId=store_id)["Users"]} == set(demo["iam_users"])
+
+    code, second = run(tmp_path, {**params, "iam_users": {**demo["iam_users"], "carol@example.com": {
+        "description": "Carol - Analyst", "roles": ["data_engineer"]}}}, STEP, apply_it=False)  # fmt: skip
+    assert code == 2
+    store.create_user(IdentityStoreId=store_id, UserName="carol@example.com", DisplayName="Carol",
+                      Name={"GivenName": "Carol", "FamilyName": "Carol"})  # made by hand since the review  # fmt: skip
+    refused = cli.main(["run", STEP, "-f", str(path), "--out", str(tmp_path / "runs"), "--apply",
+                        "--plan", str(second), "--approved-by", "reviewer"])  # fmt: skip
+    assert refused != EXIT_OK, "a fresh plan no longer creates carol: it differs from the reviewed one"
+    groups = store.list_groups(IdentityStoreId=store_id)["Groups"]
+    data = next(g["GroupId"] for g in groups if g["DisplayName"] == "DataEngineerRoleUsers")
+    members = store.list_group_memberships(IdentityStoreId=store_id, GroupId=data)["GroupMemberships"]
+    carol = next(u["UserId"] for u in store.list_users(IdentityStoreId=store_id)["Users"]
+                 if u["UserName"] == "carol@example.com")  # fmt: skip
+    assert carol not in {m["MemberId"]["UserId"] for m in members}, "refused before any change: carol not added"
+
+
+def test_a_trust_that_shuts_identity_center_out_refuses_phase_one_with_nothing_changed(aws, iam, demo, tmp_path):
+    only_users = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                  "Principal": {"AWS": "arn:aws:iam::123456789012:user/your-username"}}]}  # fmt: skip
+    iam.update_assume_role_policy(RoleName="AdminRole", PolicyDocument=json.dumps(only_users))
+    code, folder = run(tmp_path, {**demo, "grant_via": "identity_center"}, STEP)
+    assert code != EXIT_OK
+    executed = (folder / f"{STEP}.ipynb").read_text(encoding="utf-8")
+    assert "AdminRole" in executed and "the runbook never edits trust policies" in executed
+    store_id = aws.client("sso-admin").list_instances()["Instances"][0]["IdentityStoreId"]
+    assert aws.client("identitystore").list_users(IdentityStoreId=store_id)["Users"] == []
