@@ -20,7 +20,7 @@ CENTER_READS = (
     *("sso:GetInlinePolicyForPermissionSet", "sso:ListTagsForResource", "sso:ListAccountsForProvisionedPermissionSet"),
     *("sso:ListAccountAssignments", "identitystore:ListUsers", "identitystore:ListGroups"),
     *("identitystore:ListGroupMemberships", "identitystore:GetUserId", "identitystore:GetGroupId"),
-    *("identitystore:DescribeUser", "identitystore:DescribeGroup", "iam:ListRoles", "cloudtrail:LookupEvents"),
+    *("identitystore:GetGroupMembershipId", "iam:ListRoles", "cloudtrail:LookupEvents"),
 )
 #: Reads AWS grants on no narrower resource than "*" (README lists them beside runner_scope.UNSCOPED).
 CENTER_UNSCOPED = ("sso:ListInstances", "iam:ListRoles")
