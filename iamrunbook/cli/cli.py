@@ -353,12 +353,15 @@ def cmd_permissions(args: argparse.Namespace) -> int:
 
     try:
         params = gather_params(args.parameters)
-        scope = permissions.scope_for(params, account_id=args.account_id, archive=args.archive,
-                                      security_hub_import=args.security_hub_import)
+        scope = permissions.scope_for(
+            params, account_id=args.account_id, archive=args.archive, security_hub_import=args.security_hub_import
+        )
         if args.accounts:
             print(json.dumps(permissions.fanout_policy(args.accounts, scope.partition), indent=2))
         else:
             print(permissions.render(args.apply, scope, args.format))
+            for note in permissions.scope_notes(scope):  # grant_via identity_center: what could not be narrowed
+                _err(f"iamrunbook permissions: note: {note}")
     except SpecError as exc:
         _err("iamrunbook permissions: " + "; ".join(exc.problems))
         return EXIT_ERROR

@@ -16,6 +16,9 @@ from typing import Any
 from iamrunbook.base.errors import SpecError
 from iamrunbook.base.names import ASSUME_ROLE, DEFAULT_ROLES, POLICY_VERSION
 from iamrunbook.cli.runner_scope import Scope, partition_for_region, scoped_statements
+from iamrunbook.cli.runner_scope_center import CENTER_READS, PROVISIONING_ACTIONS, CenterScope
+from iamrunbook.core.changes import CENTER_KINDS, KINDS, RETIRE_KINDS
+from iamrunbook.core.identity_center import identity_center_settings
 from iamrunbook.core.params import validate_params
 from iamrunbook.core.spec import iam_name_problem, settings_problems
 from iamrunbook.runs.archive import parse_uri
@@ -27,6 +30,9 @@ MODULES = (
     *("aws.cloudtrail", "core.terraform", "flows.editor", "runs.audit", "runs.planfile", "runs.archive", "core.cis"),
     *("aws.cis_reads", "aws.securityhub"),
 )
+#: the modules of grant_via: identity_center (their actions reach only that mode's policy); until they are
+#: merged, CENTER_READS and the kinds' actions stand for them, and a test holds the two equal after merging
+CENTER_MODULES = ("aws.center_sweep", "aws.center_mutations")
 
 
 def _declared(attr: str) -> set[str]:
@@ -37,10 +43,24 @@ def _declared(attr: str) -> set[str]:
     return actions
 
 
-def required_actions(apply: bool = False, archive: bool = False, security_hub_import: bool = False) -> list[str]:
+def center_actions(apply: bool = False) -> set[str]:
+    """What grant_via: identity_center adds: its reads; with apply the Identity Center and retiring kinds'
+    actions, and what Identity Center does with the caller's credentials in the management account."""
+    actions = set(CENTER_READS)
+    if apply:
+        actions |= {a for kind in (*CENTER_KINDS, *RETIRE_KINDS) for a in KINDS[kind].actions}
+        actions |= set(PROVISIONING_ACTIONS)
+    return actions
+
+
+def required_actions(apply: bool = False, archive: bool = False, security_hub_import: bool = False,
+                     center: bool = False) -> list[str]:  # fmt: skip
     """Read actions for a plan-only run; read and write actions for an apply run; with `archive` the S3
-    actions of `--archive` (archive.ARCHIVE_ACTIONS); with `security_hub_import` BatchImportFindings."""
+    actions of `--archive` (archive.ARCHIVE_ACTIONS); with `security_hub_import` BatchImportFindings; with
+    `center` those of grant_via: identity_center (center_actions)."""
     actions = _declared("READ_ACTIONS")
+    if center:
+        actions |= center_actions(apply)
     if security_hub_import:
         from iamrunbook.aws.securityhub import IMPORT_ACTIONS
 
@@ -64,7 +84,7 @@ def scope_for(
     """The Scope of a run with these parameters (defaults filled in); `account_id` overrides
     expected_account_id; `archive` is `s3://BUCKET/PREFIX`; `partition` defaults to the region's."""
     p = validate_params(dict(params or {}))
-    problems = settings_problems(p, p["roles"])
+    problems = settings_problems(p, p["roles"])  # the Identity Center settings' too
     names = [(f"roles.{k}", v, 64) for k, v in p["roles"].items()]  # IAM: role names 64, policy names 128
     names.append(("legacy_policy_name", p["legacy_policy_name"], 128))
     problems += [problem for where, name, most in names if (problem := iam_name_problem(name, where, most))]
@@ -80,14 +100,28 @@ def scope_for(
         revoke_role_sessions=p["revoke_role_sessions"],
         archive=parse_uri(archive) if archive else None,
         security_hub_import=security_hub_import or bool(p["security_hub_import"]),
+        center=_center_scope(p),
     )
+
+
+def _center_scope(params: Mapping[str, Any]) -> CenterScope | None:
+    settings = identity_center_settings(params)
+    if settings is None:
+        return None
+    return CenterScope(settings.instance_arn, settings.identity_store_id, settings.accounts)
+
+
+def scope_notes(scope: Scope) -> list[str]:
+    """What the policy for this scope could not narrow, and why (empty outside grant_via: identity_center)."""
+    return scope.center.notes(scope.account) if scope.center else []
 
 
 def runner_policy(apply: bool = False, scope: Scope | None = None) -> dict:
     """The runner's identity policy: every action a plan-only (or apply) run needs, each on its rule's resources
     and conditions (runner_scope.RULES); with `scope.archive` the S3 actions of `--archive` on that prefix."""
     scope = scope or Scope(roles=dict(DEFAULT_ROLES))
-    actions = required_actions(apply, archive=scope.archive is not None, security_hub_import=scope.security_hub_import)
+    actions = required_actions(apply, archive=scope.archive is not None, security_hub_import=scope.security_hub_import,
+                               center=scope.center is not None)  # fmt: skip
     return {"Version": POLICY_VERSION, "Statement": scoped_statements(scope, actions)}
 
 

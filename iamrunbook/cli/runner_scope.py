@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 
 from iamrunbook.base.errors import SpecError
 from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, group_name, policy_name
+from iamrunbook.cli.runner_scope_center import (
+    CENTER_READS,
+    CENTER_UNSCOPED,
+    PROVISIONING_ACTIONS,
+    RESERVED_ROLES,
+    SAML_PROVIDERS,
+    VIA_SERVICE,
+    CenterScope,
+)
 
 #: The tag keys the runbook writes on a user (names.user_tags): TagUser may set these and no other.
 USER_TAG_KEYS = ("Description", MANAGED_BY_KEY, "Name", "Roles")
@@ -55,6 +64,8 @@ class Scope:
     archive: tuple[str, str] | None = None
     #: security_hub_import: the CIS findings go to this account's Security Hub
     security_hub_import: bool = False
+    #: grant_via: identity_center: the instance, store and target accounts; None in the other modes
+    center: CenterScope | None = None
 
     def iam(self, resource: str) -> str:
         return f"arn:{self.partition}:iam::{self.account}:{resource}"
@@ -206,6 +217,81 @@ def _archive(s: Scope, actions: list[str]) -> list[dict]:
     return out
 
 
+# --- grant_via: identity_center (runner_scope_center.py names the ARNs); nothing outside the mode --------
+def _center_unscoped(s: Scope, actions: list[str]) -> list[dict]:
+    """ListInstances (finding the instance) and ListRoles (the reserved roles): AWS scopes neither."""
+    return [_statement("CenterReadsWithoutResourceLevelPermissions", actions, ["*"])] if s.center else []
+
+
+def _center_reads(s: Scope, actions: list[str]) -> list[dict]:
+    """The instance's permission sets and assignments (foreign ones too: the sweep must see what the spec does
+    not own), on the target accounts; the store's users, groups and memberships."""
+    if s.center is None:
+        return []
+    c, p = s.center, s.partition
+    sso = [a for a in actions if a.startswith("sso:")]
+    store = [a for a in actions if a.startswith("identitystore:")]
+    return [
+        _statement("ReadCenterInstance", sso, [c.instance(p), c.permission_sets(p), *c.sso_accounts(p, s.account)]),
+        _statement("ReadIdentityStore", store, [c.store(p, s.account), *c.store_entities(p)]),
+    ]
+
+
+def _center_store(s: Scope, actions: list[str]) -> list[dict]:
+    """Users, the role groups and their memberships, in the one store (README: groups cannot be narrowed)."""
+    if s.center is None:
+        return []
+    return [_statement("WriteIdentityStore", actions, [s.center.store(s.partition, s.account),
+                                                       *s.center.store_entities(s.partition)])]  # fmt: skip
+
+
+def _center_create(s: Scope, actions: list[str]) -> list[dict]:
+    """CreatePermissionSet only with ManagedBy=iamrunbook; tags only that key, never onto a permission set
+    someone else manages (an untagged one may be adopted, as for users)."""
+    if s.center is None:
+        return []
+    c, p = s.center, s.partition
+    request = {"StringEquals": {f"aws:RequestTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE}}
+    tag = {**request, "ForAllValues:StringEquals": {"aws:TagKeys": [MANAGED_BY_KEY]},
+           "StringEqualsIfExists": MANAGED["StringEquals"]}  # fmt: skip
+    resources = [c.instance(p), c.permission_sets(p)]
+    return [
+        _statement(
+            "CreateManagedPermissionSets", [a for a in actions if a == "sso:CreatePermissionSet"], resources, request
+        ),  # fmt: skip
+        _statement("TagManagedPermissionSets", [a for a in actions if a == "sso:TagResource"], resources, tag),
+    ]
+
+
+def _center_writes(s: Scope, actions: list[str]) -> list[dict]:
+    """Edits, provisioning and assignments: on the instance and the target accounts, and only on permission sets
+    tagged ManagedBy=iamrunbook (one statement each: the tag condition must not meet the instance's ARN)."""
+    if s.center is None:
+        return []
+    c, p = s.center, s.partition
+    on_sets = [a for a in actions if not a.startswith("sso:Describe")]  # the status reads name the instance only
+    return [
+        _statement("CenterOnInstanceAndAccounts", actions, [c.instance(p), *c.sso_accounts(p, s.account)]),
+        _statement("CenterOnManagedPermissionSets", on_sets, [c.permission_sets(p)], MANAGED),
+    ]
+
+
+def _center_provisioning(s: Scope, actions: list[str]) -> list[dict]:
+    """The reserved roles and SAML provider Identity Center makes in the management account with the runner's
+    credentials: only through the service (aws:ViaAWSService), only attaching the Assume<Role>Policy ARNs."""
+    if s.center is None:
+        return []
+    attach = [a for a in actions if a in ("iam:AttachRolePolicy", "iam:DetachRolePolicy")]
+    saml = [a for a in actions if "SAMLProvider" in a]
+    roles = [a for a in actions if a not in attach and a not in saml]
+    on_role = {**VIA_SERVICE, **_policy_arn_is(s.owned_policies())}
+    return [
+        _statement("CenterReservedRoles", roles, [s.iam(RESERVED_ROLES)], VIA_SERVICE),
+        _statement("CenterReservedRolePolicies", attach, [s.iam(RESERVED_ROLES)], on_role),
+        _statement("CenterSamlProvider", saml, [s.iam(SAML_PROVIDERS)], VIA_SERVICE),
+    ]
+
+
 Rule = Callable[[Scope, list[str]], list[dict]]
 _USER_READS = (
     *("GetAccessKeyLastUsed", "GetLoginProfile", "GetUser", "ListAccessKeys", "ListAttachedUserPolicies"),
@@ -222,6 +308,13 @@ _POLICY_WRITES = ("CreatePolicy", "CreatePolicyVersion", "DeletePolicy", "Delete
 #: credentials. The runner never gets them: with them it could attach the legacy policy to itself (or any
 #: role) and rewrite it. (Its CreatePolicy and Attach*Policy of the legacy policy are refused too.)
 OPERATOR_ONLY = ("iam:AttachRolePolicy", "iam:SetDefaultPolicyVersion")
+_STORE_WRITES = ("CreateUser", "CreateGroup", "CreateGroupMembership", "DeleteGroupMembership")
+_CENTER_WRITES = (
+    *("UpdatePermissionSet", "AttachCustomerManagedPolicyReferenceToPermissionSet", "ProvisionPermissionSet"),
+    *("DetachCustomerManagedPolicyReferenceFromPermissionSet", "CreateAccountAssignment", "DeleteAccountAssignment"),
+    *("DescribePermissionSetProvisioningStatus", "DescribeAccountAssignmentCreationStatus"),
+    "DescribeAccountAssignmentDeletionStatus",
+)
 _ARCHIVE = ("GetBucketObjectLockConfiguration", "GetObject", "ListBucket", "PutObject", "PutObjectRetention")
 
 #: action -> the rules that allow it (DetachUserPolicy: the plan's owned policies, and a leaver's any policy)
@@ -231,7 +324,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     **{f"iam:{a}": (_read_policies,) for a in ("GetPolicyVersion", "ListEntitiesForPolicy")},
     **{f"iam:{a}": (_own_policies,) for a in _POLICY_WRITES},
     **{f"iam:{a}": (_grant,) for a in ("AttachUserPolicy", "AttachGroupPolicy")},
-    **{f"iam:{a}": (_detach,) for a in ("DetachGroupPolicy", "DetachRolePolicy")},
+    "iam:DetachGroupPolicy": (_detach,),
+    "iam:DetachRolePolicy": (_detach, _center_provisioning),
     "iam:DetachUserPolicy": (_detach, _managed_users),
     **{f"iam:{a}": (_role_groups,) for a in ("CreateGroup", "AddUserToGroup")},
     "iam:RemoveUserFromGroup": (_leave_groups,),
@@ -239,17 +333,32 @@ RULES: dict[str, tuple[Rule, ...]] = {
     **{f"iam:{a}": (_managed_users,) for a in _REMOVALS},
     "iam:DeleteVirtualMFADevice": (_mfa,),
     "iam:DeleteGroup": (_pair_groups,),
-    "iam:GetRole": (_read_roles,),
+    "iam:GetRole": (_read_roles, _center_provisioning),
     "iam:PutRolePolicy": (_revoke_sessions,),
     **{f"s3:{a}": (_archive,) for a in _ARCHIVE},
     "securityhub:BatchImportFindings": (_security_hub,),
+    **{a: (_center_unscoped,) for a in CENTER_UNSCOPED},
+    **{
+        a: (_center_reads,)
+        for a in CENTER_READS
+        if a.split(":")[0] in ("sso", "identitystore") and a not in CENTER_UNSCOPED
+    },
+    **{f"identitystore:{a}": (_center_store,) for a in _STORE_WRITES},
+    **{f"sso:{a}": (_center_create,) for a in ("CreatePermissionSet", "TagResource")},
+    **{f"sso:{a}": (_center_writes,) for a in _CENTER_WRITES},
+    **{a: (_center_provisioning,) for a in PROVISIONING_ACTIONS if a not in ("iam:GetRole", "iam:DetachRolePolicy")},
 }
-_ORDER = list(dict.fromkeys(rule for rules in RULES.values() for rule in rules))
+#: the mode's statements come last, reads first, in the order a run needs them
+_CENTER_ORDER = (_center_unscoped, _center_reads, _center_store, _center_create, _center_writes, _center_provisioning)
+_ORDER = [r for r in dict.fromkeys(rule for rules in RULES.values() for rule in rules) if r not in _CENTER_ORDER]
+_ORDER += _CENTER_ORDER
 
 
 def scoped_statements(scope: Scope, actions: Iterable[str]) -> list[dict]:
-    """The statements allowing `actions` (less OPERATOR_ONLY), each on its rule's resources and conditions."""
-    actions = sorted(set(actions) - set(OPERATOR_ONLY))
+    """The statements allowing `actions` (less OPERATOR_ONLY), each on its rule's resources and conditions.
+    Under grant_via identity_center, AttachRolePolicy is Identity Center's, on its reserved roles only."""
+    operator_only = set(OPERATOR_ONLY) - (set(PROVISIONING_ACTIONS) if scope.center else set())
+    actions = sorted(set(actions) - operator_only)
     unknown = [a for a in actions if a not in RULES]
     if unknown:
         raise SpecError(f"no scoping rule for {unknown}: add one to runner_scope.RULES (never Resource '*')")

@@ -6,7 +6,8 @@ policies (its own, its groups') allow the action on the request's resource with 
 as AWS's Service Authorization Reference defines them for the IAM and S3 calls the runbook makes:
 `iam:PolicyARN` on Attach/Detach*Policy, `aws:ResourceTag/<k>` and `iam:ResourceTag/<k>` of the user or
 role acted on, `aws:RequestTag/<k>` and `aws:TagKeys` of CreateUser/TagUser/CreatePolicy, `s3:prefix` of a
-listing, and the policy variable `${aws:username}`. Any other key is absent (a condition on it fails).
+listing, and the policy variable `${aws:username}`; Identity Center requests on each resource they name
+(authorize_center.py). Any other key is absent (a condition on it fails).
 Out of scope: SCPs, permissions boundaries, session policies, resource policies.
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 
 from iamrunbook.base.names import partition_of
 from iamrunbook.sandbox.assume import identity_documents
+from iamrunbook.sandbox.authorize_center import SERVICES as CENTER_SERVICES
+from iamrunbook.sandbox.authorize_center import center_resources
 from iamrunbook.sandbox.identity import Caller
 from iamrunbook.sandbox.policy import verdict
 
@@ -141,18 +144,25 @@ _TAG_ON_CREATE = {"CreateUser": "iam:TagUser", "CreatePolicy": "iam:TagPolicy", 
 
 
 def authorization_refusal(caller: Caller, service: str, action: str | None, params: Any,
-                          iam_backend: Callable[[str], Any]) -> Refusal | None:  # fmt: skip
+                          iam_backend: Callable[[str], Any],
+                          center_tags: Callable[[str], dict] | None = None) -> Refusal | None:  # fmt: skip
     """AccessDenied unless the enforced caller's policies allow the request (None: not enforced, or allowed).
-    sts:AssumeRole is left to the trust-policy check (assume.py), which also reads the caller's policies."""
+    sts:AssumeRole is left to the trust-policy check (assume.py), which also reads the caller's policies.
+    An Identity Center request is allowed only on every resource it names (authorize_center.py), with
+    `center_tags` giving a permission set's tags."""
     if caller.access_key_id not in _ENFORCED or not action or (service, action) == ("sts", "AssumeRole"):
         return None
     backend = iam_backend(caller.account_id)
     documents = identity_documents(caller, backend) or []
-    actions, resource, context = request_of(
-        backend, caller, service, action, params if isinstance(params, dict) else {}
-    )
+    params = params if isinstance(params, dict) else {}
+    actions, resource, context = request_of(backend, caller, service, action, params)
+    checks = [(resource, context)]
+    if service in CENTER_SERVICES:
+        found = center_resources(partition_of(caller.arn), caller.account_id, service, action, params, center_tags)
+        checks = [(arn, {**context, **keys}) for arn, keys in found]
     for needed in actions:
-        if verdict(documents, needed, resource, context) != "Allow":
-            message = f"User: {caller.arn} is not authorized to perform: {needed} on resource: {resource}"
-            return "AccessDenied", message, 403
+        for arn, keys in checks:
+            if verdict(documents, needed, arn, keys) != "Allow":
+                message = f"User: {caller.arn} is not authorized to perform: {needed} on resource: {arn}"
+                return "AccessDenied", message, 403
     return None

@@ -124,6 +124,11 @@ class IdentityCenter:
             self._jobs.clear()
             self._tags.clear()
 
+    def tags_of(self, arn: str) -> dict[str, str]:
+        """A permission set's (or the instance's) tags, as request authorisation reads them."""
+        with self._lock:
+            return dict(self._tags.get(arn, {}))
+
     # -- answering
 
     def answer(self, request: Request, account_id: str, forward: Callable[[], Response]) -> Response | None:

@@ -402,7 +402,7 @@ class EmbeddedAws:
         if request.problems:
             return validation_refusal(request.problems)
         if (denied := authorization_refusal(caller, request.service, request.action, request.params,
-                                            self.iam_backend)) is not None:  # fmt: skip
+                                            self.iam_backend, self.identity_center.tags_of)) is not None:  # fmt: skip
             return denied
         if request.service == "iam":
             return refusal(self.iam_backend(caller.account_id), request.action, request.params)
