@@ -32,7 +32,7 @@ MODULES = (
 )
 #: the modules of grant_via: identity_center (their actions reach only that mode's policy); until they are
 #: merged, CENTER_READS and the kinds' actions stand for them, and a test holds the two equal after merging
-CENTER_MODULES = ("aws.center_sweep", "aws.center_mutations")
+CENTER_MODULES = ("aws.center_sweep", "aws.center_mutations", "flows.center")
 
 
 def _declared(attr: str) -> set[str]:

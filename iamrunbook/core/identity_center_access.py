@@ -26,8 +26,6 @@ from iamrunbook.core.identity_center_state import GROUP, USER, CenterState, Perm
 from iamrunbook.core.identity_center_trust import trust_admits_reserved_role
 from iamrunbook.core.inventory import Inventory, decode_document, default_document
 
-READ_ACTIONS: tuple[str, ...] = ()  # no AWS calls: it reads the state and the sweep
-WRITE_ACTIONS: tuple[str, ...] = ()
 GRANTING = ("yes", "conditional")
 
 

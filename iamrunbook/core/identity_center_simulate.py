@@ -33,8 +33,6 @@ from iamrunbook.core.identity_center_trust import reserved_role_arn
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.simulate import IN_MEMORY, LockoutError, Loss, Simulation, SimulationError
 
-READ_ACTIONS: tuple[str, ...] = ()
-WRITE_ACTIONS: tuple[str, ...] = ()
 #: IAM kinds that change a policy's document or existence: they can change what a permission set grants
 _POLICY_KINDS = ("create_policy", "update_policy", "prune_policy_version", "delete_policy_version", "delete_policy")
 

@@ -13,9 +13,6 @@ from iamrunbook.base.names import caller_role_name, caller_user_name, same_name
 from iamrunbook.core.changes import Change
 from iamrunbook.core.plan import Plan
 
-READ_ACTIONS: tuple[str, ...] = ()
-WRITE_ACTIONS: tuple[str, ...] = ()
-
 
 def _operator_problems(changes: Iterable[Change], caller_arn: str, *, simulated: bool = False) -> list[str]:
     """Anything that removes the access of the identity running the plan (its user or its role).
