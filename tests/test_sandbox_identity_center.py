@@ -279,3 +279,15 @@ def test_get_user_id_by_email_when_some_users_have_none(store):
     with pytest.raises(ClientError) as missing:
         by("emails.value", "nobody@example.com")
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_a_permission_set_without_a_session_duration_provisions_with_an_hour(aws, sso, instance):
+    _policy(aws)
+    arn = sso.create_permission_set(InstanceArn=instance, Name="AssumeAdminRole")["PermissionSet"]["PermissionSetArn"]
+    sso.attach_customer_managed_policy_reference_to_permission_set(
+        InstanceArn=instance, PermissionSetArn=arn,
+        CustomerManagedPolicyReference={"Name": "AssumeAdminPolicy", "Path": "/iamrunbook/"},
+    )  # fmt: skip
+    assert _created(sso, instance, _assign(sso, instance, arn))["Status"] == "SUCCEEDED"
+    [role] = _reserved(aws)
+    assert role["MaxSessionDuration"] == 3600

@@ -81,8 +81,9 @@ def reserved_path(region: str) -> str:
 
 
 def _seconds(duration: str | None) -> int:
-    """PT1H / PT90M / PT1H30M -> seconds (AWS's default is one hour)."""
-    match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?", duration or "")
+    """PT1H / PT90M / PT1H30M -> seconds (AWS's default is one hour; moto keeps a non-string default when a
+    permission set is created without one)."""
+    match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?", duration if isinstance(duration, str) else "")
     if not match or not any(match.groups()):
         return 3600
     return int(match.group(1) or 0) * 3600 + int(match.group(2) or 0) * 60
