@@ -74,6 +74,11 @@ def store_user(name: str, description: str) -> dict[str, Any]:
     return user
 
 
+def group_description(role_name: str) -> str:
+    """The Description of the role's identity-store group, as the runbook and its Terraform handoff write it."""
+    return f"Users who may assume {role_name} (iamrunbook)"
+
+
 def _settings_mapping_problems(raw: Mapping[str, Any]) -> list[str]:
     problems = [f"identity_center: unknown key {key!r}; allowed: {', '.join(SETTINGS_KEYS)}"
                 for key in raw if key not in SETTINGS_KEYS]  # fmt: skip

@@ -36,6 +36,7 @@ from iamrunbook.core.changes import RANK, Change
 from iamrunbook.core.identity_center import (
     MODE,
     IdentityCenterSettings,
+    group_description,
     ic_address,
     ic_provision_address,
     permission_set_name,
@@ -141,7 +142,7 @@ def _group_changes(spec: Spec, state: CenterState, key: str) -> Iterator[Change]
     common = dict(target_kind="ic_group", target_name=group, role_key=key)
     if group not in state.groups:
         yield Change("ic_create_group", ic_address("group", key), f"create group {group} for {role}",
-                     description=f"Users who may assume {role} (iamrunbook)", **common)  # fmt: skip
+                     description=group_description(role), **common)  # fmt: skip
     members = state.members(group)
     granted = [u.name for u in spec.users.values() if key in u.roles]
     for user in granted:

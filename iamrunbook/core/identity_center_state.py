@@ -63,6 +63,8 @@ class CenterState:
     groups: dict[str, dict] = field(default_factory=dict)
     #: (group DisplayName, UserName) memberships
     memberships: frozenset[tuple[str, str]] = frozenset()
+    #: (group DisplayName, UserName) -> MembershipId, for the memberships the read found (Terraform imports by it)
+    membership_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     #: name -> PermissionSet
     permission_sets: dict[str, PermissionSet] = field(default_factory=dict)
     assignments: frozenset[Assignment] = frozenset()

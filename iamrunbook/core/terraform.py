@@ -21,14 +21,11 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
 
 from iamrunbook.base.errors import RunbookError, SpecError
@@ -41,14 +38,13 @@ from iamrunbook.base.names import (
     group_address,
     group_attachment_address,
     membership_address,
-    mfa_condition,
     policy_address,
-    policy_description,
-    policy_name,
     user_address,
     user_tags,
 )
 from iamrunbook.core import terraform_temporary as tt
+from iamrunbook.core.identity_center import MODE
+from iamrunbook.core.identity_center_state import CenterState
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.spec import (
     MAX_DESCRIPTION,
@@ -61,92 +57,40 @@ from iamrunbook.core.spec import (
     validate_users,
 )
 from iamrunbook.core.temporary import until_text
+from iamrunbook.core.terraform_center import write_center_terraform
+from iamrunbook.core.terraform_hcl import (
+    CALLER_IDENTITY,
+    IMPORTS_FILE,
+    OUTPUTS_FILE,
+    PARTITION,
+    STATE_LIST_FILE,
+    TFVARS_FILE,
+    VARIABLES_FILE,
+    VERSIONS_FILE,
+    ImportBlock,
+    aligned,
+    comment,
+    existing_policy_arns,
+    hcl_string,
+    policy_values,
+    render_imports,
+    render_template,
+    render_versions,
+    state_list_order,
+    unescape_templates,
+    write_files,
+)
 
 READ_ACTIONS: tuple[str, ...] = ()  # pure: works on an Inventory already read
 WRITE_ACTIONS: tuple[str, ...] = ()
 
-TFVARS_FILE = "iam_users.auto.tfvars"
-IMPORTS_FILE = "imports.tf"
-VERSIONS_FILE = "versions.tf"
-VARIABLES_FILE = "variables.tf"
 MODULE_FILE = "iam_users.tf"
-OUTPUTS_FILE = "outputs.tf"
-STATE_LIST_FILE = "expected_state_list.txt"
 ADOPTED_YAML = "adopted_iam_users.yaml"
 ADOPTED_TFVARS = "adopted_iam_users.auto.tfvars"
-
-CALLER_IDENTITY = "data.aws_caller_identity.current"
-PARTITION = "data.aws_partition.current"  # every ARN the configuration writes is in the caller's partition
 
 # The rules spec.py enforces, for Terraform's validation blocks (RE2 syntax; \p classes as in AWS's model).
 _USER_NAME_RE = r"^[A-Za-z0-9_+=.@-]{1,64}$"
 _TAG_VALUE_RE = r"^[\p{L}\p{Z}\p{N}_.:/=+@-]*$"
-
-
-# --- HCL strings -----------------------------------------------------------------------------------
-def hcl_string(value: str) -> str:
-    """`value` as an HCL quoted string that Terraform reads back as exactly `value`.
-
-    Escapes `\\`, `"`, newlines and tabs; writes characters that are not printable (line and paragraph
-    separators, non-breaking spaces, controls) as \\uNNNN; doubles the template markers `${` and `%{`.
-    """
-    out = []
-    for ch in value:
-        if ch in _SIMPLE_ESCAPES:
-            out.append(_SIMPLE_ESCAPES[ch])
-        elif not ch.isprintable():
-            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
-        else:
-            out.append(ch)
-    text = "".join(out).replace("${", "$${").replace("%{", "%%{")
-    return f'"{text}"'
-
-
-_SIMPLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _unescape_templates(value: Any) -> Any:
-    """python-hcl2 resolves backslash escapes but keeps `$${` and `%%{` as written: finish the job."""
-    if isinstance(value, str):
-        return value.replace("$${", "${").replace("%%{", "%{")
-    if isinstance(value, list):
-        return [_unescape_templates(v) for v in value]
-    if isinstance(value, dict):
-        return {_unescape_templates(k): _unescape_templates(v) for k, v in value.items()}
-    return value
-
-
-def _comment(text: str) -> str:
-    """One comment line's text: no line breaks can end it early."""
-    return " ".join(str(text).split())
-
-
-def _aligned(pairs: Iterable[tuple[str, Any]], quote: bool = True) -> list[tuple[str, Any]]:
-    """(key, value) pairs with the keys padded so the `=` line up, as terraform fmt leaves them."""
-    pairs = [(hcl_string(k) if quote else k, v) for k, v in pairs]
-    width = max((len(k) for k, _ in pairs), default=0)
-    return [(k.ljust(width), v) for k, v in pairs]
-
-
-# --- templates -------------------------------------------------------------------------------------
-def _template_source(name: str) -> str:
-    """Templates are package data: importlib.resources finds them in a wheel install as in a checkout."""
-    return resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
-
-
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.FunctionLoader(_template_source),
-    autoescape=False,  # HCL, not HTML: every value is HCL already (strings through hcl_string)
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    undefined=jinja2.StrictUndefined,  # a value the template names but Python did not give is a bug
-)
-
-
-def render_template(name: str, **data: Any) -> str:
-    """The text of templates/<name> with `data` filled in."""
-    return _TEMPLATES.get_template(name).render(**data)
 
 
 # --- tfvars ----------------------------------------------------------------------------------------
@@ -164,7 +108,7 @@ def _tfvars_entry(name: str, value: Any, notes: Iterable[str]) -> dict[str, Any]
         "roles": [hcl_string(r) for r in roles],
         "temporary": [{k: hcl_string(str(v) if k != "until" else until_text(v)) for k, v in t.items()}
                       for t in temporary],  # fmt: skip
-        "notes": [_comment(n) for n in notes],
+        "notes": [comment(n) for n in notes],
     }
 
 
@@ -180,12 +124,12 @@ def dump_tfvars(
     above the user's entry, `header` lines comments at the top; load_tfvars ignores both.
     """
     users = [_tfvars_entry(name, value, (notes or {}).get(name, ())) for name, value in iam_users.items()]
-    return render_template("iam_users.auto.tfvars.j2", users=users, header=[_comment(h) for h in header])
+    return render_template("iam_users.auto.tfvars.j2", users=users, header=[comment(h) for h in header])
 
 
 def load_tfvars(text: str, source: str = "<tfvars>") -> dict[str, dict]:
     """The `iam_users` mapping of a tfvars file (raises SpecError when it is malformed or missing)."""
-    data = _unescape_templates(load_hcl(text, source))
+    data = unescape_templates(load_hcl(text, source))
     if not isinstance(data, Mapping) or "iam_users" not in data:
         raise SpecError(f"{source}: holds no top-level `iam_users`")
     iam_users = data["iam_users"]
@@ -195,23 +139,11 @@ def load_tfvars(text: str, source: str = "<tfvars>") -> dict[str, dict]:
 
 
 # --- import blocks ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ImportBlock:
-    to: str
-    id: str
-
-    def to_hcl(self) -> str:
-        return render_template("import_block.tf.j2", block=self._escaped())
-
-    def _escaped(self) -> dict[str, str]:
-        return {"to": self.to, "id": hcl_string(self.id)}
-
-
 def import_blocks(spec: Spec, inventory: Inventory | None) -> list[ImportBlock]:
     """An import for each resource the configuration manages that exists: entities, then what joins them."""
     if inventory is None:
         return []
-    policies = {k: p["Arn"] for k, role in spec.roles.items() if (p := inventory.local_policy(policy_name(role)))}
+    policies = existing_policy_arns(spec, inventory)
     real_groups = {k: find_named(inventory.groups, name) for k, name in spec.groups().items()}
     groups = {k: inventory.groups[real] for k, real in real_groups.items() if real is not None}
     users = {name: user for name in spec.users if (user := inventory.user_named(name)) is not None}
@@ -256,15 +188,7 @@ def _group_grant_imports(
     return blocks
 
 
-def render_imports(blocks: Iterable[ImportBlock]) -> str:
-    return render_template("imports.tf.j2", blocks=[b._escaped() for b in blocks])
-
-
 # --- the module ------------------------------------------------------------------------------------
-def render_versions() -> str:
-    return render_template("versions.tf.j2")
-
-
 def render_variables(roles: Mapping[str, str]) -> str:
     """variables.tf: `iam_users`, validated by the rules spec.py applies, so Terraform refuses the same specs."""
     return render_template(
@@ -293,31 +217,16 @@ def _user_tag_expressions() -> list[tuple[str, str]]:
     return exprs
 
 
-def _mfa_conditions(settings: GrantSettings) -> list[dict]:
-    """names.mfa_condition as aws_iam_policy_document conditions: the JSON Terraform renders means the same."""
-    return [
-        {"test": hcl_string(test), "variable": hcl_string(variable), "values": [hcl_string(value)]}
-        for test, keys in mfa_condition(settings.mfa_max_age_seconds).items()
-        for variable, value in keys.items()
-    ]
-
-
 def render_module(roles: Mapping[str, str], settings: GrantSettings | None = None, temporary: bool = False) -> str:
     """iam_users.tf: the same policies, groups, users, tags, attachments and memberships the runbook makes."""
     settings = settings or GrantSettings()
-    policies = [
-        (key, {"name": hcl_string(policy_name(role)), "description": hcl_string(policy_description(role))})
-        for key, role in roles.items()
-    ]
     groups = [(key, hcl_string(settings.group_name(key, role))) for key, role in roles.items()]
     return render_template(
         "iam_users.tf.j2",
-        roles=_aligned((k, hcl_string(v)) for k, v in roles.items()),
-        policies=_aligned(policies),
-        groups=_aligned(groups) if settings.via_group else [],
-        mfa_roles=[hcl_string(key) for key in roles if settings.mfa(key)],
-        mfa_conditions=_mfa_conditions(settings),
-        user_tags=_aligned(_user_tag_expressions(), quote=False), temporary=temporary,
+        **policy_values(roles, settings),
+        groups=aligned(groups) if settings.via_group else [],
+        user_tags=aligned(_user_tag_expressions(), quote=False),
+        temporary=temporary,
     )
 
 
@@ -342,45 +251,32 @@ def data_addresses(spec: Spec) -> list[str]:
     return [CALLER_IDENTITY, PARTITION, *documents]
 
 
-_ADDRESS = re.compile(r'(?P<data>data\.)?(?P<type>[^.]+)\.(?P<name>[^.[]+)(?:\["(?P<key>.*)"\])?')
-
-
-def state_list_order(address: str) -> tuple:
-    """Terraform's sort of `state list`: data resources first, then type, name and instance key."""
-    m = _ADDRESS.fullmatch(address)
-    if m is None:
-        raise ValueError(f"not a root-module resource address: {address}")
-    return (m["data"] is None, m["type"], m["name"], m["key"] or "")
-
-
 def expected_state_list(spec: Spec) -> list[str]:
     """What `terraform state list` prints after `terraform apply` of the written configuration."""
     return sorted([*data_addresses(spec), *managed_addresses(spec)], key=state_list_order)
 
 
 # --- writing ---------------------------------------------------------------------------------------
-def _write(out_dir: Path, name: str, text: str) -> Path:
-    path = out_dir / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def write_terraform(out_dir: str | Path, spec: Spec, inventory: Inventory | None) -> dict[str, Path]:
-    """Write the Terraform handoff for `spec` into out_dir; imports for what `inventory` shows exists."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def write_terraform(
+    out_dir: str | Path, spec: Spec, inventory: Inventory | None, center: CenterState | None = None
+) -> dict[str, Path]:
+    """Write the Terraform handoff for `spec` into out_dir; imports for what `inventory` (and, under grant_via:
+    identity_center, `center`) shows exists."""
+    tfvars, variables = dump_tfvars(spec.to_mapping()), render_variables(spec.roles)
+    if spec.settings.grant_via == MODE:  # no IAM users: the Identity Center resources (terraform_center.py)
+        return write_center_terraform(out_dir, spec, inventory, center, tfvars=tfvars, variables=variables)
     blocks = import_blocks(spec, inventory)
     files = {
-        TFVARS_FILE: dump_tfvars(spec.to_mapping()),
+        TFVARS_FILE: tfvars,
         IMPORTS_FILE: render_imports(blocks),
         VERSIONS_FILE: render_versions(),
-        VARIABLES_FILE: render_variables(spec.roles),
+        VARIABLES_FILE: variables,
         MODULE_FILE: render_module(spec.roles, spec.settings, tt.has_temporary(spec)),
         OUTPUTS_FILE: render_outputs(spec.settings),
         STATE_LIST_FILE: "\n".join(expected_state_list(spec)) + "\n",
     }
-    written = {name: _write(out, name, text) for name, text in files.items()}
-    logger.info("Terraform handoff written to %s (%d import blocks)", out, len(blocks))
+    written = write_files(out_dir, files)
+    logger.info("Terraform handoff written to %s (%d import blocks)", out_dir, len(blocks))
     return written
 
 
@@ -467,13 +363,13 @@ def dump_parameters_yaml(
         text = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, default_flow_style=flow, width=4096)
         return text.rstrip("\n").split("\n")
 
-    lines = [f"# {_comment(h)}" for h in header]
+    lines = [f"# {comment(h)}" for h in header]
     lines += dump({"roles": dict(roles)}, flow=False)
     if not iam_users:
         return "\n".join([*lines, "iam_users: {}", ""])
     lines.append("iam_users:")
     for name, entry in iam_users.items():
-        lines += [f"  # {_comment(n)}" for n in (notes or {}).get(name, ())]
+        lines += [f"  # {comment(n)}" for n in (notes or {}).get(name, ())]
         description, user_roles, temporary = _entry(entry)
         kept = {"description": description, "roles": user_roles} | ({"temporary": temporary} if temporary else {})
         lines += ["  " + line for line in dump({name: kept})]
@@ -492,9 +388,4 @@ def write_adopted(run_dir: str | Path, inventory: Inventory, roles: Mapping[str,
         raise RunbookError(f"{ADOPTED_YAML} does not read back as the adopted spec")
     if load_tfvars(tfvars_text, ADOPTED_TFVARS) != adoption.iam_users:
         raise RunbookError(f"{ADOPTED_TFVARS} does not read back as the adopted spec")
-    out = Path(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return {
-        ADOPTED_YAML: _write(out, ADOPTED_YAML, yaml_text),
-        ADOPTED_TFVARS: _write(out, ADOPTED_TFVARS, tfvars_text),
-    }
+    return write_files(run_dir, {ADOPTED_YAML: yaml_text, ADOPTED_TFVARS: tfvars_text})

@@ -30,6 +30,7 @@ from iamrunbook.core.identity_center_trust import trust_admits_reserved_role
 from iamrunbook.core.identity_center_verify import verify_center
 from iamrunbook.core.inventory import Inventory, decode_document
 from iamrunbook.core.spec import Spec
+from iamrunbook.core.terraform_center import center_addresses
 from iamrunbook.core.verify import Verification
 from iamrunbook.flows.guard import check_safety, record_outcome
 from iamrunbook.runs import planfile
@@ -150,7 +151,7 @@ def retire(rb, plan: RetirePlan, inventory: Inventory, state: CenterState) -> Ap
 def verification(rb, spec: Spec, inventory: Inventory) -> Verification:
     """04 in this mode: the mode's plan must be empty and every path the spec's (core/identity_center_verify.py)."""
     state = read_state(rb)
-    return verify_center(spec, inventory, state, targets(rb), ())
+    return verify_center(spec, inventory, state, targets(rb), center_addresses(spec, inventory, state))
 
 
 def grants(rb, inventory: Inventory) -> list:
