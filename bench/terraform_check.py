@@ -21,7 +21,9 @@ the converged account: the legacy account, then the runbook's own plan + apply i
 control whose account lacks the MFA condition, which must fail exactly the "Terraform-only changes" and
 "no AWS change" checks; and a fresh account (roles only) with custom roles and
 odd names in group mode with MFA, where Terraform creates everything and the runbook's import_blocks must
-then find every managed address.
+then find every managed address. And "identity center": the example spec under grant_via: identity_center, its
+policies and its whole Identity Center part made with boto3 (bench/center_account.py), where Terraform must
+import everything, the state list must equal terraform_center.center_addresses, and no IAM user is written.
 
 The provider block pointing at the server goes into the temporary copy only, never into the handoff.
 Prints one line per scenario, then a table. Exit code 1 when a scenario is not as it must be.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import os
 import shutil
@@ -46,14 +49,27 @@ import yaml
 
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.names import policy_document
+from iamrunbook.core.identity_center import IdentityCenterSettings
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import make_plan
 from iamrunbook.core.spec import GrantSettings, Spec, load_spec
 from iamrunbook.core.terraform import STATE_LIST_FILE, import_blocks, managed_addresses, write_terraform
+from iamrunbook.core.terraform_center import center_addresses
 from iamrunbook.flows.apply import apply_plan
 from iamrunbook.sandbox import ACCOUNT_ID, EmbeddedAws, seed
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sibling(name: str):
+    """A helper script beside this one (bench/ is no package), loaded by its path."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+center_account = _sibling("center_account")
 EXAMPLE = yaml.safe_load((ROOT / "parameters" / "example.yaml").read_text(encoding="utf-8"))
 MFA_ROLES = frozenset({"admin", "infrastructure_admin"})
 MFA_MAX_AGE = 3600
@@ -101,6 +117,13 @@ def custom_spec() -> Spec:
     return load_spec(users, roles=roles, settings=settings)
 
 
+def center_spec() -> Spec:
+    """The example spec under grant_via: identity_center: one role's group renamed, a 2-hour session."""
+    settings = GrantSettings(grant_via="identity_center", role_groups={"data_engineer": "DataEngineers"},
+                             identity_center=IdentityCenterSettings(session_duration="PT2H", accounts=(ACCOUNT_ID,)))
+    return load_spec(EXAMPLE["iam_users"], roles=EXAMPLE["roles"], settings=settings)
+
+
 def wanted_document(spec: Spec, account_id: str, key: str) -> dict:
     """names.policy_document for the role, with MFA when the spec requires it."""
     mfa = spec.settings.mfa(key)
@@ -114,10 +137,14 @@ def prepared_account(iam, sts, spec: Spec, account: str) -> Inventory:
     "converged": what the runbook leaves, in either grant mode: the legacy account, then the runbook's
     own plan applied (migrating your-username). "control": converged for the same spec without MFA, so the
     MFA condition the spec asks for is missing. "fresh": the roles only, Terraform creates the rest.
+    "center": the roles and their policies (check_scenario makes the Identity Center part); "center fresh":
+    the roles only, Terraform creates the policies and the Identity Center part.
     """
-    if account == "fresh":
+    if account in ("fresh", "center fresh"):
         seed.seed_roles(iam, spec.roles)
         return read_inventory(iam, sts)
+    if account == "center":
+        return center_account.prepare_policies(iam, sts, spec)
     seed.seed_legacy_account(iam, spec.roles)
     target = spec
     if account == "control":
@@ -267,6 +294,8 @@ SCENARIOS = [
     Scenario("fresh: custom group + mfa", custom_spec(), account="fresh"),
     Scenario("user + temporary", temporary_spec("user")),
     Scenario("group + temporary", temporary_spec("group")),
+    Scenario("identity center", center_spec(), account="center"),
+    Scenario("identity center: fresh", center_spec(), account="center fresh"),
 ]
 #: what the control must fail, and only that: Terraform would add the MFA condition in AWS
 CONTROL_FAILS = frozenset({"plan: Terraform-only changes", "apply: no AWS change"})
@@ -324,11 +353,11 @@ def check_apply(run: Run, server: EmbeddedAws, spec: Spec, fresh: bool, expected
     server.clear_calls()
     run.terraform("apply", "-input=false", "tfplan")
     result.apply_mutations = len(server.mutating_calls())
-    if fresh:  # what Terraform made, the runbook finds under the same addresses
+    if not fresh:
+        checks["apply: no AWS change"] = result.apply_mutations == 0
+    elif spec.settings.identity_center is None:  # what Terraform made, the runbook finds (IC mode: check_center)
         found = import_blocks(spec, read_inventory(server.client("iam"), server.client("sts")))
         checks["runbook finds what Terraform made"] = sorted(b.to for b in found) == sorted(managed_addresses(spec))
-    else:
-        checks["apply: no AWS change"] = result.apply_mutations == 0
     listed = run.terraform("state", "list").stdout.splitlines()
     checks["state list"] = listed == expected
     if listed != expected:
@@ -345,15 +374,35 @@ def check_apply(run: Run, server: EmbeddedAws, spec: Spec, fresh: bool, expected
     checks["second plan: no changes"] = run.terraform("plan", "-detailed-exitcode", ok=(0, 2)).returncode == 0
 
 
+def read_center(server: EmbeddedAws):
+    return center_account.read_center(server.client("sso-admin"), server.client("identitystore"), [ACCOUNT_ID])
+
+
+def check_center(run: Run, server: EmbeddedAws, spec: Spec, expected: list[str], result: Result) -> None:
+    """Identity Center mode: no IAM user written, and the state list is what the runbook reads as existing."""
+    result.checks["no aws_iam_user"] = not any("aws_iam_user" in p.read_text(encoding="utf-8")
+                                               for p in run.handoff.iterdir())  # fmt: skip
+    inventory = read_inventory(server.client("iam"), server.client("sts"))
+    found = center_addresses(spec, inventory, read_center(server))
+    result.checks["state list = center_addresses"] = found == sorted(a for a in expected if not a.startswith("data."))
+    if not result.checks["state list = center_addresses"]:
+        result.notes.append(f"center_addresses: {sorted(set(found) ^ set(expected))}")
+
+
 def check_scenario(server: EmbeddedAws, scenario: Scenario, tmp: Path, plugin_dir: str) -> Result:
     """Converge the account, write the handoff, and run Terraform's checks on it."""
     started = time.monotonic()
     result = Result(scenario.name, must_fail=CONTROL_FAILS if scenario.account == "control" else frozenset())
     server.reset()
-    spec, fresh = scenario.spec, scenario.account == "fresh"
+    spec, fresh = scenario.spec, scenario.account in ("fresh", "center fresh")
     inventory = prepared_account(server.client("iam"), server.client("sts"), spec, scenario.account)
+    center = None
+    if scenario.account == "center":
+        center_account.prepare_center(server.client("sso-admin"), server.client("identitystore"), spec, [ACCOUNT_ID])
+    if scenario.account.startswith("center"):
+        center = read_center(server)
     run = Run(tmp / "handoff", tmp / "work", terraform_env(server, tmp))
-    files = write_terraform(run.handoff, spec, inventory)
+    files = write_terraform(run.handoff, spec, inventory, center=center)
     shutil.copytree(run.handoff, run.work)
     (run.work / "zz_embedded_aws_provider.tf").write_text(provider_block(server), encoding="utf-8")
     expected = files[STATE_LIST_FILE].read_text(encoding="utf-8").splitlines()
@@ -361,6 +410,8 @@ def check_scenario(server: EmbeddedAws, scenario: Scenario, tmp: Path, plugin_di
     run.terraform("init", f"-plugin-dir={plugin_dir}", "-input=false")
     check_plan(run, spec, fresh, expected, result)
     check_apply(run, server, spec, fresh, expected, result)
+    if center is not None:
+        check_center(run, server, spec, expected, result)
     result.seconds = time.monotonic() - started
     result.notes.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run.seconds.items()))
     return result
