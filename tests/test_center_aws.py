@@ -90,6 +90,7 @@ def test_the_handlers_grant_the_path_and_a_rerun_changes_nothing(aws, session, i
     assert set(first.users) == {"alice@example.com", "bob"}
     assert first.users["alice@example.com"]["DisplayName"] == "Alice@Example.Com Person"
     assert first.members(GROUP_NAME) == {"alice@example.com", "bob"}
+    assert set(first.membership_ids) == first.memberships and all(first.membership_ids.values())  # Terraform's ids
     ps = first.permission_sets[PS]
     assert (ps.customer_managed, ps.session_duration, ps.is_managed) == (((POLICY_NAME, "/"),), "PT2H", True)
     assert ACCOUNT_ID in ps.provisioned and ps.created

@@ -19,12 +19,7 @@ from iamrunbook.base.names import policy_address
 from iamrunbook.core import terraform, terraform_center, terraform_hcl
 from iamrunbook.core.identity_center import (
     IdentityCenterSettings,
-    ic_assignment_address,
-    ic_group_address,
-    ic_membership_address,
-    ic_permission_set_address,
-    ic_policy_reference_address,
-    ic_user_address,
+    ic_address,
     store_user,
 )
 from iamrunbook.core.identity_center_state import Assignment, CenterState, PermissionSet
@@ -115,15 +110,16 @@ def test_import_ids_are_the_providers(spec, center, inventory, tmp_path):
     imports = imports_of(write_terraform(tmp_path, spec, inventory, center=center))
     assert imports == {
         policy_address("admin"): "arn:aws:iam::111111111111:policy/AssumeAdminRolePolicy",
-        ic_user_address("alice@example.com"): f"{STORE}/u-alice",
-        ic_user_address("bob"): f"{STORE}/u-bob",
-        ic_group_address("admin"): f"{STORE}/g-admin",
-        ic_group_address("ops"): f"{STORE}/g-ops",
-        ic_membership_address("admin", "alice@example.com"): f"{STORE}/m-1",
-        ic_permission_set_address("admin"): f"{ps_arn(1)},{INSTANCE}",
-        ic_permission_set_address("ops"): f"{ps_arn(2)},{INSTANCE}",
-        ic_policy_reference_address("admin"): f"AssumeAdminRolePolicy,/,{ps_arn(1)},{INSTANCE}",
-        ic_assignment_address("admin", ACCOUNTS[0]): f"g-admin,GROUP,{ACCOUNTS[0]},AWS_ACCOUNT,{ps_arn(1)},{INSTANCE}",
+        ic_address("user", "alice@example.com"): f"{STORE}/u-alice",
+        ic_address("user", "bob"): f"{STORE}/u-bob",
+        ic_address("group", "admin"): f"{STORE}/g-admin",
+        ic_address("group", "ops"): f"{STORE}/g-ops",
+        ic_address("membership", "admin", "alice@example.com"): f"{STORE}/m-1",
+        ic_address("permission_set", "admin"): f"{ps_arn(1)},{INSTANCE}",
+        ic_address("permission_set", "ops"): f"{ps_arn(2)},{INSTANCE}",
+        ic_address("policy_reference", "admin"): f"AssumeAdminRolePolicy,/,{ps_arn(1)},{INSTANCE}",
+        ic_address("assignment", "admin", ACCOUNTS[0]): f"g-admin,GROUP,{ACCOUNTS[0]},AWS_ACCOUNT,{ps_arn(1)},"
+                                                        f"{INSTANCE}",
     }
     shapes = {  # the provider's import id formats (provider 5.100)
         "aws_identitystore_user": r"d-\w+/[\w-]+", "aws_identitystore_group": r"d-\w+/[\w-]+",
@@ -144,8 +140,8 @@ def test_addresses_are_the_helpers_and_the_state_list_terraforms(spec, center, i
     assert listed == sorted(listed, key=terraform_hcl.state_list_order)
     assert sorted(a for a in listed if not a.startswith("data.")) == sorted(managed)
     membership = 'aws_identitystore_group_membership.this["admin/alice@example.com"]'
-    assert ic_membership_address("admin", "alice@example.com") == membership
-    assert ic_assignment_address("ops", ACCOUNTS[1]) == f'aws_ssoadmin_account_assignment.role["ops/{ACCOUNTS[1]}"]'
+    assert ic_address("membership", "admin", "alice@example.com") == membership
+    assert ic_address("assignment", "ops", ACCOUNTS[1]) == f'aws_ssoadmin_account_assignment.role["ops/{ACCOUNTS[1]}"]'
     assert len(managed) == len(ROLES) * (1 + 3 + len(ACCOUNTS)) + len(USERS) + 3  # policy, group, ps, ref; memberships
     assert set(imports_of(files)) <= set(managed)
 
@@ -153,12 +149,12 @@ def test_addresses_are_the_helpers_and_the_state_list_terraforms(spec, center, i
 def test_center_addresses_list_what_exists_even_without_an_import_id(spec, center, inventory, caplog):
     with caplog.at_level(logging.WARNING):
         blocks = center_import_blocks(spec, inventory, center)
-    bob = ic_membership_address("ops", "bob")
+    bob = ic_address("membership", "ops", "bob")
     assert bob not in {b.to for b in blocks} and "MembershipId" in caplog.text
     found = center_addresses(spec, inventory, center)
     assert found == sorted([*(b.to for b in blocks), bob])
     # the USER assignment in the second account and the foreign reference are not the runbook's resources
-    assert ic_assignment_address("admin", ACCOUNTS[1]) not in found
+    assert ic_address("assignment", "admin", ACCOUNTS[1]) not in found
 
 
 def test_tfvars_hold_the_instance_and_store_users_as_store_user_derives_them(spec, center, tmp_path):
@@ -173,7 +169,7 @@ def test_tfvars_hold_the_instance_and_store_users_as_store_user_derives_them(spe
             wanted["DisplayName"], wanted["Name"]["GivenName"], wanted["Name"]["FamilyName"])
         assert got.get("email") == (wanted["Emails"][0]["Value"] if "Emails" in wanted else None)
     imported = imports_of(files)  # no inventory: no policy is known to exist; the instance's part is
-    assert policy_address("admin") not in imported and ic_group_address("admin") in imported
+    assert policy_address("admin") not in imported and ic_address("group", "admin") in imported
     assert parsed(files)["iam_users.auto.tfvars"]["iam_users"]["bob"]["roles"] == ["ops"]
 
 
@@ -187,7 +183,7 @@ def test_the_callers_account_when_no_accounts_are_given(spec, inventory, tmp_pat
     spec = replace(spec, settings=replace(spec.settings, identity_center=IdentityCenterSettings()))
     files = write_terraform(tmp_path, spec, inventory)
     assert parsed(files)[CENTER_TFVARS_FILE]["identity_center"]["accounts"] == [ACCOUNTS[0]]
-    assert ic_assignment_address("admin", ACCOUNTS[0]) in files[STATE_LIST_FILE].read_text(encoding="utf-8")
+    assert ic_address("assignment", "admin", ACCOUNTS[0]) in files[STATE_LIST_FILE].read_text(encoding="utf-8")
 
 
 HOSTILE = 'Eve "the" ${var.x} %{ if true } - \n\\ tab\t end'

@@ -65,20 +65,21 @@ def find_instance(sso, settings: IdentityCenterSettings, region: str) -> tuple[s
 
 
 # --- the identity store ------------------------------------------------------------------------------
-def read_store(store, store_id: str) -> tuple[dict[str, dict], dict[str, dict], frozenset[tuple[str, str]]]:
-    """Users by UserName, groups by DisplayName, and (group, user) memberships by names (duplicates once)."""
+def read_store(store, store_id: str) -> tuple[dict[str, dict], dict[str, dict], dict[tuple[str, str], str]]:
+    """Users by UserName, groups by DisplayName, and (group, user) memberships by names -> MembershipId (the
+    Terraform handoff imports by it; a duplicate membership counts once, with the first id)."""
     users = {u["UserName"]: u for u in aws.paginate(store, "list_users", "Users", IdentityStoreId=store_id)}
     groups = {g["DisplayName"]: g for g in aws.paginate(store, "list_groups", "Groups", IdentityStoreId=store_id)}
     user_names = {u["UserId"]: name for name, u in users.items()}
-    memberships = set()
+    memberships: dict[tuple[str, str], str] = {}
     for name, group in groups.items():
         members = aws.paginate(store, "list_group_memberships", "GroupMemberships", IdentityStoreId=store_id,
                                GroupId=group["GroupId"])  # fmt: skip
         for member in members:
             user_id = (member.get("MemberId") or {}).get("UserId")
             if user_id in user_names:
-                memberships.add((name, user_names[user_id]))
-    return users, groups, frozenset(memberships)
+                memberships.setdefault((name, user_names[user_id]), member.get("MembershipId"))
+    return users, groups, memberships
 
 
 # --- permission sets ---------------------------------------------------------------------------------
@@ -172,6 +173,7 @@ def read_center_state(session: boto3.Session, settings: IdentityCenterSettings, 
         reserved = read_reserved_roles(aws.client(session, "iam"))
     return CenterState(
         instance_arn=instance, identity_store_id=store_id, home_region=region, users=users, groups=groups,
-        memberships=memberships, permission_sets=permission_sets, assignments=assignments,
+        memberships=frozenset(memberships), membership_ids=memberships, permission_sets=permission_sets,
+        assignments=assignments,
         reserved_roles={account_id: reserved},
     )  # fmt: skip

@@ -63,13 +63,14 @@ class CenterState:
     groups: dict[str, dict] = field(default_factory=dict)
     #: (group DisplayName, UserName) memberships
     memberships: frozenset[tuple[str, str]] = frozenset()
-    #: (group DisplayName, UserName) -> MembershipId, for the memberships the read found (Terraform imports by it)
-    membership_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     #: name -> PermissionSet
     permission_sets: dict[str, PermissionSet] = field(default_factory=dict)
     assignments: frozenset[Assignment] = frozenset()
     #: account -> permission set name -> the reserved role's ARN there (AWSReservedSSO_<name>_<suffix>)
     reserved_roles: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: (group DisplayName, UserName) -> MembershipId, for the memberships the read found (Terraform imports by it;
+    #: ids, not names: no part of equality; last, so positional construction keeps its meaning)
+    membership_ids: dict[tuple[str, str], str] = field(default_factory=dict, compare=False)
 
     def members(self, group: str) -> set[str]:
         return {user for g, user in self.memberships if g == group}

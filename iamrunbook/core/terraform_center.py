@@ -92,7 +92,8 @@ def _role_resources(spec: Spec, center: CenterState, key: str, accounts: Sequenc
         yield ic_address("policy_reference", key), f"{policy_name(role)},{POLICY_PATH},{ps.arn},{instance}"
     for account in accounts:
         if group_id is not None and Assignment(account, ps.name, GROUP, group_name) in center.assignments:
-            yield ic_address("assignment", key, account), f"{group_id},{GROUP},{account},{AWS_ACCOUNT},{ps.arn},{instance}"
+            id_ = f"{group_id},{GROUP},{account},{AWS_ACCOUNT},{ps.arn},{instance}"
+            yield ic_address("assignment", key, account), id_
 
 
 def existing_resources(spec: Spec, inventory: Inventory | None, center: CenterState | None,
