@@ -1,9 +1,7 @@
 """The Identity Center part of bench/terraform_check.py's "identity center" scenario: an account and instance
-that hold everything the spec asks for, made with boto3 as the mode's plan would make it, and a small read of
-the instance into a CenterState.
-
-The read is local on purpose: aws/center_sweep.py's `read_center_state` can replace `read_center` later
-without changing the scenario (both return a CenterState with membership_ids filled).
+that hold everything the spec asks for, made with boto3 directly as the mode's plan would make it (not with
+the runbook's handlers, so Terraform is checked against AWS's shapes, not the runbook's). The scenario reads
+it back with aws/center_sweep.py's read_center_state.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from dataclasses import replace
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, policy_description, policy_name
 from iamrunbook.core.identity_center import IdentityCenterSettings, group_description, permission_set_name, store_user
-from iamrunbook.core.identity_center_state import GROUP, POLICY_PATH, Assignment, CenterState, PermissionSet
+from iamrunbook.core.identity_center_state import GROUP, POLICY_PATH
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.plan import make_plan
 from iamrunbook.core.spec import GrantSettings, Spec
@@ -78,37 +76,3 @@ def prepare_center(sso, store, spec: Spec, accounts: Sequence[str]) -> None:
             request = sso.create_account_assignment(InstanceArn=instance, TargetId=account, TargetType="AWS_ACCOUNT",
                                                     PermissionSetArn=ps_arn, PrincipalType=GROUP, PrincipalId=group)
             _wait(sso, instance, request["AccountAssignmentCreationStatus"])
-
-
-def _permission_set(sso, instance: str, arn: str) -> PermissionSet:
-    described = sso.describe_permission_set(InstanceArn=instance, PermissionSetArn=arn)["PermissionSet"]
-    refs = _all(sso, "list_customer_managed_policy_references_in_permission_set", "CustomerManagedPolicyReferences",
-                InstanceArn=instance, PermissionSetArn=arn)  # fmt: skip
-    tags = _all(sso, "list_tags_for_resource", "Tags", InstanceArn=instance, ResourceArn=arn)
-    return PermissionSet(described["Name"], arn, described.get("SessionDuration"),
-                         customer_managed=tuple(sorted((r["Name"], r.get("Path") or "/") for r in refs)),
-                         tags=tuple(sorted((t["Key"], t.get("Value", "")) for t in tags)))  # fmt: skip
-
-
-def read_center(sso, store, accounts: Sequence[str]) -> CenterState:
-    """The instance by names, as aws/center_sweep.py reads it, with each membership's id."""
-    instance, store_id = instance_of(sso)
-    users = {u["UserName"]: u for u in _all(store, "list_users", "Users", IdentityStoreId=store_id)}
-    groups = {g["DisplayName"]: g for g in _all(store, "list_groups", "Groups", IdentityStoreId=store_id)}
-    names = {u["UserId"]: n for n, u in users.items()} | {g["GroupId"]: n for n, g in groups.items()}
-    membership_ids = {}
-    for name, group in groups.items():
-        for m in _all(store, "list_group_memberships", "GroupMemberships", IdentityStoreId=store_id,
-                      GroupId=group["GroupId"]):  # fmt: skip
-            membership_ids[(name, names[m["MemberId"]["UserId"]])] = m["MembershipId"]
-    arns = _all(sso, "list_permission_sets", "PermissionSets", InstanceArn=instance)
-    sets = {ps.name: ps for ps in (_permission_set(sso, instance, arn) for arn in arns)}
-    assignments = {
-        Assignment(account, ps.name, a["PrincipalType"], names.get(a["PrincipalId"], a["PrincipalId"]))
-        for ps in sets.values() for account in accounts
-        for a in _all(sso, "list_account_assignments", "AccountAssignments", InstanceArn=instance, AccountId=account,
-                      PermissionSetArn=ps.arn)
-    }  # fmt: skip
-    return CenterState(instance, store_id, sso.meta.region_name, users=users, groups=groups,
-                       memberships=frozenset(membership_ids), membership_ids=membership_ids, permission_sets=sets,
-                       assignments=frozenset(assignments))  # fmt: skip

@@ -45,8 +45,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import boto3
 import yaml
 
+from iamrunbook.aws.center_sweep import read_center_state
 from iamrunbook.aws.sweep import read_inventory
 from iamrunbook.base.names import policy_document
 from iamrunbook.core.identity_center import IdentityCenterSettings
@@ -375,7 +377,9 @@ def check_apply(run: Run, server: EmbeddedAws, spec: Spec, fresh: bool, expected
 
 
 def read_center(server: EmbeddedAws):
-    return center_account.read_center(server.client("sso-admin"), server.client("identitystore"), [ACCOUNT_ID])
+    """The instance as the runbook reads it (aws/center_sweep.py), membership ids included."""
+    del server  # main() points the default credential chain at it
+    return read_center_state(boto3.Session(), IdentityCenterSettings(), ACCOUNT_ID, accounts=[ACCOUNT_ID])
 
 
 def check_center(run: Run, server: EmbeddedAws, spec: Spec, expected: list[str], result: Result) -> None:
