@@ -147,3 +147,17 @@ def test_a_trust_that_shuts_identity_center_out_refuses_phase_one_with_nothing_c
     assert "AdminRole" in executed and "the runbook never edits trust policies" in executed
     store_id = aws.client("sso-admin").list_instances()["Instances"][0]["IdentityStoreId"]
     assert aws.client("identitystore").list_users(IdentityStoreId=store_id)["Users"] == []
+
+
+def test_03_in_identity_center_mode_grants_and_hands_off_without_iam_users(aws, iam, demo, tmp_path):
+    params = {**demo, "grant_via": "identity_center"}
+    code, applied = run(tmp_path, params, "03_import_and_apply")
+    assert code == EXIT_OK, (applied / "run.json").read_text()
+    assert json.loads((applied / "identity_center_result.json").read_text())["ok"]
+    handoff = "\n".join(p.read_text(encoding="utf-8") for p in (applied / "terraform").glob("*.tf"))
+    assert "aws_ssoadmin_account_assignment" in handoff and "aws_identitystore_user" in handoff
+    assert "aws_iam_user" not in handoff, "checkov CKV_AWS_273: no IAM user in this mode's handoff"
+    code, verified = run(tmp_path, params, "04_verify", apply_it=False)
+    assert code == EXIT_OK
+    addresses = json.loads((verified / "verification.json").read_text())["addresses"]
+    assert 'aws_ssoadmin_permission_set.role["admin"]' in addresses
