@@ -6,6 +6,7 @@ the spec still hold every role the spec grants them, by one path or the other.
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -161,3 +162,12 @@ def test_03_in_identity_center_mode_grants_and_hands_off_without_iam_users(aws, 
     assert code == EXIT_OK
     addresses = json.loads((verified / "verification.json").read_text())["addresses"]
     assert 'aws_ssoadmin_permission_set.role["admin"]' in addresses
+
+    ids = store_ids(aws)
+    sign_in(aws, "bob@example.com", ids["bob@example.com"])
+    code, reviewed = run(tmp_path, params, "06_access_review", apply_it=False)
+    assert code in (EXIT_OK, 2)
+    with (reviewed / "identity_center_users.csv").open(encoding="utf-8") as fh:
+        rows = {row["user"]: row for row in csv.DictReader(fh)}
+    assert set(rows) == set(demo["iam_users"]), "06 lists the Identity Center side next to the IAM users"
+    assert rows["bob@example.com"]["status"] == "signed in" and rows["your-username"]["status"] == "not signed in yet"
