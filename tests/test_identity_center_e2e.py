@@ -171,3 +171,45 @@ def test_03_in_identity_center_mode_grants_and_hands_off_without_iam_users(aws, 
         rows = {row["user"]: row for row in csv.DictReader(fh)}
     assert set(rows) == set(demo["iam_users"]), "06 lists the Identity Center side next to the IAM users"
     assert rows["bob@example.com"]["status"] == "signed in" and rows["your-username"]["status"] == "not signed in yet"
+
+
+def test_the_migration_runs_as_a_runner_holding_only_the_printed_policy(aws, iam, demo, tmp_path, monkeypatch):
+    """07's two phases with credentials that hold nothing but `iamrunbook permissions --apply` for this mode,
+    every request authorised by resource and condition: no call is refused, and every call is the runner's."""
+    import dataclasses
+
+    from iamrunbook.cli import permissions
+    from iamrunbook.cli.runner_scope_center import CenterScope
+    from iamrunbook.sandbox import authorize
+    from iamrunbook.sandbox.calls import ACCOUNT_ID
+
+    params = {**demo, "grant_via": "identity_center"}
+    instance = aws.client("sso-admin").list_instances()["Instances"][0]
+    scope = permissions.scope_for({k: v for k, v in params.items() if k != "apply"}, account_id=ACCOUNT_ID)
+    # moto's store ids are not AWS's d-<10 hex>, which the parameter insists on: the scope is given them directly
+    scope = dataclasses.replace(scope, center=CenterScope(instance["InstanceArn"], instance["IdentityStoreId"]))
+    arn = iam.create_policy(PolicyName="IamrunbookRunner",
+                            PolicyDocument=permissions.runner_policy_json(True, scope))["Policy"]["Arn"]  # fmt: skip
+    iam.create_user(UserName="runner")
+    iam.attach_user_policy(UserName="runner", PolicyArn=arn)
+    key = iam.create_access_key(UserName="runner")["AccessKey"]
+    authorize.enforce(key["AccessKeyId"])
+    try:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        aws.clear_calls()
+        code, phase1 = run(tmp_path, params, STEP)
+        assert code == EXIT_OK, (phase1 / "run.json").read_text()
+        ids = store_ids(aws)
+        sign_in(aws, "alice@example.com", ids["alice@example.com"])
+        code, phase2 = run(tmp_path, params, STEP)
+        assert code == EXIT_OK, (phase2 / "run.json").read_text()
+        refused = [(c.action, c.params) for c in aws.calls if c.status == 403]
+        assert refused == []
+        runner_calls = [c for c in aws.calls if c.principal == f"arn:aws:iam::{ACCOUNT_ID}:user/runner"]
+        writes = {c.action for c in runner_calls if c.mutating and c.ok}
+        assert {"CreateAccountAssignment", "CreateGroupMembership", "CreatePermissionSet", "TagUser"} <= writes
+        assert "DeleteLoginProfile" in {c.action for c in runner_calls}  # allowed; alice never had a password
+        assert RETIRED in users(iam)["alice@example.com"], "phase 2 retired alice as the runner"
+    finally:
+        authorize.release(key["AccessKeyId"])

@@ -51,12 +51,15 @@ SPEC = {ALICE: {"description": "Alice - Platform", "roles": ["data_engineer", "i
         OWNER: {"description": "Owner", "roles": list(KEYS)}}  # fmt: skip
 
 
+MANAGED_TAG = (("ManagedBy", "iamrunbook"),)  # 03 tags every spec user it manages
+
+
 def demo(users=None, policies=None, roles=CONFIGURED):
     """The demo account after 03 in user mode: every spec user holds their roles through their own policies."""
     users = users if users is not None else [Principal(ALICE, (NAMES["data_engineer"], NAMES["infrastructure_admin"]),
-                                                       keys=1, password=True),
-                                             Principal(BOB, (NAMES["data_engineer"],), keys=2),
-                                             Principal(OWNER, tuple(NAMES.values()), keys=1)]  # fmt: skip
+                                                       tags=MANAGED_TAG, keys=1, password=True),
+                                             Principal(BOB, (NAMES["data_engineer"],), tags=MANAGED_TAG, keys=2),
+                                             Principal(OWNER, tuple(NAMES.values()), tags=MANAGED_TAG, keys=1)]  # fmt: skip
     policies = policies if policies is not None else list(RIGHT.values())
     return Account(tuple(users), (), tuple(roles), tuple(policies), CALLER).inventory()
 
@@ -286,7 +289,7 @@ def test_phase_two_retires_who_signed_in_and_keeps_the_rest_with_why():
 def test_phase_two_deletes_after_the_grace_period_only():
     inv, state, spec = _after_phase_one()
     stamp = (NOW - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    inv.users[ALICE]["Tags"] = [{"Key": RETIRED_AT, "Value": stamp}]
+    inv.users[ALICE]["Tags"] = [*inv.users[ALICE]["Tags"], {"Key": RETIRED_AT, "Value": stamp}]
     common = dict(retire_iam_users={BOB: "left the team"}, caller_arn=CALLER)
     early = plan_retire(spec, inv, state, {}, grace_days=7, now=NOW, **common)
     assert dict(early.kept)[ALICE].startswith(f"retired {(NOW - timedelta(days=3)).date()}; deleted after")
@@ -398,3 +401,14 @@ def test_one_permission_sets_edits_run_one_at_a_time_its_assignments_and_members
     members = [entity(c) for c in plan.changes if c.kind == "ic_add_member"]
     assert len(edits) == 1 and len(assigns) == 2 and len(set(assigns)) == 2
     assert len(set(members)) == len(members)
+
+
+def test_phase_two_keeps_an_iam_user_the_runbook_does_not_manage():
+    from iamrunbook.core.identity_center_retire import NOT_MANAGED
+
+    inv = demo(users=[Principal(BOB, (NAMES["data_engineer"],), keys=1), Principal(OWNER, tuple(NAMES.values()))])
+    spec = center_spec({BOB: SPEC[BOB], OWNER: SPEC[OWNER]})
+    state = simulate_center(inv, fresh(), make_center_plan(spec, inv, fresh()).changes, spec.roles, NOW).state()
+    plan = plan_retire(spec, inv, state, {BOB: "2026-12-05T10:00:00Z"}, retire_iam_users={}, grace_days=7,
+                       now=NOW, caller_arn=CALLER)  # fmt: skip
+    assert plan.is_empty and (BOB, NOT_MANAGED) in plan.kept

@@ -22,6 +22,7 @@ from iamrunbook.cli.runner_scope_center import (
     VIA_SERVICE,
     CenterScope,
 )
+from iamrunbook.core.identity_center_retire import RETIRED_AT
 
 #: The tag keys the runbook writes on a user (names.user_tags): TagUser may set these and no other.
 USER_TAG_KEYS = ("Description", MANAGED_BY_KEY, "Name", "Roles")
@@ -150,7 +151,9 @@ def _users(s: Scope, actions: list[str]) -> list[dict]:
     one being adopted (the request sets ManagedBy=iamrunbook: adoption, and offboarding an untagged user)."""
     keys = {"ForAllValues:StringEquals": {"aws:TagKeys": list(USER_TAG_KEYS)}}
     adopt = {"StringEquals": {f"aws:RequestTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE}, **keys}
-    managed = {"StringEquals": MANAGED["StringEquals"], **keys}
+    retiring = [RETIRED_AT] if s.center else []  # 07's phase 2 remembers when it retired a managed user
+    managed = {"StringEquals": MANAGED["StringEquals"],
+               "ForAllValues:StringEquals": {"aws:TagKeys": [*USER_TAG_KEYS, *retiring]}}  # fmt: skip
     user = [s.iam("user/*")]
     tag = [a for a in actions if a == "iam:TagUser"]
     return [

@@ -37,6 +37,9 @@ RETIRED_AT = "iamrunbook:retired-at"
 DEACTIVATE, PASSWORD, TAG, DELETE = 1, 2, 3, 4
 NOT_SIGNED_IN = "has not signed in through Identity Center since phase 1"
 OPERATOR = "the identity running this"
+#: only a user the runbook manages is retired: the runner's policy may change no other (cli/runner_scope.py)
+NOT_MANAGED = ("its IAM user is not tagged ManagedBy=iamrunbook: adopt it first (03 in user or group mode), or "
+               "offboard it with 05")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,9 @@ def plan_retire(spec: Spec, inventory: Inventory, state: CenterState, signed_in:
             continue
         if iam_user["UserName"].lower() == me:
             kept.append((name, OPERATOR))
+            continue
+        if not inventory.is_managed(iam_user):
+            kept.append((name, NOT_MANAGED))
             continue
         made, why = _decide(name, iam_user, gaps[name], evidence.get(name), timedelta(days=grace_days), now)
         changes += made
