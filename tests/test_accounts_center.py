@@ -3,7 +3,9 @@ management account, after each member has made its own Assume*Policy policies (i
 
 The organization fixture's three members and its management account (given the three roles and an access role,
 so that the fan-out enters it as it enters the members) all run the same spec. The server's call log says which
-account made which call: no member calls the identity store or sso-admin.
+account made which call: no member calls the identity store or sso-admin. 07's phase 1 stands for 03 here:
+both take the same part (flows/center.py), and 03's Terraform handoff in this mode waits for write_terraform's
+Identity Center resources.
 """
 
 from __future__ import annotations
