@@ -32,7 +32,7 @@ from iamrunbook.base.errors import SpecError
 from iamrunbook.base.names import policy_document
 from iamrunbook.core.changes import CENTER_KINDS, Change
 from iamrunbook.core.identity_center_access import center_grants, held_now
-from iamrunbook.core.identity_center_plan import CenterPlan, RetirePlan, make_center_plan, plan_retire
+from iamrunbook.core.identity_center_plan import CenterPlan, RetirePlan, make_center_plan, make_member_plan, plan_retire
 from iamrunbook.core.identity_center_retire import RETIRED_AT
 from iamrunbook.core.identity_center_simulate import (
     CenterSimulation,
@@ -41,7 +41,7 @@ from iamrunbook.core.identity_center_simulate import (
     simulate_center,
 )
 from iamrunbook.core.identity_center_state import GROUP, USER, Assignment, CenterState, PermissionSet, empty_state
-from iamrunbook.core.simulate import Simulation, SimulationError
+from iamrunbook.core.simulate import LockoutError, Simulation, SimulationError
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 OWNER = "owner"
@@ -265,6 +265,29 @@ def test_a_narrowing_policy_update_waits_for_the_identity_center_path():
     update = next(c for c in plan.changes if c.kind == "update_policy")
     assert update.phase == 7  # bob holds data_engineer only through the broad policy until his group is assigned
     ensure_center_safe(inv, fresh(), plan.changes, center_spec(SPEC), CALLER)
+
+
+# --- a member account, whose Identity Center part the management account runs ----------------------------------
+def test_a_member_plan_makes_only_its_policies_and_refuses_like_the_full_plan():
+    plan = make_member_plan(center_spec(SPEC), demo(policies=[RIGHT["admin"]]), REGION)
+    assert kinds(plan) == ["create_policy"] * 2 and {c.phase for c in plan.changes} == {1}
+    assert {c.policy_name for c in plan.changes} == {NAMES["data_engineer"], NAMES["infrastructure_admin"]}
+    assert (plan.instance_arn, plan.accounts) == ("", (ACCOUNT,))
+    assert CenterPlan.from_json(plan.to_json()) == plan
+    assert make_member_plan(center_spec(SPEC), demo(), REGION).is_empty  # its policies as the spec says
+    inv = demo()
+    inv.roles[ROLES["admin"]] = {**inv.roles[ROLES["admin"]], "AssumeRolePolicyDocument": TRUSTS[2]}
+    with pytest.raises(SpecError, match="does not admit Identity Center's"):
+        make_member_plan(center_spec(SPEC), inv, REGION)
+
+
+def test_a_member_plan_never_narrows_an_iam_path_nobody_else_gives_back():
+    broad = Policy(NAMES["admin"], ({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]},))  # fmt: skip
+    inv = demo(users=[Principal(BOB, (NAMES["admin"],)), Principal(OWNER, tuple(NAMES.values()))],
+               policies=[broad, RIGHT["data_engineer"], RIGHT["infrastructure_admin"]])  # fmt: skip
+    with pytest.raises(LockoutError):  # bob holds data_engineer only through it; the member has no instance path
+        make_member_plan(center_spec(SPEC), inv, REGION)
 
 
 # --- phase 2 ----------------------------------------------------------------------------------------------------

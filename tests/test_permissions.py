@@ -66,14 +66,15 @@ def module_names() -> list[str]:
     return [name for name in found if name != "__main__" and not name.startswith("sandbox.")]
 
 
-#: Identity Center's modules call three clients whose method names overlap (create_user, create_group): there
-#: each call is read with its receiver, and the receiver names the service
-RECEIVERS = {"sso": ("sso-admin", "sso"), "store": ("identitystore", "identitystore"), "iam": ("iam", "iam")}
+#: Identity Center's modules call clients whose method names overlap (create_user, create_group): there each
+#: call is read with its receiver, and the receiver names the service
+RECEIVERS = {"sso": ("sso-admin", "sso"), "store": ("identitystore", "identitystore"), "iam": ("iam", "iam"),
+             "org": ("organizations", "organizations")}  # fmt: skip
 
 
 def called_by_receiver(source: str) -> set[str]:
-    pairs = set(re.findall(r"\b(sso|store|iam)\.([a-z][a-z0-9_]*)\b", source))  # called, or taken to call
-    pairs |= set(re.findall(r'\((sso|store|iam|\w+\.(?:sso|store|iam)), "([a-z_]+)"', source))
+    pairs = set(re.findall(r"\b(sso|store|iam|org)\.([a-z][a-z0-9_]*)\b", source))  # called, or taken to call
+    pairs |= set(re.findall(r'\((sso|store|iam|org|\w+\.(?:sso|store|iam|org)), "([a-z_]+)"', source))
     found = set()
     for receiver, method in pairs:
         service, prefix = RECEIVERS[receiver.rsplit(".", 1)[-1]]

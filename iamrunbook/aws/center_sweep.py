@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import boto3
+from botocore.exceptions import ClientError
 
 from iamrunbook.aws import clients as aws
 from iamrunbook.aws.credentials import iso
@@ -27,9 +28,11 @@ READ_ACTIONS = tuple(
                                "ListTagsForResource", "ListAccountsForProvisionedPermissionSet",
                                "ListAccountAssignments")
 ) + ("identitystore:ListUsers", "identitystore:ListGroups", "identitystore:ListGroupMemberships",
-     "iam:ListRoles")  # fmt: skip
+     "iam:ListRoles", "organizations:DescribeOrganization")  # fmt: skip
 WRITE_ACTIONS: tuple[str, ...] = ()
 
+#: DescribeOrganization's answers for an account in no organization, or one that may not read it: standalone
+NO_ORGANIZATION = ("AWSOrganizationsNotInUseException", "AccessDeniedException", "AccessDenied")
 RESERVED_PATH = "/aws-reserved/sso.amazonaws.com/"
 #: AWSReservedSSO_<permission set name>_<16 hex>: the name may hold underscores, the suffix is the last 16 hex
 _RESERVED_NAME = re.compile(r"AWSReservedSSO_(?P<name>.+)_(?P<suffix>[0-9a-f]{16})")
@@ -62,6 +65,19 @@ def find_instance(sso, settings: IdentityCenterSettings, region: str) -> tuple[s
         raise SpecError(f"identity_center: ListInstances found {len(instances)} instances in {region} ({found}); "
                         "set identity_center.instance_arn and identity_store_id to the one to use")  # fmt: skip
     return instances[0]["InstanceArn"], instances[0]["IdentityStoreId"]
+
+
+def management_account(session: boto3.Session) -> str | None:
+    """The organization's management account id, or None for an account in no organization (or that may not
+    read it): who runs the Identity Center part (flows/center.part)."""
+    org = aws.client(session, "organizations")
+    try:
+        found = org.describe_organization()["Organization"]
+    except ClientError as exc:
+        if aws.error_code(exc) in NO_ORGANIZATION:
+            return None
+        raise
+    return found.get("MasterAccountId")
 
 
 # --- the identity store ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from iamrunbook.base.names import role_arn
 from iamrunbook.core.spec import iam_name_problem, load_yaml
 
 READ_ACTIONS = (
+    "organizations:DescribeOrganization",  # grant_via: identity_center: which account runs last (fanout_center.py)
     "organizations:ListAccounts",
     "organizations:ListAccountsForParent",
     "organizations:ListChildren",

@@ -13,6 +13,10 @@ folder instead, so that many fan-outs (a scheduler's task per account) share one
 summary (each merges its rows under the same lock). The exit code is the worst of them: 1 if any account
 errored (or could not be entered), else 75 if any was throttled or could not reach AWS (try again later), else
 2 if any has drift, else 0.
+
+Under `grant_via: identity_center` the Identity Center part runs once, in the organization's management
+account: the members run first (each makes its own Assume*Policy policies), then the management account, for
+every account of the fan-out (fanout_center.py).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from iamrunbook.base import records
 from iamrunbook.base.errors import RunbookError, SpecError
 from iamrunbook.base.exit_codes import EXIT_TRANSIENT, is_transient_name
 from iamrunbook.base.names import partition_of
-from iamrunbook.cli import runner
+from iamrunbook.cli import fanout_center, runner
 from iamrunbook.cli.accounts import (
     Account,
     AccountsFile,
@@ -340,6 +344,8 @@ class Prepared:
     caller_arn: str
     reviewed: dict[str, list[Path]] | None = None
     notes: tuple[str, ...] = field(default=())
+    #: grant_via: identity_center: the management account, whose chain runs after every member's
+    management: str | None = None
 
 
 def prepare(accounts_path: str | Path, notebooks: Sequence[str] = (), *, apply: bool = False,
@@ -363,9 +369,12 @@ def prepare(accounts_path: str | Path, notebooks: Sequence[str] = (), *, apply: 
             listed, problems, notes = organization_accounts(found, org, caller["Account"])
             accounts = select(listed, only)
             params = all_params(accounts, overrides, apply, start, problems)
+        management = fanout_center.find_management(session, params)
     except (ClientError, BotoCoreError) as exc:
         raise (Unreachable if is_transient(exc) else RunbookError)(f"could not start the fan-out: {exc}") from exc
-    return Prepared(found, tuple(accounts), params, sources, caller["Arn"], by_account, tuple(notes))
+    params, center_notes = fanout_center.center_params(accounts, params, management)
+    return Prepared(found, tuple(accounts), params, sources, caller["Arn"], by_account, (*notes, *center_notes),
+                    management)  # fmt: skip
 
 
 def _tasks(prepared: Prepared, parent: Path, apply: bool, approved_by: str | None,
@@ -404,7 +413,8 @@ def run_accounts(prepared: Prepared, *, apply: bool = False, parallel: int = DEF
     parent = shared_folder(into) if into else manifest.new_run_dir(out, PARENT_LABEL)
     tasks, refused = _tasks(prepared, parent, apply, approved_by, max_plan_age)
     echo(f"{len(prepared.accounts)} account(s), {min(parallel, max(len(tasks), 1))} at a time, into {parent}")
-    ran = {r.account_id: r for r in [*run_all(tasks, parallel, echo), *refused]}
+    ordered = fanout_center.in_order(tasks, prepared.management, lambda some: run_all(some, parallel, echo))
+    ran = {r.account_id: r for r in [*ordered, *refused]}
     results = tuple(ran[account.id] for account in prepared.accounts)
     code = aggregate_exit(r.exit_code for r in results)
     about = {

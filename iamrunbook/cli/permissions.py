@@ -131,7 +131,8 @@ def runner_policy_json(apply: bool = False, scope: Scope | None = None) -> str:
 
 def fanout_policy(accounts_file: str, partition: str = "aws") -> dict:
     """The fan-out caller's policy (`run --accounts`): sts:AssumeRole on the configured role in each listed
-    account, with its ExternalId when one is set; `from_organization` reads the organization first."""
+    account, with its ExternalId when one is set; `from_organization` reads the organization first, and
+    DescribeOrganization tells grant_via identity_center which account is the management account."""
     from iamrunbook.cli.accounts import READ_ACTIONS as FANOUT_READS
     from iamrunbook.cli.accounts import load_accounts_file
 
@@ -148,9 +149,11 @@ def fanout_policy(accounts_file: str, partition: str = "aws") -> dict:
         if external_id:
             statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
         statements.append(statement)
-    if loaded.from_organization:
-        reads = sorted(a for a in FANOUT_READS if a.startswith("organizations:"))
-        statements.append({"Sid": "ReadOrganization", "Effect": "Allow", "Action": reads, "Resource": "*"})
+    # DescribeOrganization: under grant_via identity_center the management account runs after the members
+    reads = sorted(a for a in FANOUT_READS if a.startswith("organizations:"))
+    if not loaded.from_organization:
+        reads = ["organizations:DescribeOrganization"]
+    statements.append({"Sid": "ReadOrganization", "Effect": "Allow", "Action": reads, "Resource": "*"})
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 

@@ -21,9 +21,10 @@ CENTER_READS = (
     *("sso:ListAccountAssignments", "identitystore:ListUsers", "identitystore:ListGroups"),
     *("identitystore:ListGroupMemberships", "identitystore:GetUserId", "identitystore:GetGroupId"),
     *("identitystore:GetGroupMembershipId", "iam:ListRoles", "cloudtrail:LookupEvents"),
+    "organizations:DescribeOrganization",  # which part a run takes: the management account's or a member's
 )
 #: Reads AWS grants on no narrower resource than "*" (README lists them beside runner_scope.UNSCOPED).
-CENTER_UNSCOPED = ("sso:ListInstances", "iam:ListRoles")
+CENTER_UNSCOPED = ("sso:ListInstances", "iam:ListRoles", "organizations:DescribeOrganization")
 #: In the management account Identity Center makes the reserved roles with the caller's own credentials
 #: (a forward access session), not its service-linked role: what it calls there, for the runbook's
 #: permission sets (customer-managed references only, no inline policy, no boundary).

@@ -52,7 +52,7 @@ from iamrunbook.core.plan import Plan, check_roles_exist, policy_arns, policy_ch
 from iamrunbook.core.simulate import LockoutError
 from iamrunbook.core.spec import Spec
 
-__all__ = ["CenterPlan", "RetirePlan", "make_center_plan", "plan_retire", "PHASES"]
+__all__ = ["CenterPlan", "RetirePlan", "make_center_plan", "make_member_plan", "plan_retire", "PHASES"]
 
 POLICY, CREATE, EDIT, PROVISION, MEMBER, ASSIGN, NARROW, UNASSIGN, DETACH, REPROVISION, REMOVE = range(1, 12)
 PHASES = {
@@ -276,3 +276,18 @@ def make_center_plan(spec: Spec, inventory: Inventory, state: CenterState, *,
     changes = prove(inventory, state, center_changes(spec, inventory, state, targets), spec)
     return CenterPlan(tuple(changes), inventory.account_id, inventory.caller_arn, dict(spec.roles),
                       instance_arn=state.instance_arn, accounts=targets)  # fmt: skip
+
+
+def make_member_plan(spec: Spec, inventory: Inventory, region: str = "us-east-1") -> CenterPlan:
+    """A member account's part when the management account runs the Identity Center part for it: only each
+    role's Assume<Role>Policy (provisioning there needs them; the management account's assignments follow), proven
+    like the full plan with no instance (access by IAM alone), and refused like it, a role whose trust shuts out
+    the reserved role of `region` (the home region) included. It makes no identity store or sso-admin change."""
+    nothing = CenterState(instance_arn="", identity_store_id="", home_region=region)
+    problems = refusals(spec, inventory, nothing)
+    if problems:
+        raise SpecError(problems)
+    found = policy_changes(spec, inventory, policy_arns(spec, inventory))
+    changes = prove(inventory, nothing, [replace(c, phase=POLICY) for c in found], spec)
+    return CenterPlan(tuple(changes), inventory.account_id, inventory.caller_arn, dict(spec.roles),
+                      accounts=(inventory.account_id,))  # fmt: skip

@@ -15,7 +15,7 @@ from iamrunbook.base.names import policy_name
 from iamrunbook.core.access import effective_access, unexpected_access
 from iamrunbook.core.identity_center import permission_set_name
 from iamrunbook.core.identity_center_access import center_grants
-from iamrunbook.core.identity_center_plan import make_center_plan
+from iamrunbook.core.identity_center_plan import make_center_plan, make_member_plan
 from iamrunbook.core.identity_center_state import CenterState
 from iamrunbook.core.inventory import Inventory
 from iamrunbook.core.spec import Spec
@@ -71,3 +71,15 @@ def verify_center(spec: Spec, inv: Inventory, state: CenterState, accounts: Sequ
                    if inv.local_policy(policy_name(role))}  # fmt: skip
     users = {name: user["UserId"] for name, user in state.users.items() if name in spec.users}
     return Verification(problems, sorted(addresses), users, policy_arns, unfixable)
+
+
+def verify_member(spec: Spec, inv: Inventory, region: str = "us-east-1") -> Verification:
+    """04 in a member account whose Identity Center part the management account runs: its Assume*Policy
+    policies as the spec says (a pending change of its member plan is a problem) and every granted role's trust
+    admitting the reserved role (make_member_plan refuses otherwise). No instance is read: who holds which
+    permission set is the management account's 04 to say."""
+    plan = make_member_plan(spec, inv, region)
+    problems = [Problem(c.kind, c.address, c.reason) for c in plan.changes]
+    policy_arns = {key: inv.local_policy(policy_name(role))["Arn"] for key, role in spec.roles.items()
+                   if inv.local_policy(policy_name(role))}  # fmt: skip
+    return Verification(problems, [], {}, policy_arns)

@@ -6,6 +6,15 @@ run, retires the IAM user of each spec user who has signed in through Identity C
 `retire_iam_users` names with a reason): keys deactivated and password removed first, the user deleted with
 05's full cleanup after `retire_grace_days`. Both are plans first, applied only with `apply` (headless) or a
 Confirm (live), and both leave their plan and outcome in the run folder, in the chain like every run.
+
+Which part a run takes comes from the organization (`part`, one DescribeOrganization): the management account,
+or an account in no organization, runs the Identity Center part for `identity_center_accounts` (default: its
+own). A member account (`run --accounts` runs members first) makes only its own Assume<Role>Policy policies
+(make_member_plan): the permission sets the management account provisions there reference them. A member makes
+no identity store or sso-admin call: its 04 checks those policies and its roles' trusts, and its 07 phase 2
+retires nobody. Phase 2's evidence (the permission sets' provisioning and the sign-ins of the instance's users)
+is in the management account's instance and CloudTrail, which a member's credentials cannot read; retiring a
+member's IAM users needs that state carried to it, which this mode does not do yet.
 """
 
 from __future__ import annotations
@@ -16,18 +25,24 @@ import pandas as pd
 
 from iamrunbook.aws import clients as aws
 from iamrunbook.aws.center_mutations import CenterTarget, run_center
-from iamrunbook.aws.center_sweep import read_center_state
+from iamrunbook.aws.center_sweep import management_account, read_center_state
 from iamrunbook.aws.cloudtrail import center_sign_ins
 from iamrunbook.aws.executor import ApplyError, ApplyResult, execute
 from iamrunbook.base import records
 from iamrunbook.base.errors import SpecError
 from iamrunbook.core.identity_center import IdentityCenterSettings, permission_set_name
 from iamrunbook.core.identity_center_access import center_grants
-from iamrunbook.core.identity_center_plan import CenterPlan, RetirePlan, make_center_plan, plan_retire
+from iamrunbook.core.identity_center_plan import (
+    CenterPlan,
+    RetirePlan,
+    make_center_plan,
+    make_member_plan,
+    plan_retire,
+)
 from iamrunbook.core.identity_center_simulate import ensure_center_safe
 from iamrunbook.core.identity_center_state import CenterState
 from iamrunbook.core.identity_center_trust import trust_admits_reserved_role
-from iamrunbook.core.identity_center_verify import verify_center
+from iamrunbook.core.identity_center_verify import verify_center, verify_member
 from iamrunbook.core.inventory import Inventory, decode_document
 from iamrunbook.core.spec import Spec
 from iamrunbook.core.terraform_center import center_addresses
@@ -53,19 +68,44 @@ def settings(rb) -> IdentityCenterSettings:
     return found
 
 
+MANAGEMENT, MEMBER = "management", "member"
+MEMBER_NOTE = ("member account: the management account's run makes the Identity Center part (run 07 and 03 there); "
+               "this account makes only its Assume*Policy policies")  # fmt: skip
+
+
+def part(rb) -> str:
+    """MANAGEMENT (the management account, or an account in no organization) or MEMBER; read once a run."""
+    if "center_part" not in rb.__dict__:
+        manager = management_account(rb.session)
+        rb.__dict__["center_part"] = MEMBER if manager not in (None, rb.account_id) else MANAGEMENT
+    return rb.__dict__["center_part"]
+
+
 def targets(rb) -> tuple[str, ...]:
     return settings(rb).accounts or (rb.account_id,)
 
 
+def home_region(rb) -> str:
+    return settings(rb).home_region or rb.params["aws_region"]
+
+
 def read_state(rb) -> CenterState:
-    """The instance as it is now (ListInstances finds it when the parameters do not say)."""
+    """The instance as it is now (ListInstances finds it when the parameters do not say); in a member account
+    no instance is read: an empty state."""
+    if part(rb) == MEMBER:
+        return CenterState(instance_arn="", identity_store_id="", home_region=home_region(rb))
     return read_center_state(rb.session, settings(rb), rb.account_id, accounts=targets(rb))
 
 
 # --- phase 1: grant --------------------------------------------------------------------------------
 def record_plan(rb, spec: Spec, inventory: Inventory, state: CenterState) -> CenterPlan:
-    """Phase 1's plan (and 03's in this mode), proven step by step, written to identity_center_plan.json."""
-    plan = make_center_plan(spec, inventory, state, accounts=targets(rb))
+    """Phase 1's plan (and 03's in this mode), proven step by step, written to identity_center_plan.json; a
+    member account's is its policies alone."""
+    if part(rb) == MEMBER:
+        print(MEMBER_NOTE)
+        plan = make_member_plan(spec, inventory, home_region(rb))
+    else:
+        plan = make_center_plan(spec, inventory, state, accounts=targets(rb))
     rb.write(records.CENTER_PLAN, plan)
     return plan
 
@@ -123,14 +163,19 @@ def sign_ins(rb, state: CenterState) -> dict[str, str]:
 def record_retire_plan(rb, spec: Spec, inventory: Inventory, state: CenterState, signed_in: dict[str, str], *,
                        after: CenterPlan) -> RetirePlan:  # fmt: skip
     """Phase 2's plan: who is retired now, who is deleted after the grace period, and why the others are kept.
-    While phase 1 (`after`) still has changes, phase 2 waits for a later run: it retires nobody."""
+    While phase 1 (`after`) still has changes, phase 2 waits for a later run: it retires nobody; nor does it in
+    a member account (see the module docstring)."""
     p = rb.params
-    signed_in = {} if not after.is_empty else signed_in
-    retire_list = {} if not after.is_empty else p["retire_iam_users"]
+    wait = not after.is_empty or part(rb) == MEMBER
+    signed_in = {} if wait else signed_in
+    retire_list = {} if wait else p["retire_iam_users"]
     plan = plan_retire(spec, inventory, state, signed_in, retire_iam_users=retire_list,
                        grace_days=p["retire_grace_days"], now=datetime.now(timezone.utc), caller_arn=rb.caller_arn,
                        accounts=targets(rb))  # fmt: skip
-    if not after.is_empty:
+    if part(rb) == MEMBER:
+        print("Phase 2 retires nobody in a member account: its evidence is the management account's instance and "
+              "CloudTrail, which this account cannot read.")  # fmt: skip
+    elif not after.is_empty:
         print(f"Phase 1 has {len(after.changes)} change(s) to make first: phase 2 runs in a later run, once people "
               "have signed in through Identity Center.")  # fmt: skip
     rb.write(records.RETIRE_PLAN, plan)
@@ -149,13 +194,18 @@ def retire(rb, plan: RetirePlan, inventory: Inventory, state: CenterState) -> Ap
 
 # --- 04 -----------------------------------------------------------------------------------------------
 def verification(rb, spec: Spec, inventory: Inventory) -> Verification:
-    """04 in this mode: the mode's plan must be empty and every path the spec's (core/identity_center_verify.py)."""
+    """04 in this mode: the mode's plan must be empty and every path the spec's (core/identity_center_verify.py);
+    in a member account, its policies and its roles' trusts."""
+    if part(rb) == MEMBER:
+        return verify_member(spec, inventory, home_region(rb))
     state = read_state(rb)
     return verify_center(spec, inventory, state, targets(rb), center_addresses(spec, inventory, state))
 
 
 def grants(rb, inventory: Inventory) -> list:
-    """01's paths through Identity Center, next to the IAM ones."""
+    """01's paths through Identity Center, next to the IAM ones (none read in a member account)."""
+    if part(rb) == MEMBER:
+        return []
     return center_grants(read_state(rb), inventory, rb.params["roles"], rb.account_id)
 
 
@@ -163,7 +213,7 @@ def grants(rb, inventory: Inventory) -> list:
 def trust_frame(rb, spec: Spec, inventory: Inventory) -> pd.DataFrame:
     """Each role: whether its trust admits the permission set's reserved role, and why (01 and 07), written to
     role_trust_identity_center.csv."""
-    region = settings(rb).home_region or rb.params["aws_region"]
+    region = home_region(rb)
     rows = []
     for key, role in spec.roles.items():
         trust = (inventory.roles.get(role) or {}).get("AssumeRolePolicyDocument")
