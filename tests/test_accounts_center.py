@@ -3,9 +3,8 @@ management account, after each member has made its own Assume*Policy policies (i
 
 The organization fixture's three members and its management account (given the three roles and an access role,
 so that the fan-out enters it as it enters the members) all run the same spec. The server's call log says which
-account made which call: no member calls the identity store or sso-admin. 07's phase 1 stands for 03 here:
-both take the same part (flows/center.py), and 03's Terraform handoff in this mode waits for write_terraform's
-Identity Center resources.
+account made which call: no member calls the identity store or sso-admin, and a member's Terraform handoff holds
+only its policies.
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ def test_members_make_their_policies_and_the_management_account_assigns_into_eac
     out = tmp_path / "runs"
     aws.clear_calls()
 
-    code = cli.main(["run", "--accounts", str(path), "07_migrate_to_identity_center", "--apply", "--out", str(out),
+    code = cli.main(["run", "--accounts", str(path), "03_import_and_apply", "--apply", "--out", str(out),
                      "--parallel", "3"])  # fmt: skip
 
     (parent,) = [p for p in out.iterdir() if p.is_dir()]
@@ -92,6 +91,14 @@ def test_members_make_their_policies_and_the_management_account_assigns_into_eac
             assert len(found["AccountAssignments"]) == 1, (role, account_id)
     started = min(c.started for c in aws.calls if c.account_id == ACCOUNT_ID and c.service in CENTER_SERVICES)
     assert all(c.ended <= started for c in aws.calls if c.account_id in members)  # members finished first
+
+    handoffs = {folder: "\n".join(f.read_text(encoding="utf-8") for f in (folder / "terraform").glob("*.tf"))
+                for folder in parent.iterdir() if (folder / "terraform").is_dir()}  # fmt: skip
+    assert len(handoffs) == len(ids)
+    center = [text for text in handoffs.values() if "aws_ssoadmin_account_assignment" in text]
+    assert len(center) == 1 and "aws_iam_user" not in center[0]  # the management account's
+    members_tf = [text for text in handoffs.values() if "aws_ssoadmin_account_assignment" not in text]
+    assert all("aws_iam_policy" in text and "aws_identitystore" not in text for text in members_tf)
 
     code = cli.main(["run", "--accounts", str(path), "04_verify", "--out", str(out)])
     assert code == 0

@@ -59,7 +59,8 @@ def demo(users=None, policies=None, roles=CONFIGURED):
     users = users if users is not None else [Principal(ALICE, (NAMES["data_engineer"], NAMES["infrastructure_admin"]),
                                                        tags=MANAGED_TAG, keys=1, password=True),
                                              Principal(BOB, (NAMES["data_engineer"],), tags=MANAGED_TAG, keys=2),
-                                             Principal(OWNER, tuple(NAMES.values()), tags=MANAGED_TAG, keys=1)]  # fmt: skip
+                                             Principal(OWNER, tuple(NAMES.values()), tags=MANAGED_TAG,
+                                                       keys=1)]  # fmt: skip
     policies = policies if policies is not None else list(RIGHT.values())
     return Account(tuple(users), (), tuple(roles), tuple(policies), CALLER).inventory()
 

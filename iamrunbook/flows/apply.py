@@ -116,15 +116,22 @@ def record_plan(rb, spec, inventory) -> Plan:
 
 def handoff(rb, spec, inventory, result: ApplyResult | None):
     """03's Terraform handoff into the run folder's terraform/, from the account as it is after the apply."""
+    from dataclasses import replace
+
     import pandas as pd
 
+    from iamrunbook.core.spec import GrantSettings
     from iamrunbook.core.terraform import write_terraform
 
     after = rb.inventory() if result is not None else inventory
     if spec.settings.identity_center is not None:
         from iamrunbook.flows import center
 
-        files = write_terraform(rb.run_dir / "terraform", spec, after, center=center.read_state(rb))
+        if center.part(rb) == center.MEMBER:  # a member account holds only its Assume*Policy policies
+            only_policies = replace(spec, users={}, settings=GrantSettings())
+            files = write_terraform(rb.run_dir / "terraform", only_policies, after)
+        else:
+            files = write_terraform(rb.run_dir / "terraform", spec, after, center=center.read_state(rb))
     else:
         files = write_terraform(rb.run_dir / "terraform", spec, after)
     return pd.DataFrame([{"file": path.relative_to(rb.run_dir).as_posix()} for path in files.values()])
