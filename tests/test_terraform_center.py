@@ -215,3 +215,14 @@ def test_temporary_grants_are_not_written(tmp_path):
     files = write_terraform(tmp_path, spec, None)
     assert "temporary" not in files[CENTER_MODULE_FILE].read_text(encoding="utf-8")
     assert "membership" not in files[STATE_LIST_FILE].read_text(encoding="utf-8")
+
+
+def test_a_member_accounts_handoff_holds_only_its_policies(spec, inventory, tmp_path):
+    files = write_terraform(tmp_path, spec, inventory, member=True)
+    text = "\n".join(path.read_text(encoding="utf-8") for path in files.values())
+    assert "aws_iam_user" not in text and "aws_identitystore" not in text and "aws_ssoadmin" not in text
+    resources = parsed(files)[terraform_center.CENTER_MODULE_FILE]["resource"]
+    assert [next(iter(r)) for r in resources] == ["aws_iam_policy"]
+    assert set(imports_of(files)) <= {policy_address(key) for key in spec.roles} and imports_of(files)
+    state = files[STATE_LIST_FILE].read_text(encoding="utf-8").split()
+    assert {policy_address(key) for key in spec.roles} <= set(state) and not any("identitystore" in a for a in state)

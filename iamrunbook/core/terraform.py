@@ -57,7 +57,7 @@ from iamrunbook.core.spec import (
     validate_users,
 )
 from iamrunbook.core.temporary import until_text
-from iamrunbook.core.terraform_center import write_center_terraform
+from iamrunbook.core.terraform_center import write_center_terraform, write_member_terraform
 from iamrunbook.core.terraform_hcl import (
     CALLER_IDENTITY,
     IMPORTS_FILE,
@@ -258,11 +258,15 @@ def expected_state_list(spec: Spec) -> list[str]:
 
 # --- writing ---------------------------------------------------------------------------------------
 def write_terraform(
-    out_dir: str | Path, spec: Spec, inventory: Inventory | None, center: CenterState | None = None
+    out_dir: str | Path, spec: Spec, inventory: Inventory | None, center: CenterState | None = None, *,
+    member: bool = False,
 ) -> dict[str, Path]:
     """Write the Terraform handoff for `spec` into out_dir; imports for what `inventory` (and, under grant_via:
-    identity_center, `center`) shows exists."""
+    identity_center, `center`) shows exists. `member`: an organization's member account in that mode, which
+    holds only its policies."""
     tfvars, variables = dump_tfvars(spec.to_mapping()), render_variables(spec.roles)
+    if spec.settings.grant_via == MODE and member:
+        return write_member_terraform(out_dir, spec, inventory, tfvars=dump_tfvars({}), variables=variables)
     if spec.settings.grant_via == MODE:  # no IAM users: the Identity Center resources (terraform_center.py)
         return write_center_terraform(out_dir, spec, inventory, center, tfvars=tfvars, variables=variables)
     blocks = import_blocks(spec, inventory)

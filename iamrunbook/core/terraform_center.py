@@ -185,9 +185,33 @@ def write_center_terraform(out_dir: str | Path, spec: Spec, inventory: Inventory
         hcl.VERSIONS_FILE: hcl.render_versions(),
         hcl.VARIABLES_FILE: variables + "\n" + hcl.render_template("identity_center_variables.tf.j2"),
         CENTER_MODULE_FILE: render_center_module(spec),
-        hcl.OUTPUTS_FILE: hcl.render_template("identity_center_outputs.tf.j2"),
+        hcl.OUTPUTS_FILE: hcl.render_template("identity_center_outputs.tf.j2", member=False),
         hcl.STATE_LIST_FILE: "\n".join(expected_center_state_list(spec, target_accounts(spec, inventory))) + "\n",
     }
     written = hcl.write_files(out_dir, files)
     logger.info("Terraform handoff (Identity Center) written to %s (%d import blocks)", out_dir, len(blocks))
+    return written
+
+
+def write_member_terraform(out_dir: str | Path, spec: Spec, inventory: Inventory | None, *, tfvars: str,
+                           variables: str) -> dict[str, Path]:  # fmt: skip
+    """A member account's handoff: its Assume<Role>Policy policies and their imports, nothing else."""
+    found = existing_resources(spec, inventory, None, ())
+    blocks = [hcl.ImportBlock(address, id_) for address, id_ in found if id_ is not None]
+    policies = [policy_address(key) for key in spec.roles]
+    state = sorted([hcl.CALLER_IDENTITY, hcl.PARTITION, *hcl.assume_role_documents(spec), *policies],
+                   key=hcl.state_list_order)  # fmt: skip
+    files = {
+        hcl.TFVARS_FILE: tfvars,
+        hcl.IMPORTS_FILE: hcl.render_imports(blocks),
+        hcl.VERSIONS_FILE: hcl.render_versions(),
+        hcl.VARIABLES_FILE: variables,
+        CENTER_MODULE_FILE: hcl.render_template("identity_center_member.tf.j2",
+                                                **hcl.policy_values(spec.roles, spec.settings)),  # fmt: skip
+        hcl.OUTPUTS_FILE: hcl.render_template("identity_center_outputs.tf.j2", member=True),
+        hcl.STATE_LIST_FILE: "\n".join(state) + "\n",
+    }
+    written = hcl.write_files(out_dir, files)
+    logger.info("Terraform handoff (Identity Center member account) written to %s (%d import blocks)", out_dir,
+                len(blocks))  # fmt: skip
     return written

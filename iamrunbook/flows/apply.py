@@ -116,11 +116,8 @@ def record_plan(rb, spec, inventory) -> Plan:
 
 def handoff(rb, spec, inventory, result: ApplyResult | None):
     """03's Terraform handoff into the run folder's terraform/, from the account as it is after the apply."""
-    from dataclasses import replace
-
     import pandas as pd
 
-    from iamrunbook.core.spec import GrantSettings
     from iamrunbook.core.terraform import write_terraform
 
     after = rb.inventory() if result is not None else inventory
@@ -128,8 +125,7 @@ def handoff(rb, spec, inventory, result: ApplyResult | None):
         from iamrunbook.flows import center
 
         if center.part(rb) == center.MEMBER:  # a member account holds only its Assume*Policy policies
-            only_policies = replace(spec, users={}, settings=GrantSettings())
-            files = write_terraform(rb.run_dir / "terraform", only_policies, after)
+            files = write_terraform(rb.run_dir / "terraform", spec, after, member=True)
         else:
             files = write_terraform(rb.run_dir / "terraform", spec, after, center=center.read_state(rb))
     else:
