@@ -290,6 +290,9 @@ def test_the_fanout_callers_policy(tmp_path, capsys):
         {"Sid": "EnterAccounts2", "Effect": "Allow", "Action": ["sts:AssumeRole"],
          "Resource": ["arn:aws:iam::111111111111:role/RunbookAccess"],
          "Condition": {"StringEquals": {"sts:ExternalId": "ext-1"}}},
+        # which account manages the organization: under grant_via: identity_center it runs last (fanout_center.py)
+        {"Sid": "ReadOrganization", "Effect": "Allow", "Action": ["organizations:DescribeOrganization"],
+         "Resource": "*"},
     ]  # fmt: skip
 
 
